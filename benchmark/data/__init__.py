@@ -1,0 +1,76 @@
+"""Named datasets as uint8 arrays with train / val / test splits (see base.py for the contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.data import medmnist_sets, small, torchvision_sets  # noqa: F401  (register loaders)
+from benchmark.data.base import (
+    DATASETS,
+    VAL_SEED,
+    DataMissingError,
+    DatasetSplits,
+    DataSource,
+    Split,
+    carve_validation,
+    channel_stats,
+    class_balanced_subset,
+    default_data_dir,
+)
+
+__all__ = ["DATASETS", "DataMissingError", "DatasetSplits", "Split", "load_dataset", "default_data_dir"]
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    data_path: str | Path | None = None,
+    subset: int | None = None,
+    image_size: int | None = None,
+    val_fraction: float = 0.1,
+    val_max: int = 5000,
+    download: bool = True,
+) -> DatasetSplits:
+    """Load (decoding once, then from the .npy cache), resize, subset, and carve the validation split.
+
+    `subset` takes a class-balanced subset of the official training split first; val is then carved
+    from it with a fixed seed, so val never depends on the run's seed.
+    """
+    loader = DATASETS.get(name)
+    source = DataSource(
+        data_dir=Path(data_dir) if data_dir is not None else default_data_dir(),
+        data_path=Path(data_path) if data_path is not None else None,
+        download=download,
+        image_size=image_size,
+    )
+    raw = loader(source)
+    train, test, val = raw.train, raw.test, raw.val
+    if image_size is not None:
+        train, test = _resize(train, image_size), _resize(test, image_size)
+        val = _resize(val, image_size) if val is not None else None
+    if subset is not None:
+        train = train.take(class_balanced_subset(train.labels, subset, VAL_SEED + 1))
+    if val is None:
+        train, val = carve_validation(train, val_fraction, val_max)
+    elif len(val) > val_max:
+        val = val.take(class_balanced_subset(val.labels, val_max, VAL_SEED))
+    mean, std = channel_stats(train.images)
+    return DatasetSplits(name, train, val, test, list(raw.classes), mean, std)
+
+
+def _resize(split: Split, size: int) -> Split:
+    """Antialiased resize of uint8 images (done once at load, never per step)."""
+    if split.images.shape[1] == size and split.images.shape[2] == size:
+        return split
+    import torch
+    import torch.nn.functional as F
+
+    out = []
+    for start in range(0, len(split), 4096):
+        chunk = torch.from_numpy(split.images[start : start + 4096]).permute(0, 3, 1, 2).float()
+        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(chunk.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return Split(np.ascontiguousarray(np.concatenate(out)), split.labels)

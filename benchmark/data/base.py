@@ -1,0 +1,180 @@
+"""In-memory datasets as uint8 arrays, with the train/val/test contract every run relies on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from benchmark.errors import ConfigError
+from benchmark.registry import Registry
+
+VAL_SEED = 20240102  # fixed: the validation split never depends on the run's seed
+
+
+class DataMissingError(ConfigError):
+    """No files for a dataset and no way to download them: says which files to put where."""
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray  # (N,) int64
+
+    def __post_init__(self):
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, index: np.ndarray) -> "Split":
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass
+class RawDataset:
+    """What a loader returns: the official splits; `val` only where the dataset ships one."""
+
+    train: Split
+    test: Split
+    classes: list[str]
+    val: Split | None = None
+
+
+@dataclass
+class DatasetSplits:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    classes: list[str]
+    mean: tuple[float, float, float]  # per-channel, in [0, 1], from the training split
+    std: tuple[float, float, float]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[1]
+
+    def fingerprint(self) -> str:
+        """Content hash of the training images and labels: keys caches that depend on the data."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.train.images).data)
+        digest.update(np.ascontiguousarray(self.train.labels).data)
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a loader may look: the data dir (caches, torchvision files), an explicit path, the network."""
+
+    data_dir: Path
+    data_path: Path | None = None
+    download: bool = True
+    image_size: int | None = None
+
+
+Loader = Callable[[DataSource], RawDataset]
+DATASETS: Registry[Loader] = Registry("dataset")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("GPSBENCH_DATA", "data"))
+
+
+def class_balanced_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of n samples with classes as equal as the data allows (round-robin over shuffled classes)."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < n:
+        for members in per_class:
+            if depth < len(members) and len(picked) < n:
+                picked.append(int(members[depth]))
+        depth += 1
+    return np.sort(np.array(picked))
+
+
+def carve_validation(train: Split, fraction: float, maximum: int) -> tuple[Split, Split]:
+    """Stratified, seeded split of train into (train, val); val = fraction of train, at most `maximum`."""
+    n_val = min(maximum, max(1, int(round(fraction * len(train)))))
+    val_index = class_balanced_subset(train.labels, n_val, VAL_SEED)
+    keep = np.ones(len(train), dtype=bool)
+    keep[val_index] = False
+    return train.take(np.flatnonzero(keep)), train.take(val_index)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1], on at most 10,000 images (enough for 3 decimals)."""
+    sample = images[:: max(1, len(images) // 10_000)].astype(np.float64) / 255.0
+    mean = sample.mean(axis=(0, 1, 2))
+    std = sample.std(axis=(0, 1, 2)) + 1e-6
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+# ---------------------------------------------------------------------- cache
+def cache_dir(source: DataSource, key: str) -> Path:
+    return source.data_dir / "cache" / key
+
+
+def load_cached(directory: Path) -> RawDataset | None:
+    meta_path = directory / "meta.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    splits = {}
+    for name in meta["splits"]:
+        splits[name] = Split(np.load(directory / f"{name}_images.npy"), np.load(directory / f"{name}_labels.npy"))
+    return RawDataset(splits["train"], splits["test"], meta["classes"], splits.get("val"))
+
+
+def save_cached(directory: Path, raw: RawDataset) -> None:
+    """Write the decoded arrays once; meta.json is written last so a half-written cache is never read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = ["train", "test"] + (["val"] if raw.val is not None else [])
+    for name in names:
+        split: Split = getattr(raw, name)
+        for part, array in (("images", split.images), ("labels", split.labels)):
+            tmp = directory / f".{name}_{part}.tmp.npy"
+            np.save(tmp, array)
+            os.replace(tmp, directory / f"{name}_{part}.npy")
+    tmp = directory / ".meta.json.tmp"
+    tmp.write_text(json.dumps({"splits": names, "classes": raw.classes}))
+    os.replace(tmp, directory / "meta.json")
+
+
+def cached(key: Callable[[DataSource], str], build: Loader) -> Loader:
+    """Wrap a loader so its decoded arrays are cached as .npy under the data dir, keyed by `key`."""
+
+    def load(source: DataSource) -> RawDataset:
+        directory = cache_dir(source, key(source))
+        raw = load_cached(directory)
+        if raw is None:
+            raw = build(source)
+            save_cached(directory, raw)
+        return raw
+
+    return load
+
+
+def as_rgb(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) or (N, H, W, 1) grey images -> (N, H, W, 3); RGB passes through."""
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return np.ascontiguousarray(images)

@@ -1,0 +1,109 @@
+"""ImageFolder trees, as a directory or a .tar/.tar.gz archive: `train/<class>/*` and `test/<class>/*`.
+
+This is how users bring their own data (R-HID, a JPEG copy of CIFAR-10, ...). Archives are read
+without extracting; images are decoded once in parallel and cached as .npy by the caller.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmark.data.base import DataMissingError, RawDataset, Split
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+MEMBER = re.compile(r"(?:^|/)(train|test)/([^/]+)/[^/]+$")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES)
+
+
+def read_imagefolder(path: Path, image_size: int | None = None, workers: int | None = None) -> RawDataset:
+    """Decode every image of a folder tree or archive into uint8 arrays (RGB, one common size)."""
+    path = Path(path)
+    if is_archive(path):
+        entries = list(_archive_entries(path))
+    elif path.is_dir():
+        entries = [(split, cls, p.read_bytes()) for split, cls, p in _directory_entries(path)]
+    else:
+        raise DataMissingError(
+            f"no ImageFolder tree at {str(path)!r}: give a directory or a .tar/.tar.gz archive holding "
+            "train/<class>/<image> and test/<class>/<image>"
+        )
+    classes = sorted({cls for split, cls, _ in entries if split == "train"})
+    if not classes:
+        raise DataMissingError(f"{str(path)!r} holds no images under train/<class>/")
+    unknown = sorted({cls for split, cls, _ in entries if split == "test"} - set(classes))
+    if unknown:
+        raise DataMissingError(f"{str(path)!r}: test classes {unknown} have no train folder")
+    if not any(split == "test" for split, _, _ in entries):
+        raise DataMissingError(f"{str(path)!r} holds no images under test/<class>/")
+    index = {c: i for i, c in enumerate(classes)}
+    entries.sort(key=lambda e: (e[0], e[1]))  # deterministic order whatever the archive's order
+    images = _decode_all([blob for _, _, blob in entries], image_size, workers)
+    sizes = {im.shape for im in images}
+    if len(sizes) > 1:
+        raise DataMissingError(
+            f"{str(path)!r}: images differ in size ({sorted(sizes)[:3]}...); set image_size to resize them"
+        )
+    splits = {}
+    for name in ("train", "test"):
+        picked = [i for i, e in enumerate(entries) if e[0] == name]
+        splits[name] = Split(
+            np.stack([images[i] for i in picked]),
+            np.array([index[entries[i][1]] for i in picked], dtype=np.int64),
+        )
+    return RawDataset(splits["train"], splits["test"], classes)
+
+
+def _archive_entries(path: Path):
+    with tarfile.open(path, "r|*") as archive:
+        for member in archive:
+            match = MEMBER.search(member.name)
+            if member.isfile() and match and member.name.lower().endswith(IMAGE_SUFFIXES):
+                handle = archive.extractfile(member)
+                yield match.group(1), match.group(2), handle.read()
+
+
+def _directory_entries(root: Path):
+    for split in ("train", "test"):
+        candidates = list(root.glob(f"**/{split}"))
+        if not candidates:
+            continue
+        base = min(candidates, key=lambda p: len(p.parts))
+        for file in base.glob("*/*"):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                yield split, file.parent.name, file
+
+
+def _decode_chunk(args: tuple[list[bytes], int | None]) -> list[np.ndarray]:
+    blobs, size = args
+    out = []
+    for blob in blobs:
+        with Image.open(io.BytesIO(blob)) as img:
+            img = img.convert("RGB")
+            if size is not None and img.size != (size, size):
+                img = img.resize((size, size), Image.BICUBIC)
+            out.append(np.asarray(img, dtype=np.uint8))
+    return out
+
+
+def _decode_all(blobs: list[bytes], size: int | None, workers: int | None) -> list[np.ndarray]:
+    """Decode in worker processes when there are many images (JPEG decoding holds the GIL)."""
+    import os
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers <= 1 or len(blobs) < 2000:
+        return _decode_chunk((blobs, size))
+    step = (len(blobs) + workers * 4 - 1) // (workers * 4)
+    chunks = [(blobs[i : i + step], size) for i in range(0, len(blobs), step)]
+    with ProcessPoolExecutor(workers) as pool:
+        return [im for part in pool.map(_decode_chunk, chunks) for im in part]

@@ -1,0 +1,46 @@
+"""Barlow Twins (Zbontar et al. 2021): drive the cross-correlation of the two views to the identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
+
+
+def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: float = 1e-5) -> torch.Tensor:
+    """sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2, where C = z1n^T z2n / N and zn is z
+    standardised per dimension over the batch (biased variance, as BatchNorm without affine)."""
+    z1, z2 = z1.float(), z2.float()
+    n = z1.shape[0]
+    z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + eps)
+    z2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + eps)
+    c = z1.T @ z2 / n
+    diagonal = torch.diagonal(c)
+    on_diag = (1 - diagonal).pow(2).sum()
+    off_diag = c.pow(2).sum() - diagonal.pow(2).sum()
+    return on_diag + lambd * off_diag
+
+
+@dataclass(frozen=True)
+class BarlowParams:
+    proj_hidden_dim: int = 2048
+    proj_output_dim: int = 2048
+    lambd: float = 0.0051
+    scale_loss: float = 1.0
+
+
+@METHODS.register("barlow")
+class BarlowTwins(SSLMethod):
+    Params = BarlowParams
+    recipe = Recipe(optimizer="lars", lr=0.3, weight_decay=1e-4)
+
+    def __init__(self, backbone, feat_dim: int, params: BarlowParams, context: MethodContext):
+        super().__init__(backbone)
+        self.params = params
+        self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_hidden_dim, params.proj_output_dim])
+
+    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        h1, h2 = self.embed_pair(v1, v2)
+        return self.params.scale_loss * barlow_twins_loss(self.projector(h1), self.projector(h2), self.params.lambd)

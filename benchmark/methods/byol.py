@@ -1,0 +1,64 @@
+"""BYOL (Grill et al. 2020): predict an EMA target network's projection of the other view."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 2 - 2 cos(p_i, z_i): the normalised MSE of the BYOL paper."""
+    return (2 - 2 * F.cosine_similarity(p.float(), z.float(), dim=1)).mean()
+
+
+def ema_momentum(base: float, final: float, progress: float) -> float:
+    """tau = final - (final - base) * (cos(pi * progress) + 1) / 2: base at the start, final at the end."""
+    return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
+
+
+@dataclass(frozen=True)
+class BYOLParams:
+    proj_hidden_dim: int = 4096
+    proj_output_dim: int = 256
+    pred_hidden_dim: int = 4096
+    tau_base: float = 0.99
+    tau_final: float = 1.0
+
+
+@METHODS.register("byol")
+class BYOL(SSLMethod):
+    Params = BYOLParams
+    recipe = Recipe(optimizer="lars", lr=1.0, weight_decay=1e-5)
+
+    def __init__(self, backbone, feat_dim: int, params: BYOLParams, context: MethodContext):
+        super().__init__(backbone)
+        self.params = params
+        self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_output_dim])
+        self.predictor = mlp([params.proj_output_dim, params.pred_hidden_dim, params.proj_output_dim])
+        self.target = nn.Sequential(copy.deepcopy(backbone), copy.deepcopy(self.projector))
+        self.target.requires_grad_(False)
+
+    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        h1, h2 = self.embed_pair(v1, v2)
+        p1, p2 = self.predictor(self.projector(h1)), self.predictor(self.projector(h2))
+        with torch.no_grad():
+            t1, t2 = self.target(torch.cat([v1, v2])).chunk(2)
+        return byol_loss(p1, t2) + byol_loss(p2, t1)
+
+    @torch.no_grad()
+    def after_step(self, progress: float) -> None:
+        """target <- tau * target + (1 - tau) * online, tau from progress alone (so resuming is exact)."""
+        tau = ema_momentum(self.params.tau_base, self.params.tau_final, progress)
+        online = list(self.backbone.parameters()) + list(self.projector.parameters())
+        torch._foreach_lerp_(list(self.target.parameters()), online, 1.0 - tau)
+        for target_buf, online_buf in zip(
+            self.target.buffers(), list(self.backbone.buffers()) + list(self.projector.buffers())
+        ):
+            target_buf.copy_(online_buf)

@@ -1,0 +1,43 @@
+"""SimCLR (Chen et al. 2020): NT-Xent over the 2N views of a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
+
+
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over the 2N views of -log( exp(s_ip / T) / sum_{k != i} exp(s_ik / T) ), s = cosine,
+    where p is the other view of the same pair; every other view in the batch is a negative."""
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    n = z1.shape[0]
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits, targets)
+
+
+@dataclass(frozen=True)
+class SimCLRParams:
+    proj_hidden_dim: int = 2048
+    proj_output_dim: int = 256
+    temperature: float = 0.2
+
+
+@METHODS.register("simclr")
+class SimCLR(SSLMethod):
+    Params = SimCLRParams
+    recipe = Recipe(optimizer="lars", lr=0.4, weight_decay=1e-5)
+
+    def __init__(self, backbone, feat_dim: int, params: SimCLRParams, context: MethodContext):
+        super().__init__(backbone)
+        self.params = params
+        self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_output_dim])
+
+    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        h1, h2 = self.embed_pair(v1, v2)
+        return nt_xent_loss(self.projector(h1), self.projector(h2), self.params.temperature)

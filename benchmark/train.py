@@ -1,0 +1,263 @@
+"""The training loop of one run, with the data on the device.
+
+Each step: anchor indices (a permutation per epoch) -> pair sampler -> gather both images from the
+uint8 tensor on the device -> one batched augmentation call -> method loss -> optimiser. No host
+syncs inside an epoch: the loss is summed on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmark.augment import BatchAugment, resolve_aug_params
+from benchmark.backbones import build_backbone, resolve_backbone_name
+from benchmark.config import RunConfig
+from benchmark.data import DatasetSplits, load_dataset
+from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
+from benchmark.methods import MethodContext, SSLMethod, build_method
+from benchmark.neighbors import PairSampler, build_sampler
+from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
+from benchmark.rundir import RunDir
+from benchmark.tracking import Tracker
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (diverged loss, mismatched checkpoint); recorded in status.json."""
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} requested but CUDA is not available; valid: cpu, auto")
+    return device
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA by default; fp32 on the CPU, where bf16 matmuls are slow on most chips."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+@dataclass
+class RunParts:
+    """Everything a run trains with, built from a config and its data (shared with `gpsbench perf`)."""
+
+    config: RunConfig
+    data: DatasetSplits
+    device: torch.device
+    images: torch.Tensor  # training images, uint8 NHWC, on the device
+    method: SSLMethod
+    optimizer: torch.optim.Optimizer
+    sampler: PairSampler
+    augment: BatchAugment
+    generator: torch.Generator
+    amp_dtype: torch.dtype | None
+    optim: dict
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.images) // self.config.batch_size
+
+
+def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device) -> RunParts:
+    if config.batch_size > len(data.train):
+        raise TrainingError(f"batch_size {config.batch_size} exceeds the {len(data.train)} training images")
+    torch.manual_seed(config.seed)
+    backbone, feat_dim = build_backbone(config.backbone, data.image_size, config.pretrained, config.weights)
+    context = MethodContext(num_train=len(data.train), epochs=config.epochs)
+    method = build_method(config.method, backbone, feat_dim, config.method_args, context).to(device)
+    method = method.to(memory_format=torch.channels_last)
+    optim = resolve_optim(config)
+    optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"])
+    params = resolve_aug_params(config.aug, config.aug_args, data.image_size)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    return RunParts(
+        config=config, data=data, device=device,
+        images=torch.from_numpy(data.train.images).to(device),
+        method=method, optimizer=optimizer,
+        sampler=build_sampler(config, len(data.train), device),
+        augment=BatchAugment(params, data.mean, data.std, device),
+        generator=generator, amp_dtype=autocast_dtype(config.precision, device), optim=optim,
+    )
+
+
+class PairStep:
+    """One training step on a batch of anchor indices; also exposes the data path alone (`views`)."""
+
+    def __init__(self, parts: RunParts):
+        self.parts = parts
+        forward = parts.method
+        if parts.config.compile:
+            forward = torch.compile(parts.method)
+        self.forward = forward
+
+    def views(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.parts
+        positives = p.sampler(anchors, p.generator)
+        both = p.images[torch.cat([anchors, positives])]
+        return p.augment(both, p.generator).chunk(2)
+
+    def __call__(self, anchors: torch.Tensor, lr: float, progress: float) -> torch.Tensor:
+        p = self.parts
+        v1, v2 = self.views(anchors)
+        set_lr(p.optimizer, lr)
+        with torch.autocast(p.device.type, dtype=p.amp_dtype or torch.bfloat16, enabled=p.amp_dtype is not None):
+            loss = self.forward(v1, v2)
+        p.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        p.optimizer.step()
+        p.method.after_step(progress)
+        return loss.detach()
+
+
+def _checkpoint_state(parts: RunParts, run_id: str, epoch: int) -> dict:
+    return {
+        "run_id": run_id,
+        "epoch": epoch,
+        "method": parts.method.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "generator": parts.generator.get_state(),
+    }
+
+
+def _restore(parts: RunParts, state: dict, run_id: str) -> int:
+    if state["run_id"] != run_id:
+        raise TrainingError(
+            f"checkpoint belongs to run {state['run_id']}, not {run_id}: the config changed; use a new --out"
+        )
+    parts.method.load_state_dict(state["method"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.generator.set_state(state["generator"])
+    return int(state["epoch"])
+
+
+def _online_knn(parts: RunParts) -> float:
+    """kNN accuracy on val with the current backbone (train bank), for the learning curve."""
+    data, device = parts.data, parts.device
+    bank = extract_features(parts.method.backbone, data.train.images, data.mean, data.std, device)
+    val = extract_features(parts.method.backbone, data.val.images, data.mean, data.std, device)
+    return knn_accuracy(bank, torch.as_tensor(data.train.labels, device=device), val,
+                        torch.as_tensor(data.val.labels, device=device), 20, parts.config.knn_temperature,
+                        data.num_classes)
+
+
+def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: DatasetSplits | None = None) -> dict:
+    """Train and evaluate one run into `out` (config.json, status.json, metrics.jsonl, result.json,
+    checkpoint.pt). A failure is recorded in status.json with its error, then re-raised."""
+    run = RunDir(out)
+    run_id = config.run_id
+    run.path.mkdir(parents=True, exist_ok=True)
+    status = run.read_status()
+    if resume and status.get("state") == "done" and run.result.is_file():
+        import json
+
+        return json.loads(run.result.read_text())
+    from benchmark.rundir import atomic_write_json
+
+    atomic_write_json(run.config, {**config.to_dict(), **config.resolved()})
+    run.write_status(
+        "running", run_id=run_id, attempt=int(status.get("attempt", 0)) + 1, error=None,
+        job_id=os.environ.get("SLURM_JOB_ID"), host=socket.gethostname(), pid=os.getpid(),
+    )
+    tracker = None
+    try:
+        device = select_device(config.device)
+        if data is None:
+            data = load_dataset(
+                config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
+                image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max,
+            )
+        parts = build_parts(config, data, device)
+        start_epoch = 0
+        checkpoint = run.load_checkpoint() if resume else None
+        if checkpoint is not None:
+            start_epoch = _restore(parts, checkpoint, run_id)
+            run.truncate_metrics(start_epoch)
+        elif run.metrics.exists():
+            run.metrics.unlink()
+        tracker = Tracker(run, config, run_id)
+        seconds, views = _train_epochs(parts, run, tracker, run_id, start_epoch)
+        eval_start = time.perf_counter()
+        scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
+        result = {
+            "run_id": run_id, "method": config.method, "aug": config.aug, "dataset": config.dataset,
+            "prior": config.prior, "seed": config.seed, "epochs": config.epochs, "k": config.k,
+            **scores,
+            "prior_nn_agreement": None,
+            "train_seconds": seconds,
+            "images_per_s": views / seconds if seconds > 0 else None,
+            "eval_seconds": time.perf_counter() - eval_start,
+            "backbone": resolve_backbone_name(config.backbone, data.image_size),
+            "num_train": len(data.train), "device": str(device),
+        }
+        run.write_result(result)
+        run.write_status("done", error=None)
+        tracker.finish(result)
+        return result
+    except BaseException as err:
+        message = f"{type(err).__name__}: {err}"
+        run.write_status("failed", error=message, traceback=traceback.format_exc(limit=8))
+        if tracker is not None:
+            tracker.finish(None, failed=True)
+        raise
+
+
+def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, start_epoch: int) -> tuple[float, int]:
+    """Epochs start_epoch+1 .. epochs; returns (training seconds, views trained) of this attempt."""
+    config = parts.config
+    step_fn = PairStep(parts)
+    steps = parts.steps_per_epoch
+    total_steps = steps * config.epochs
+    warmup_steps = parts.optim["warmup_epochs"] * steps
+    n = len(parts.images)
+    seconds, views = 0.0, 0
+    bar = _progress(config, start_epoch)
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        parts.method.train()
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=parts.generator, device=parts.device)
+        loss_sum = torch.zeros((), device=parts.device)
+        for i in range(steps):
+            global_step = (epoch - 1) * steps + i
+            anchors = order[i * config.batch_size : (i + 1) * config.batch_size]
+            lr = lr_at(global_step, total_steps, warmup_steps, parts.optim["lr"])
+            loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps)
+        loss = float(loss_sum) / max(1, steps)  # the one host sync of the epoch
+        elapsed = time.perf_counter() - started
+        seconds += elapsed
+        views += 2 * steps * config.batch_size
+        if not torch.isfinite(torch.tensor(loss)):
+            raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
+        metrics = {"epoch": epoch, "loss": loss, "lr": lr, "images_per_s": 2 * steps * config.batch_size / elapsed,
+                   "epoch_seconds": elapsed}
+        if config.eval_every and epoch % config.eval_every == 0:
+            metrics["val_knn_acc"] = _online_knn(parts)
+        tracker.log_epoch(metrics)
+        if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+            run.save_checkpoint(_checkpoint_state(parts, run_id, epoch))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{metrics['images_per_s']:.0f}")
+    if bar is not None:
+        bar.close()
+    return seconds, views
+
+
+def _progress(config: RunConfig, start_epoch: int):
+    if not (config.progress and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.method}/{config.aug}", unit="epoch")
