@@ -25,7 +25,7 @@ from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import PairSampler, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
-from benchmark.rundir import RunDir
+from benchmark.rundir import RunDir, atomic_write_json, read_json
 from benchmark.tracking import Tracker
 
 
@@ -161,10 +161,9 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
     run.path.mkdir(parents=True, exist_ok=True)
     status = run.read_status()
     if resume and status.get("state") == "done" and run.result.is_file():
-        import json
-
-        return json.loads(run.result.read_text())
-    from benchmark.rundir import atomic_write_json
+        finished = read_json(run.result)
+        if finished.get("run_id") == run_id:
+            return finished
 
     atomic_write_json(run.config, {**config.to_dict(), **config.resolved()})
     run.write_status(

@@ -126,6 +126,18 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
+def download_or_explain(name: str, source: DataSource, fetch: Callable[[], None], what: str) -> None:
+    """Run torchvision's download; any failure (no internet) becomes one line saying what to put where."""
+    if not source.download:
+        raise DataMissingError(f"{name}: no data in {str(source.data_dir)!r} and download is off; {what}")
+    try:
+        fetch()
+    except Exception as err:  # network errors come in many types; the message is what matters
+        raise DataMissingError(
+            f"{name}: no data in {str(source.data_dir)!r} and the download failed ({type(err).__name__}); {what}"
+        ) from None
+
+
 # ---------------------------------------------------------------------- cache
 def cache_dir(source: DataSource, key: str) -> Path:
     return source.data_dir / "cache" / key

@@ -32,23 +32,23 @@ def read_imagefolder(path: Path, image_size: int | None = None, workers: int | N
     if is_archive(path):
         entries = list(_archive_entries(path))
     elif path.is_dir():
-        entries = [(split, cls, p.read_bytes()) for split, cls, p in _directory_entries(path)]
+        entries = [(split, cls, p.name, p.read_bytes()) for split, cls, p in _directory_entries(path)]
     else:
         raise DataMissingError(
             f"no ImageFolder tree at {str(path)!r}: give a directory or a .tar/.tar.gz archive holding "
             "train/<class>/<image> and test/<class>/<image>"
         )
-    classes = sorted({cls for split, cls, _ in entries if split == "train"})
+    classes = sorted({e[1] for e in entries if e[0] == "train"})
     if not classes:
         raise DataMissingError(f"{str(path)!r} holds no images under train/<class>/")
-    unknown = sorted({cls for split, cls, _ in entries if split == "test"} - set(classes))
+    unknown = sorted({e[1] for e in entries if e[0] == "test"} - set(classes))
     if unknown:
         raise DataMissingError(f"{str(path)!r}: test classes {unknown} have no train folder")
-    if not any(split == "test" for split, _, _ in entries):
+    if not any(e[0] == "test" for e in entries):
         raise DataMissingError(f"{str(path)!r} holds no images under test/<class>/")
     index = {c: i for i, c in enumerate(classes)}
-    entries.sort(key=lambda e: (e[0], e[1]))  # deterministic order whatever the archive's order
-    images = _decode_all([blob for _, _, blob in entries], image_size, workers)
+    entries.sort(key=lambda e: e[:3])  # (split, class, file name): the same order from a tar or a folder
+    images = _decode_all([e[3] for e in entries], image_size, workers)
     sizes = {im.shape for im in images}
     if len(sizes) > 1:
         raise DataMissingError(
@@ -70,7 +70,7 @@ def _archive_entries(path: Path):
             match = MEMBER.search(member.name)
             if member.isfile() and match and member.name.lower().endswith(IMAGE_SUFFIXES):
                 handle = archive.extractfile(member)
-                yield match.group(1), match.group(2), handle.read()
+                yield match.group(1), match.group(2), member.name.rsplit("/", 1)[-1], handle.read()
 
 
 def _directory_entries(root: Path):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data.base import DATASETS, DataMissingError, DataSource, RawDataset, Split, as_rgb
+from benchmark.data.base import (
+    DATASETS, DataMissingError, DataSource, RawDataset, Split, as_rgb, download_or_explain,
+)
 
 MEDMNIST_CLASSES = {"pathmnist": 9, "tissuemnist": 8}
 
@@ -36,13 +38,8 @@ def _medmnist_loader(name: str):
             import medmnist
         except ImportError:
             raise DataMissingError(f"{name}: no {name}.npz found; {what} (or pip install medmnist to download)") from None
-        if not source.download:
-            raise DataMissingError(f"{name}: no {name}.npz found and download is off; {what}")
-        try:
-            cls = getattr(medmnist, medmnist.INFO[name]["python_class"])
-            cls(split="train", root=str(source.data_dir), download=True)
-        except Exception as err:
-            raise DataMissingError(f"{name}: download failed ({type(err).__name__}: {err}); {what}") from None
+        cls = getattr(medmnist, medmnist.INFO[name]["python_class"])
+        download_or_explain(name, source, lambda: cls(split="train", root=str(source.data_dir), download=True), what)
         return read_medmnist_npz(sorted(source.data_dir.glob(f"{name}*.npz"))[0])
 
     return load

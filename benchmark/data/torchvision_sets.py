@@ -9,7 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.data.base import DATASETS, DataMissingError, DataSource, RawDataset, Split, cached
+from benchmark.data.base import (
+    DATASETS, DataMissingError, DataSource, RawDataset, Split, cached, download_or_explain,
+)
 from benchmark.data.imagefolder import read_imagefolder
 
 
@@ -36,16 +38,6 @@ def _folder_candidates(source: DataSource, stems: tuple[str, ...]) -> list[Path]
 def _from_folder(name: str, path: Path, source: DataSource) -> RawDataset:
     load = cached(lambda s: _folder_key(name, path, s.image_size), lambda s: read_imagefolder(path, s.image_size))
     return load(source)
-
-
-def _download(name: str, source: DataSource, fetch: Callable[[], None], what: str) -> None:
-    """Run torchvision's download; any failure (no internet) becomes one line saying what to put where."""
-    if not source.download:
-        raise DataMissingError(f"{name}: no data found and download is off; {what}")
-    try:
-        fetch()
-    except Exception as err:  # network errors come in many types; the message is what matters
-        raise DataMissingError(f"{name}: download failed ({type(err).__name__}: {err}); {what}") from None
 
 
 def _read_cifar_batches(directory: Path, files: dict[str, list[str]], label_key: str, meta: tuple[str, str]):
@@ -80,7 +72,7 @@ def _cifar_loader(name: str, tv_class: str, batch_dir: str, files, label_key, me
         if not directory.is_dir():
             import torchvision.datasets as tvd
 
-            _download(name, source, lambda: getattr(tvd, tv_class)(str(source.data_dir), download=True), what)
+            download_or_explain(name, source, lambda: getattr(tvd, tv_class)(str(source.data_dir), download=True), what)
         return _read_cifar_batches(directory, files, label_key, meta)
 
     return load
@@ -112,7 +104,7 @@ def _torchvision_split_loader(name: str, build: Callable[[DataSource, str, bool]
             return build(source, "local", False)
         except (RuntimeError, FileNotFoundError):
             pass
-        _download(name, source, lambda: build(source, "fetch", True), what)
+        download_or_explain(name, source, lambda: build(source, "fetch", True), what)
         return build(source, "local", False)
 
     return load

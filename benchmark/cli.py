@@ -1,0 +1,112 @@
+"""The `gpsbench` command. Bad input is reported in one line with exit code 2, before any work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from benchmark.errors import ConfigError
+
+# flag -> config key, for the flags `train` and `perf` share with RunConfig
+RUN_FLAGS = {
+    "dataset": str, "method": str, "aug": str, "backbone": str, "epochs": int, "seed": int, "device": str,
+    "data_dir": str, "data_path": str, "subset": int, "batch_size": int, "lr": float, "image_size": int,
+}
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("GPSBENCH_RESULTS", "results"))
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    for key, kind in RUN_FLAGS.items():
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None)
+    parser.add_argument("--config", help="YAML file of config keys (see README)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set method_args.temperature=0.5")
+
+
+def config_from_args(args: argparse.Namespace, base: dict | None = None):
+    """defaults < base < --config file < flags < --set; validated once, before anything runs."""
+    from benchmark.config import RunConfig
+
+    config = RunConfig.from_dict(base or {})
+    if args.config:
+        config = RunConfig.from_yaml(args.config, config)
+    flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
+    config = RunConfig.from_dict(flags, config)
+    return config.with_overrides(args.assignments)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from benchmark.train import train_run
+
+    config = config_from_args(args)
+    out = Path(args.out) if args.out else default_results_dir() / "runs" / config.run_id
+    print(f"run {config.run_id} -> {out}", file=sys.stderr)
+    result = train_run(config, out, resume=args.resume)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from benchmark.perf import run_perf
+
+    config = config_from_args(args, base={"dataset": "cifar10", "backbone": "resnet18", "aug": "strong",
+                                          "method": "simclr", "epochs": 1})
+    run_perf(config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir())
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Decode and cache a dataset once (e.g. before a sweep), and show its splits."""
+    from benchmark.data import load_dataset
+
+    config = config_from_args(args)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
+                        image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
+    print(f"{data.name}: {data.num_classes} classes, {data.image_size}x{data.image_size} px, "
+          f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}, fingerprint {data.fingerprint()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpsbench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train and evaluate one run")
+    _add_run_flags(train)
+    train.add_argument("--out", help="run directory (default: $GPSBENCH_RESULTS/runs/<run_id>)")
+    train.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    train.set_defaults(func=cmd_train)
+
+    perf = commands.add_parser("perf", help="measure the training pipeline against a DataLoader, side by side")
+    _add_run_flags(perf)
+    perf.add_argument("--quick", action="store_true", help="few steps: a couple of minutes on a 2-core CPU")
+    perf.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: all cores)")
+    perf.add_argument("--out", help="JSON file (default: $GPSBENCH_RESULTS/perf/<host>-<device>.json)")
+    perf.set_defaults(func=cmd_perf)
+
+    data = commands.add_parser("data", help="decode, cache and describe a dataset")
+    _add_run_flags(data)
+    data.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"gpsbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

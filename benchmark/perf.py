@@ -1,0 +1,183 @@
+"""`gpsbench perf`: the suite's training pipeline measured side by side with its alternatives.
+
+All figures come from one process, on one device, with the same backbone, batch and augmentation:
+- ceiling:        model-only step on batches already on the device (no sampling, no augmentation)
+- pipeline:       the real training step of `train` (sampler + gather + augmentation + model)
+- data_pipeline:  sampler + gather + augmentation alone
+- dataloader:     a torch DataLoader with torchvision PIL transforms doing the same augmentation,
+                  alone and feeding the same model (dataloader_train)
+Images/s count augmented views (two per pair), as `images_per_s` in result.json does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from benchmark.augment import AugmentParams
+from benchmark.data import load_dataset
+from benchmark.train import PairStep, build_parts, select_device
+
+
+def torchvision_pipeline(params: AugmentParams, mean, std, size: int):
+    """The same augmentation as `params`, the usual way: torchvision transforms on PIL images."""
+    import torchvision.transforms as T
+
+    steps = []
+    if params.crop:
+        steps.append(T.RandomResizedCrop(params.size or size, scale=params.crop_scale, ratio=params.crop_ratio))
+    elif params.size and params.size != size:
+        steps.append(T.Resize(params.size))
+    if params.flip_p:
+        steps.append(T.RandomHorizontalFlip(params.flip_p))
+    if params.jitter_p:
+        jitter = T.ColorJitter(params.brightness, params.contrast, params.saturation, params.hue)
+        steps.append(T.RandomApply([jitter], p=params.jitter_p))
+    if params.grayscale_p:
+        steps.append(T.RandomGrayscale(params.grayscale_p))
+    if params.blur_p:
+        kernel = max(3, int(0.1 * (params.size or size)) // 2 * 2 + 1)
+        steps.append(T.RandomApply([T.GaussianBlur(kernel, params.blur_sigma)], p=params.blur_p))
+    if params.solarize_p:
+        steps.append(T.RandomSolarize(128, p=params.solarize_p))
+    steps += [T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(steps)
+
+
+class TwoViewDataset(torch.utils.data.Dataset):
+    def __init__(self, images: np.ndarray, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        image = Image.fromarray(self.images[i])
+        return self.transform(image), self.transform(image)
+
+
+def _rate(fn: Callable[[], None], views_per_call: int, device: torch.device, warmup: int, seconds: float,
+          min_calls: int) -> float:
+    """Views/s of `fn`, after `warmup` calls, over at least `min_calls` calls and `seconds`."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    calls, start = 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < seconds:
+        fn()
+        calls += 1
+    _sync(device)
+    return calls * views_per_call / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_perf(config, quick: bool, workers: int | None, out: str | None, results_dir: Path) -> dict:
+    device = select_device(config.device)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path,
+                        subset=config.subset, image_size=config.image_size)
+    parts = build_parts(config, data, device)
+    step = PairStep(parts)
+    batch = config.batch_size
+    views = 2 * batch
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    budget = dict(warmup=1 if quick else 3, seconds=5.0 if quick else 20.0, min_calls=2 if quick else 5)
+    if device.type == "cpu" and quick:
+        budget["seconds"] = 3.0
+    n = len(parts.images)
+
+    def anchors() -> torch.Tensor:
+        return torch.randint(0, n, (batch,), generator=parts.generator, device=device)
+
+    fixed_v1, fixed_v2 = step.views(anchors())
+
+    def model_step(v1: torch.Tensor, v2: torch.Tensor) -> None:
+        with torch.autocast(device.type, dtype=parts.amp_dtype or torch.bfloat16, enabled=parts.amp_dtype is not None):
+            loss = step.forward(v1, v2)
+        parts.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        parts.optimizer.step()
+        parts.method.after_step(0.5)
+
+    figures: dict[str, float] = {}
+    figures["ceiling"] = _rate(lambda: model_step(fixed_v1, fixed_v2), views, device, **budget)
+    figures["pipeline"] = _rate(lambda: step(anchors(), 1e-3, 0.5), views, device, **budget)
+    figures["data_pipeline"] = _rate(lambda: step.views(anchors()), views, device, **budget)
+
+    transform = torchvision_pipeline(parts.augment.params, data.mean, data.std, data.image_size)
+    loader = torch.utils.data.DataLoader(
+        TwoViewDataset(data.train.images, transform), batch_size=batch, shuffle=True, drop_last=True,
+        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    batches = _endless(loader)
+
+    def loader_only() -> None:
+        next(batches)
+
+    def loader_train() -> None:
+        v1, v2 = next(batches)
+        model_step(v1.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                   v2.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
+
+    figures["dataloader"] = _rate(loader_only, views, device, **budget)
+    figures["dataloader_train"] = _rate(loader_train, views, device, **budget)
+    report = {
+        "figures_images_per_s": figures,
+        "ratios": {
+            "pipeline_vs_ceiling": figures["pipeline"] / figures["ceiling"],
+            "data_pipeline_vs_dataloader": figures["data_pipeline"] / figures["dataloader"],
+            "pipeline_vs_dataloader": figures["pipeline"] / figures["dataloader_train"],
+        },
+        "setup": {
+            "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
+            "backbone": config.backbone, "method": config.method, "aug": config.aug, "batch_size": batch,
+            "dataloader_workers": workers, "precision": str(parts.amp_dtype or "fp32"), "compile": config.compile,
+            "quick": quick,
+        },
+        "device": _device_name(device), "host": socket.gethostname(), "cpu_count": os.cpu_count(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    path = Path(out) if out else results_dir / "perf" / f"{socket.gethostname()}-{device.type}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    print(f"written to {path}")
+    return report
+
+
+def _endless(loader):
+    while True:
+        yield from loader
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def format_report(report: dict) -> str:
+    s = report["setup"]
+    lines = [
+        f"gpsbench perf on {report['device']}: {s['backbone']} {s['method']}, {s['aug']} aug, batch {s['batch_size']}"
+        f" per view, {s['image_size']} px, DataLoader workers {s['dataloader_workers']}",
+        f"{'measure':<20}{'images/s':>12}",
+    ]
+    lines += [f"{name:<20}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
+    lines += [f"{name:<30}{value:>8.2f}" for name, value in report["ratios"].items()]
+    return "\n".join(lines)

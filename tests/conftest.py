@@ -1,0 +1,60 @@
+"""Shared fixtures: W&B off unless a test turns it on, real data from ../shared/data when present."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def cifar_archive() -> Path | None:
+    """The JPEG CIFAR-10 archive: $GPSBENCH_CIFAR10_ARCHIVE or ../shared/data beside the repository."""
+    candidates = [os.environ.get("GPSBENCH_CIFAR10_ARCHIVE"), REPO.parent / "shared/data/cifar10-jpeg.tar.gz"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def cifar_path() -> Path:
+    path = cifar_archive()
+    if path is None:
+        pytest.skip("CIFAR-10 JPEG archive not found: set GPSBENCH_CIFAR10_ARCHIVE or put ../shared/data/cifar10-jpeg.tar.gz")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_cifar_archive(cifar_path, tmp_path_factory) -> Path:
+    """A real ImageFolder .tar.gz: the first 20 train and 5 test JPEGs of every CIFAR-10 class."""
+    quota = {"train": 20, "test": 5}
+    counts: dict[tuple[str, str], int] = {}
+    out = tmp_path_factory.mktemp("archive") / "cifar-small.tar.gz"
+    with tarfile.open(cifar_path, "r|gz") as src, tarfile.open(out, "w:gz") as dst:
+        for member in src:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 4 or parts[-3] not in quota:
+                continue
+            key = (parts[-3], parts[-2])
+            if counts.get(key, 0) >= quota[parts[-3]]:
+                continue
+            counts[key] = counts.get(key, 0) + 1
+            data = src.extractfile(member).read()
+            info = tarfile.TarInfo("cifar-small/" + "/".join(parts[-3:]))
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    assert len(counts) == 20, f"expected 10 classes x 2 splits, found {sorted(counts)}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def cifar_data_dir(tmp_path_factory) -> Path:
+    """One data dir for the session, so the full archive is decoded and cached once."""
+    return tmp_path_factory.mktemp("data")

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmark.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["--dataset", "mnist"], ["unknown dataset 'mnist'", "valid: cifar10, cifar100, digits"]),
+        (["--method", "moco"], ["unknown method 'moco'", "barlow, byol, nnclr, simclr, vicreg"]),
+        (["--aug", "heavy"], ["unknown augmentation 'heavy'", "crop, none, strong, weak"]),
+        (["--backbone", "resnet-18"], ["unknown backbone 'resnet-18'", "resnet18"]),
+        (["--epochs", "-5"], ["epochs must be >= 0, got -5"]),
+        (["--set", "epochs=many"], ["epochs must be int, got 'many'"]),
+        (["--set", "temperature=0.1"], ["unknown config key 'temperature'"]),
+        (["--device", "tpu"], ["unknown device 'tpu'"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_before_any_work(argv, fragments, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--out", str(out), "--data-dir", str(tmp_path / "data"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("gpsbench: error: ") and "\n" not in err
+    for fragment in fragments:
+        assert fragment in err
+    assert not out.exists() and not (tmp_path / "data").exists()  # nothing was started or loaded
+
+
+def test_argparse_type_errors_also_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmark.cli", "train", "--epochs", "ten"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "invalid int value: 'ten'" in proc.stderr
+
+
+def test_missing_data_is_one_line_exit_2(tmp_path, capsys):
+    code = main(["train", "--dataset", "imagefolder", "--out", str(tmp_path / "run"), "--epochs", "1"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gpsbench: error:")]
+    assert code == 2 and len(errors) == 1 and "data_path" in errors[0]
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
+
+
+def test_train_command_writes_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--dataset", "digits", "--method", "simclr", "--aug", "weak", "--epochs", "1",
+                 "--batch-size", "128", "--set", "method_args.proj_hidden_dim=128", "--set", "progress=false"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    run_dir = tmp_path / "results" / "runs" / result["run_id"]
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "done"
+    assert (run_dir / "result.json").is_file() and (run_dir / "checkpoint.pt").is_file()
+
+
+def test_config_file_flags_and_set_layer_in_order(tmp_path, capsys):
+    from benchmark.cli import build_parser, config_from_args
+
+    path = tmp_path / "run.yaml"
+    path.write_text("method: byol\nepochs: 9\nseed: 5\n")
+    args = build_parser().parse_args(["train", "--config", str(path), "--epochs", "3", "--set", "seed=7"])
+    config = config_from_args(args)
+    assert (config.method, config.epochs, config.seed) == ("byol", 3, 7)
+
+
+def test_perf_quick_measures_side_by_side(tmp_path, capsys):
+    out = tmp_path / "perf.json"
+    code = main(["perf", "--quick", "--device", "cpu", "--dataset", "synthetic", "--image-size", "32",
+                 "--backbone", "small", "--batch-size", "64", "--workers", "1", "--out", str(out),
+                 "--set", "method_args.proj_hidden_dim=128"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    figures = report["figures_images_per_s"]
+    assert set(figures) == {"ceiling", "pipeline", "data_pipeline", "dataloader", "dataloader_train"}
+    assert all(v > 0 for v in figures.values())
+    assert report["ratios"]["data_pipeline_vs_dataloader"] == pytest.approx(
+        figures["data_pipeline"] / figures["dataloader"])
+    assert "pipeline_vs_ceiling" in capsys.readouterr().out

@@ -1,0 +1,443 @@
+"""SSL losses against slow loop-based references of the published formulas, their invariants, and
+every registered method end to end on a tiny backbone (CPU, well under a second each)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.backbones import SmallCNN
+from benchmark.errors import ConfigError
+from benchmark.methods import METHODS, MethodContext, build_method, resolve_method_params
+from benchmark.methods.barlow import barlow_twins_loss
+from benchmark.methods.byol import byol_loss, ema_momentum
+from benchmark.methods.nnclr import nnclr_loss
+from benchmark.methods.simclr import nt_xent_loss
+from benchmark.methods.vicreg import vicreg_loss
+
+N, D = 6, 5
+TOL = dict(rel=1e-5, abs=1e-5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# ------------------------------------------------------------ scalar helpers for the references
+def rows(z: torch.Tensor) -> list[list[float]]:
+    return z.double().tolist()
+
+
+def dot(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def cosine(a, b):
+    return dot(a, b) / (math.sqrt(dot(a, a)) * math.sqrt(dot(b, b)))
+
+
+# --------------------------------------------------------------------------- references
+def ref_nt_xent(z1, z2, temperature):
+    """SimCLR eq. (1), averaged over all 2N anchors: -log exp(s_ip/T) / sum_{k != i} exp(s_ik/T)."""
+    z = rows(z1) + rows(z2)
+    n = len(z1)
+    total = 0.0
+    for i in range(2 * n):
+        positive = (i + n) % (2 * n)
+        denominator = sum(math.exp(cosine(z[i], z[k]) / temperature) for k in range(2 * n) if k != i)
+        total += -math.log(math.exp(cosine(z[i], z[positive]) / temperature) / denominator)
+    return total / (2 * n)
+
+
+def ref_byol(p, z):
+    """BYOL eq. (2): ||p/|p| - z/|z|||^2 = 2 - 2 cos(p, z), averaged over the batch."""
+    total = 0.0
+    for a, b in zip(rows(p), rows(z)):
+        na, nb = math.sqrt(dot(a, a)), math.sqrt(dot(b, b))
+        total += sum((x / na - y / nb) ** 2 for x, y in zip(a, b))
+    return total / len(p)
+
+
+def ref_nnclr(nn1, p2, temperature):
+    """NNCLR eq. (2): -log exp(NN(z_i).p_i/T) / sum_k exp(NN(z_i).p_k/T), cosine similarities."""
+    a, b = rows(nn1), rows(p2)
+    total = 0.0
+    for i in range(len(a)):
+        denominator = sum(math.exp(cosine(a[i], b[k]) / temperature) for k in range(len(b)))
+        total += -math.log(math.exp(cosine(a[i], b[i]) / temperature) / denominator)
+    return total / len(a)
+
+
+def column_stats(z, unbiased):
+    n, d = len(z), len(z[0])
+    means = [sum(z[i][j] for i in range(n)) / n for j in range(d)]
+    variances = [sum((z[i][j] - means[j]) ** 2 for i in range(n)) / (n - 1 if unbiased else n) for j in range(d)]
+    return means, variances
+
+
+def ref_vicreg(z1, z2, sim_w, var_w, cov_w, eps=1e-4):
+    """VICReg (Bardes et al. 2022) as in its official code (the scale its default weights were tuned
+    at): the invariance is the mean squared error over all N*D entries, each branch's hinge on the
+    std is averaged over dimensions and halved, the covariance term uses the (N-1)-normalised
+    covariance, its squared off-diagonal entries summed and divided by D."""
+    a, b = rows(z1), rows(z2)
+    n, d = len(a), len(a[0])
+    invariance = sum((a[i][j] - b[i][j]) ** 2 for i in range(n) for j in range(d)) / (n * d)
+    variance = covariance = 0.0
+    for z in (a, b):
+        means, variances = column_stats(z, unbiased=True)
+        variance += sum(max(0.0, 1.0 - math.sqrt(v + eps)) for v in variances) / d / 2
+        for j in range(d):
+            for k in range(d):
+                if j != k:
+                    c = sum((z[i][j] - means[j]) * (z[i][k] - means[k]) for i in range(n)) / (n - 1)
+                    covariance += c * c / d
+    return sim_w * invariance + var_w * variance + cov_w * covariance
+
+
+def ref_barlow(z1, z2, lambd, eps=1e-5):
+    """Barlow Twins eq. (1)-(2): C_ij = sum_b z1n_bi z2n_bj / N over batch-standardised columns
+    (biased variance, BatchNorm's eps); L = sum_i (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2."""
+    standardised = []
+    for z in (rows(z1), rows(z2)):
+        means, variances = column_stats(z, unbiased=False)
+        standardised.append([[(x - m) / math.sqrt(v + eps) for x, m, v in zip(r, means, variances)] for r in z])
+    a, b = standardised
+    n, d = len(a), len(a[0])
+    loss = 0.0
+    for i in range(d):
+        for j in range(d):
+            c = sum(a[k][i] * b[k][j] for k in range(n)) / n
+            loss += (1 - c) ** 2 if i == j else lambd * c * c
+    return loss
+
+
+# ---------------------------------------------------------------------------- SimCLR
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nt_xent_matches_reference(temperature, seed):
+    z1, z2 = rand(N, D, seed=seed), rand(N, D, seed=seed + 100)
+    got = nt_xent_loss(z1, z2, temperature)
+    assert got.ndim == 0
+    assert got.item() == pytest.approx(ref_nt_xent(z1, z2, temperature), **TOL)
+
+
+def test_nt_xent_is_symmetric_and_scale_invariant():
+    z1, z2 = rand(N, D, seed=2), rand(N, D, seed=3)
+    loss = nt_xent_loss(z1, z2, 0.2).item()
+    assert nt_xent_loss(z2, z1, 0.2).item() == pytest.approx(loss, **TOL)
+    scale1 = torch.rand(N, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 10 + 0.1
+    scale2 = torch.rand(N, 1, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 10 + 0.1
+    assert nt_xent_loss(z1 * scale1, z2 * scale2, 0.2).item() == pytest.approx(loss, **TOL)
+    # the loss sees the pairing: shuffling one view's rows changes it
+    assert nt_xent_loss(z1, z2.roll(1, dims=0), 0.2).item() != pytest.approx(loss, **TOL)
+
+
+def test_nt_xent_perfect_pairs_beat_random_pairs():
+    z = rand(N, D, seed=6)
+    assert nt_xent_loss(z, z, 0.1) < nt_xent_loss(z, rand(N, D, seed=7), 0.1)
+
+
+# ------------------------------------------------------------------------------ BYOL
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_byol_loss_matches_reference(seed):
+    p, z = rand(N, D, seed=seed), rand(N, D, seed=seed + 50)
+    assert byol_loss(p, z).item() == pytest.approx(ref_byol(p, z), **TOL)
+
+
+def test_byol_loss_extremes_and_scale_invariance():
+    z = rand(N, D, seed=8)
+    assert byol_loss(z, z).item() == pytest.approx(0.0, abs=1e-6)
+    assert byol_loss(-z, z).item() == pytest.approx(4.0, abs=1e-6)
+    assert byol_loss(3.0 * z, 0.5 * z).item() == pytest.approx(0.0, abs=1e-6)
+    orthogonal = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[0.0, 5.0], [-1.0, 0.0]])
+    assert byol_loss(*orthogonal).item() == pytest.approx(2.0, abs=1e-6)
+
+
+def test_ema_momentum_schedule():
+    assert ema_momentum(0.99, 1.0, 0) == pytest.approx(0.99, abs=1e-12)
+    assert ema_momentum(0.99, 1.0, 1) == pytest.approx(1.0, abs=1e-12)
+    assert ema_momentum(0.99, 1.0, 0.5) == pytest.approx(0.995, abs=1e-12)
+    for progress in (0.1, 0.3, 0.7, 0.9):  # BYOL: 1 - (1 - tau_base)(cos(pi k / K) + 1) / 2
+        expected = 1 - (1 - 0.9) * (math.cos(math.pi * progress) + 1) / 2
+        assert ema_momentum(0.9, 1.0, progress) == pytest.approx(expected, abs=1e-12)
+    values = [ema_momentum(0.9, 1.0, k / 20) for k in range(21)]
+    assert all(a < b for a, b in zip(values, values[1:]))
+
+
+# ----------------------------------------------------------------------------- NNCLR
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nnclr_loss_matches_reference(temperature, seed):
+    nn1, p2 = rand(N, D, seed=seed), rand(N, D, seed=seed + 20)
+    assert nnclr_loss(nn1, p2, temperature).item() == pytest.approx(ref_nnclr(nn1, p2, temperature), **TOL)
+
+
+def test_nnclr_loss_is_not_symmetric_in_general_but_scale_invariant():
+    nn1, p2 = rand(N, D, seed=9), rand(N, D, seed=10)
+    loss = nnclr_loss(nn1, p2, 0.2).item()
+    assert nnclr_loss(nn1 * 4.0, p2 * 0.25, 0.2).item() == pytest.approx(loss, **TOL)
+
+
+# ---------------------------------------------------------------------------- VICReg
+@pytest.mark.parametrize("weights", [(25.0, 25.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)])
+@pytest.mark.parametrize("scale", [0.3, 2.0])  # 0.3: the variance hinge is active; 2.0: it is not
+def test_vicreg_loss_matches_reference(weights, scale):
+    z1, z2 = scale * rand(N, D, seed=11), scale * rand(N, D, seed=12)
+    got = vicreg_loss(z1, z2, *weights).item()
+    assert got == pytest.approx(ref_vicreg(z1, z2, *weights), **TOL)
+
+
+def test_vicreg_terms_vanish_where_the_paper_says():
+    z = rand(16, D, seed=13)
+    # invariance: 0 for identical views
+    assert vicreg_loss(z, z, 1.0, 0.0, 0.0).item() == pytest.approx(0.0, abs=1e-7)
+    assert vicreg_loss(z, z + 1.0, 1.0, 0.0, 0.0).item() == pytest.approx(1.0, abs=1e-6)
+    # variance: 0 once every column's std is >= 1, positive below
+    wide = z / z.std(dim=0) * 1.5
+    assert (wide.std(dim=0) >= 1).all()
+    assert vicreg_loss(wide, wide * 2, 0.0, 1.0, 0.0).item() == 0.0
+    narrow = z / z.std(dim=0) * 0.5
+    expected = 1 - math.sqrt(0.25 + 1e-4)  # same for each column and each branch
+    assert vicreg_loss(narrow, narrow, 0.0, 1.0, 0.0).item() == pytest.approx(expected, abs=1e-6)
+    # covariance: 0 for decorrelated columns
+    h = hadamard(8)[:, 1 : D + 1]
+    assert vicreg_loss(h, h, 0.0, 0.0, 1.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+# ---------------------------------------------------------------------- Barlow Twins
+@pytest.mark.parametrize("lambd", [0.0051, 0.5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_barlow_loss_matches_reference(lambd, seed):
+    z1, z2 = rand(N, D, seed=seed) * 3 + 1, rand(N, D, seed=seed + 30)
+    assert barlow_twins_loss(z1, z2, lambd).item() == pytest.approx(ref_barlow(z1, z2, lambd), **TOL)
+
+
+def hadamard(n: int) -> torch.Tensor:
+    """Sylvester's +-1 Hadamard matrix: orthogonal columns; every column but the first has mean 0."""
+    h = torch.ones(1, 1, dtype=torch.float64)
+    while len(h) < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h
+
+
+def test_barlow_loss_zero_for_identical_decorrelated_views_and_lambda_weighting():
+    h = hadamard(8)[:, 1:]  # 8 x 7: zero-mean, unit (biased) variance, pairwise orthogonal columns
+    assert barlow_twins_loss(h, h, 0.0051).item() == pytest.approx(0.0, abs=1e-6)
+    # standardisation removes any per-column affine map with positive scale
+    affine = h * torch.arange(1, 8, dtype=torch.float64) + 5.0
+    assert barlow_twins_loss(affine, h, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+    c = 1 / (1 + 1e-5)  # a unit-variance column standardised with BatchNorm's eps
+    # swapping two columns of one view: C_00 = C_11 = 0, C_01 = C_10 = c -> 2 + 2 lambda c^2
+    swapped = h[:, [1, 0, 2, 3, 4, 5, 6]]
+    for lambd in (0.0, 0.0051, 0.5, 3.0):
+        expected = 2 + 2 * lambd * c**2 + 5 * (1 - c) ** 2
+        assert barlow_twins_loss(h, swapped, lambd).item() == pytest.approx(expected, rel=1e-6)
+    # a negated column: C_00 = -c -> (1 + c)^2 ~ 4, independent of lambda
+    negated = h.clone()
+    negated[:, 0] *= -1
+    expected = (1 + c) ** 2 + 6 * (1 - c) ** 2
+    assert barlow_twins_loss(h, negated, 7.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------------------------------------- methods end to end
+SMALL = {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 32}
+
+
+def small_overrides(name: str, **extra) -> dict:
+    fields = {f.name for f in dataclasses.fields(METHODS.get(name).Params)}
+    return {k: v for k, v in {**SMALL, **extra}.items() if k in fields}
+
+
+def build(name: str, num_train: int = 50, **extra):
+    torch.manual_seed(0)
+    backbone = SmallCNN()
+    method = build_method(name, backbone, backbone.num_features, small_overrides(name, **extra),
+                          MethodContext(num_train=num_train, epochs=1))
+    return method
+
+
+def views(seed: int = 0, n: int = 8):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 8, 8, generator=g), torch.randn(n, 3, 8, 8, generator=g)
+
+
+def test_all_five_methods_are_registered():
+    assert METHODS.names() == ["barlow", "byol", "nnclr", "simclr", "vicreg"]
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_end_to_end_loss_and_gradients(name):
+    method = build(name)
+    method.train()
+    for value in (32, 16):
+        assert any(getattr(method.params, f, None) == value for f in ("proj_hidden_dim", "proj_output_dim"))
+    v1, v2 = views()
+    loss = method(v1, v2)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    for pname, param in method.backbone.named_parameters():
+        assert param.grad is not None, pname
+        assert torch.isfinite(param.grad).all(), pname
+    assert any(p.grad.abs().sum() > 0 for p in method.backbone.parameters())
+    assert all(p.grad is not None for p in method.projector.parameters())
+    if name == "byol":
+        assert all(p.grad is None and not p.requires_grad for p in method.target.parameters())
+    method.after_step(0.5)  # must run after a step for every method
+    assert torch.isfinite(method(v1, v2))
+
+
+def test_byol_target_starts_as_online_copy_and_follows_ema():
+    method = build("byol", tau_base=0.5)
+    online = list(method.backbone.parameters()) + list(method.projector.parameters())
+    target = list(method.target.parameters())
+    assert len(online) == len(target)
+    for o, t in zip(online, target):
+        assert torch.equal(o, t) and o.data_ptr() != t.data_ptr()
+    before = [t.detach().clone() for t in target]
+    with torch.no_grad():  # move the online network by a known amount
+        for i, o in enumerate(online):
+            o.add_(1.0 + i)
+    method.after_step(0.0)  # tau = tau_base = 0.5
+    for i, (o, t, b) in enumerate(zip(online, target, before)):
+        assert not torch.equal(t, b)
+        torch.testing.assert_close(t, 0.5 * b + 0.5 * o, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(t, b + 0.5 * (1.0 + i), rtol=1e-6, atol=1e-6)
+    # progress 0.5: tau = 1 - (1 - 0.5) * (cos(pi/2) + 1) / 2 = 0.75
+    before = [t.detach().clone() for t in target]
+    method.after_step(0.5)
+    for o, t, b in zip(online, target, before):
+        torch.testing.assert_close(t, 0.75 * b + 0.25 * o, rtol=1e-6, atol=1e-6)
+    # progress 1: tau = tau_final = 1, the target stays put
+    before = [t.detach().clone() for t in target]
+    method.after_step(1.0)
+    for t, b in zip(target, before):
+        torch.testing.assert_close(t, b, rtol=0, atol=1e-7)
+    # BatchNorm statistics are copied from the online network
+    method.train()
+    method(*views())
+    online_buffers = list(method.backbone.buffers()) + list(method.projector.buffers())
+    method.after_step(0.2)
+    for o, t in zip(online_buffers, method.target.buffers()):
+        assert torch.equal(o, t)
+
+
+def test_byol_target_gets_no_gradient_and_defaults_follow_the_paper():
+    method = build("byol")
+    assert method.params.tau_base == 0.99 and method.params.tau_final == 1.0
+    assert not any(p.requires_grad for p in method.target.parameters())
+
+
+def test_nnclr_queue_is_fifo_and_capped_by_num_train():
+    method = build("nnclr", num_train=20)  # queue_size 65536 by default, capped at 20 training images
+    assert method.queue.shape == (20, 16)
+    assert int(method.queue_filled) == 0 and int(method.queue_ptr) == 0
+    method.after_step(0.0)  # nothing pending: nothing happens
+    assert int(method.queue_filled) == 0
+    enqueued = []
+    for step, (filled, ptr) in enumerate([(8, 8), (16, 16), (20, 4), (20, 12)]):
+        method(*views(seed=step))
+        pending = method._pending.clone()
+        assert torch.allclose(pending.norm(dim=1), torch.ones(8))
+        method.after_step(step / 4)
+        enqueued.append(pending)
+        assert (int(method.queue_filled), int(method.queue_ptr)) == (filled, ptr)
+    # slot k holds the (k)th enqueued row modulo 20, newest overwriting oldest
+    stream = torch.cat(enqueued)  # 32 rows pushed into 20 slots
+    expected = torch.empty(20, 16)
+    for k, row in enumerate(stream):
+        expected[k % 20] = row
+    assert torch.equal(method.queue, expected)
+
+
+def test_nnclr_queue_capped_by_queue_size_and_batch_larger_than_queue():
+    method = build("nnclr", num_train=50, queue_size=5)
+    assert len(method.queue) == 5
+    method(*views())
+    pending = method._pending.clone()
+    method.after_step(0.0)
+    # only the first 5 of the 8 rows fit; the pointer advances by what was written, back to slot 0
+    assert int(method.queue_filled) == 5 and int(method.queue_ptr) == 0
+    assert torch.equal(method.queue, pending[:5])
+    method(*views(seed=1))
+    pending = method._pending.clone()
+    method.after_step(0.1)
+    assert int(method.queue_filled) == 5 and int(method.queue_ptr) == 0
+    assert torch.equal(method.queue, pending[:5])
+    assert build("nnclr", num_train=3).queue.shape[0] == 3
+
+
+def test_nnclr_nearest_uses_only_filled_slots():
+    method = build("nnclr", num_train=20)
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
+    # empty queue: each row stands in for itself (normalised)
+    torch.testing.assert_close(method.nearest(z), F.normalize(z, dim=1))
+    queue = F.normalize(torch.randn(20, 16, generator=torch.Generator().manual_seed(4)), dim=1)
+    method.queue.copy_(queue)
+    method.queue_filled.fill_(7)
+    got = method.nearest(z)
+    sims = F.normalize(z, dim=1) @ queue[:7].T
+    assert torch.equal(got, queue[:7][sims.argmax(dim=1)])
+    # unfilled (zero) slots are never chosen, even when every filled one has negative similarity
+    method.queue.zero_()
+    method.queue[0, 0], method.queue[1, 1] = 1.0, 1.0
+    method.queue_filled.fill_(2)
+    query = torch.zeros(1, 16)
+    query[0, 0], query[0, 1] = -1.0, -2.0
+    assert torch.equal(method.nearest(query)[0], method.queue[0])
+
+
+# ---------------------------------------------------------------------------- params
+def test_resolve_method_params_defaults_and_coercion():
+    params = resolve_method_params("simclr", {})
+    assert params == METHODS.get("simclr").Params()
+    params = resolve_method_params("simclr", {"temperature": 1, "proj_output_dim": 64})
+    assert params.temperature == 1.0 and isinstance(params.temperature, float)
+    assert params.proj_output_dim == 64
+
+
+def test_resolve_method_params_rejects_unknown_keys():
+    with pytest.raises(ConfigError) as err:
+        resolve_method_params("byol", {"tau_bsae": 0.9})
+    message = str(err.value)
+    assert "'tau_bsae'" in message and "byol" in message
+    assert "did you mean 'tau_base'" in message
+    for valid in ("pred_hidden_dim", "proj_hidden_dim", "proj_output_dim", "tau_base", "tau_final"):
+        assert valid in message
+    with pytest.raises(ConfigError, match="temperature"):  # valid for simclr, not for vicreg
+        resolve_method_params("vicreg", {"temperature": 0.5})
+
+
+@pytest.mark.parametrize(
+    "method, overrides, fragment",
+    [
+        ("simclr", {"temperature": "hot"}, "method_args.temperature must be float, got 'hot'"),
+        ("simclr", {"temperature": True}, "method_args.temperature must be float, got True"),
+        ("simclr", {"proj_hidden_dim": 32.0}, "method_args.proj_hidden_dim must be int, got 32.0"),
+        ("nnclr", {"queue_size": False}, "method_args.queue_size must be int, got False"),
+        ("barlow", {"lambd": None}, "method_args.lambd must be float, got None"),
+        ("vicreg", {"sim_weight": -1.0}, "method_args.sim_weight must be >= 0, got -1.0"),
+    ],
+)
+def test_resolve_method_params_rejects_wrong_types_and_ranges(method, overrides, fragment):
+    with pytest.raises(ConfigError) as err:
+        resolve_method_params(method, overrides)
+    assert fragment in str(err.value)
+
+
+def test_build_method_rejects_unknown_method():
+    with pytest.raises(ConfigError, match="unknown method 'simclrr'.*simclr"):
+        build_method("simclrr", SmallCNN(), 256, {}, MethodContext(num_train=10, epochs=1))

@@ -1,0 +1,120 @@
+"""End-to-end runs on real data (scikit-learn's digits, a CIFAR-10 subset) through the real loop."""
+
+import json
+
+import pytest
+import torch
+
+from benchmark.config import RunConfig
+from benchmark.data import load_dataset
+from benchmark.rundir import RESULT_KEYS, RunDir
+from benchmark.train import TrainingError, train_run
+
+FAST = {"dataset": "digits", "batch_size": 128, "progress": False,
+        "method_args": {"proj_hidden_dim": 256}}
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return load_dataset("digits", data_dir=tmp_path_factory.mktemp("data"))
+
+
+def config(**values) -> RunConfig:
+    merged = {**FAST, **values}
+    if merged["method_args"] and merged.get("method") in ("vicreg", "barlow"):
+        merged["method_args"] = {"proj_hidden_dim": 256, "proj_output_dim": 256}
+    return RunConfig.from_dict(merged)
+
+
+def test_run_directory_follows_the_contract(tmp_path, digits):
+    cfg = config(method="simclr", aug="weak", epochs=2)
+    result = train_run(cfg, tmp_path / "run", data=digits)
+    run = RunDir(tmp_path / "run")
+    for path in (run.config, run.status, run.metrics, run.result, run.checkpoint):
+        assert path.is_file(), path
+    stored = json.loads(run.result.read_text())
+    assert set(RESULT_KEYS) <= set(stored) and stored == json.loads(json.dumps(result))
+    assert stored["run_id"] == cfg.run_id and stored["prior_nn_agreement"] is None
+    for key in ("knn_acc", "knn200_acc", "linear_acc", "val_knn_acc", "val_linear_acc"):
+        assert 0.0 <= stored[key] <= 1.0
+    assert stored["knn_acc"] > 0.5  # digits are easy: anything trained and evaluated right is far above 0.1
+    status = json.loads(run.status.read_text())
+    assert status["state"] == "done" and status["attempt"] == 1 and status["error"] is None
+    metrics = run.read_metrics()
+    assert [m["epoch"] for m in metrics] == [1, 2] and all(m["loss"] > 0 for m in metrics)
+    reloaded = RunConfig.from_dict(json.loads(run.config.read_text()))
+    assert reloaded.run_id == cfg.run_id  # config.json is the resolved config: it reproduces the run
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "nnclr", "vicreg", "barlow"])
+def test_every_method_trains_and_lowers_its_loss(method, tmp_path, digits):
+    result = train_run(config(method=method, aug="strong", epochs=3, lr=0.2), tmp_path / method, data=digits)
+    losses = [m["loss"] for m in RunDir(tmp_path / method).read_metrics()]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert result["knn_acc"] > 0.5
+
+
+def test_resume_continues_exactly(tmp_path, digits, monkeypatch):
+    cfg = config(method="byol", aug="strong", epochs=4, checkpoint_every=1)
+    straight = train_run(cfg, tmp_path / "straight", data=digits)
+
+    original = RunDir.save_checkpoint
+
+    def preempted(self, state):
+        original(self, state)
+        if state["epoch"] == 2:
+            raise RuntimeError("simulated preemption after epoch 2")
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", preempted)
+    with pytest.raises(RuntimeError, match="simulated"):
+        train_run(cfg, tmp_path / "resumed", data=digits)
+    run = RunDir(tmp_path / "resumed")
+    assert run.read_status()["state"] == "failed" and "simulated" in run.read_status()["error"]
+    monkeypatch.setattr(RunDir, "save_checkpoint", original)
+    resumed = train_run(cfg, tmp_path / "resumed", resume=True, data=digits)
+    straight_losses = [m["loss"] for m in RunDir(tmp_path / "straight").read_metrics()]
+    resumed_metrics = run.read_metrics()
+    assert [m["epoch"] for m in resumed_metrics] == [1, 2, 3, 4]
+    assert [m["loss"] for m in resumed_metrics] == straight_losses  # bit-exact on the CPU
+    assert run.read_status()["attempt"] == 2
+    for key in ("knn_acc", "linear_acc", "val_knn_acc"):
+        assert resumed[key] == straight[key]
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, digits):
+    train_run(config(method="simclr", epochs=1), tmp_path / "run", data=digits)
+    with pytest.raises(TrainingError, match="config changed"):
+        train_run(config(method="simclr", epochs=2), tmp_path / "run", resume=True, data=digits)
+
+
+def test_diverging_run_fails_with_its_error(tmp_path, digits):
+    with pytest.raises(TrainingError, match="diverged"):
+        train_run(config(method="simclr", epochs=2, lr=1e30, optimizer="sgd"), tmp_path / "nan", data=digits)
+    status = RunDir(tmp_path / "nan").read_status()
+    assert status["state"] == "failed" and "loss became nan" in status["error"]
+    assert not RunDir(tmp_path / "nan").result.exists()
+
+
+def test_wandb_offline_writes_local_files(tmp_path, digits):
+    train_run(config(method="simclr", epochs=1, wandb_mode="offline"), tmp_path / "run", data=digits)
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_checkpoint_backbone_loads_as_weights(tmp_path, digits):
+    from benchmark.backbones import build_backbone
+
+    train_run(config(method="simclr", epochs=1), tmp_path / "run", data=digits)
+    model, _ = build_backbone("small", 8, weights=tmp_path / "run" / "checkpoint.pt")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["method"]
+    assert torch.equal(model.state_dict()["features.0.weight"], state["backbone.features.0.weight"])
+
+
+@pytest.mark.slow
+def test_cifar10_subset_simclr_beats_random_init(tmp_path, cifar_path, cifar_data_dir):
+    """Real CIFAR-10 JPEGs, 2,000-image class-balanced subset, small CNN, strong DA."""
+    data = load_dataset("cifar10", data_dir=cifar_data_dir, data_path=cifar_path, subset=2000)
+    base = dict(dataset="cifar10", backbone="small", method="simclr", aug="strong", progress=False)
+    random_init = train_run(RunConfig.from_dict({**base, "epochs": 0}), tmp_path / "random", data=data)
+    trained = train_run(RunConfig.from_dict({**base, "epochs": 8}), tmp_path / "trained", data=data)
+    assert trained["knn_acc"] > random_init["knn_acc"] + 0.02, (trained["knn_acc"], random_init["knn_acc"])
