@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from benchmark.errors import ConfigError, choice_error
 from benchmark.registry import Registry
 
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as torchvision's rgb_to_grayscale
+LUMA = (0.2989, 0.587, 0.114)  # ITU-R 601 weights, exactly as torchvision's rgb_to_grayscale
 BLUR_MIN_SIZE = 96  # the strong preset blurs only images this large (SimCLR's ImageNet recipe)
 
 

@@ -47,6 +47,8 @@ def test_overrides_parse_yaml_values_and_dotted_keys():
         ({"aug_args": {"flip_p": 2}}, ["aug_args.flip_p must be in [0, 1]"]),
         ({"optimizer": "adam"}, ["unknown optimizer 'adam'", "adamw, lars, sgd"]),
         ({"prior": "pixel"}, ["prior 'pixel'"]),
+        ({"method_args": {"temperature": 0}}, ["method_args.temperature must be > 0, got 0"]),
+        ({"method": "byol", "method_args": {"tau_base": 5}}, ["tau_base <= tau_final <= 1"]),
     ],
 )
 def test_bad_values_are_named_with_the_valid_choices(values, fragments):

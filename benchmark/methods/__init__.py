@@ -39,6 +39,8 @@ def resolve_method_params(method: str, overrides: Mapping[str, Any]):
             raise ConfigError(f"method_args.{key} must be {type(default).__name__}, got {value!r}")
         values[key] = value
     params = cls.Params(**values)
+    if hasattr(params, "validate"):
+        params.validate()
     for field in dataclasses.fields(params):
         value = getattr(params, field.name)
         if not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0:

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.errors import ConfigError
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 
@@ -30,6 +31,10 @@ class BYOLParams:
     pred_hidden_dim: int = 4096
     tau_base: float = 0.99
     tau_final: float = 1.0
+
+    def validate(self) -> None:
+        if not 0.0 <= self.tau_base <= self.tau_final <= 1.0:
+            raise ConfigError(f"method_args need 0 <= tau_base <= tau_final <= 1, got {self.tau_base}, {self.tau_final}")
 
 
 @METHODS.register("byol")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.errors import ConfigError
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 
@@ -23,6 +24,10 @@ class NNCLRParams:
     pred_hidden_dim: int = 4096
     queue_size: int = 65536  # capped at the number of training images
     temperature: float = 0.2
+
+    def validate(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigError(f"method_args.temperature must be > 0, got {self.temperature}")
 
 
 @METHODS.register("nnclr")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.errors import ConfigError
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 
@@ -26,6 +27,10 @@ class SimCLRParams:
     proj_hidden_dim: int = 2048
     proj_output_dim: int = 256
     temperature: float = 0.2
+
+    def validate(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigError(f"method_args.temperature must be > 0, got {self.temperature}")
 
 
 @METHODS.register("simclr")
