@@ -182,7 +182,6 @@ class RunConfig:
 
         values = self.result_fields()
         values["method_args"] = dataclasses.asdict(resolve_method_params(self.method, self.method_args))
-        values["aug_args"] = {k: v for k, v in self.aug_args.items()}
         values.update(resolve_optim(self))
         return values
 

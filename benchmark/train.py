@@ -122,17 +122,27 @@ class PairStep:
         return loss.detach()
 
 
-def _checkpoint_state(parts: RunParts, run_id: str, epoch: int) -> dict:
+def _checkpoint_state(parts: RunParts, run_id: str, epoch: int, clock: "TrainClock") -> dict:
     return {
         "run_id": run_id,
         "epoch": epoch,
+        "train_seconds": clock.seconds,
+        "views": clock.views,
         "method": parts.method.state_dict(),
         "optimizer": parts.optimizer.state_dict(),
         "generator": parts.generator.get_state(),
     }
 
 
-def _restore(parts: RunParts, state: dict, run_id: str) -> int:
+@dataclass
+class TrainClock:
+    """Training time and views so far, carried across resumed attempts for an honest images/s."""
+
+    seconds: float = 0.0
+    views: int = 0
+
+
+def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock]:
     if state["run_id"] != run_id:
         raise TrainingError(
             f"checkpoint belongs to run {state['run_id']}, not {run_id}: the config changed; use a new --out"
@@ -140,7 +150,7 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> int:
     parts.method.load_state_dict(state["method"])
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.generator.set_state(state["generator"])
-    return int(state["epoch"])
+    return int(state["epoch"]), TrainClock(state["train_seconds"], state["views"])
 
 
 def _online_knn(parts: RunParts) -> float:
@@ -165,6 +175,7 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         if finished.get("run_id") == run_id:
             return finished
 
+    run.result.unlink(missing_ok=True)  # a result must never outlive the run that is replacing it
     atomic_write_json(run.config, {**config.to_dict(), **config.resolved()})
     run.write_status(
         "running", run_id=run_id, attempt=int(status.get("attempt", 0)) + 1, error=None,
@@ -179,15 +190,15 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
                 image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max,
             )
         parts = build_parts(config, data, device)
-        start_epoch = 0
+        start_epoch, clock = 0, TrainClock()
         checkpoint = run.load_checkpoint() if resume else None
         if checkpoint is not None:
-            start_epoch = _restore(parts, checkpoint, run_id)
+            start_epoch, clock = _restore(parts, checkpoint, run_id)
             run.truncate_metrics(start_epoch)
-        elif run.metrics.exists():
-            run.metrics.unlink()
+        else:
+            run.metrics.unlink(missing_ok=True)
         tracker = Tracker(run, config, run_id)
-        seconds, views = _train_epochs(parts, run, tracker, run_id, start_epoch)
+        _train_epochs(parts, run, tracker, run_id, start_epoch, clock)
         eval_start = time.perf_counter()
         scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
         result = {
@@ -195,8 +206,8 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
             "prior": config.prior, "seed": config.seed, "epochs": config.epochs, "k": config.k,
             **scores,
             "prior_nn_agreement": None,
-            "train_seconds": seconds,
-            "images_per_s": views / seconds if seconds > 0 else None,
+            "train_seconds": clock.seconds,
+            "images_per_s": clock.views / clock.seconds if clock.seconds > 0 else None,
             "eval_seconds": time.perf_counter() - eval_start,
             "backbone": resolve_backbone_name(config.backbone, data.image_size),
             "num_train": len(data.train), "device": str(device),
@@ -213,15 +224,15 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         raise
 
 
-def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, start_epoch: int) -> tuple[float, int]:
-    """Epochs start_epoch+1 .. epochs; returns (training seconds, views trained) of this attempt."""
+def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, start_epoch: int,
+                  clock: TrainClock) -> None:
+    """Epochs start_epoch+1 .. epochs, advancing `clock`."""
     config = parts.config
     step_fn = PairStep(parts)
     steps = parts.steps_per_epoch
     total_steps = steps * config.epochs
     warmup_steps = parts.optim["warmup_epochs"] * steps
     n = len(parts.images)
-    seconds, views = 0.0, 0
     bar = _progress(config, start_epoch)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         parts.method.train()
@@ -235,8 +246,8 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
             loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps)
         loss = float(loss_sum) / max(1, steps)  # the one host sync of the epoch
         elapsed = time.perf_counter() - started
-        seconds += elapsed
-        views += 2 * steps * config.batch_size
+        clock.seconds += elapsed
+        clock.views += 2 * steps * config.batch_size
         if not torch.isfinite(torch.tensor(loss)):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
         metrics = {"epoch": epoch, "loss": loss, "lr": lr, "images_per_s": 2 * steps * config.batch_size / elapsed,
@@ -245,13 +256,12 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
             metrics["val_knn_acc"] = _online_knn(parts)
         tracker.log_epoch(metrics)
         if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-            run.save_checkpoint(_checkpoint_state(parts, run_id, epoch))
+            run.save_checkpoint(_checkpoint_state(parts, run_id, epoch, clock))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{metrics['images_per_s']:.0f}")
     if bar is not None:
         bar.close()
-    return seconds, views
 
 
 def _progress(config: RunConfig, start_epoch: int):
