@@ -62,13 +62,17 @@ def check_backbone(name: str) -> None:
 
 
 def build_backbone(
-    name: str, image_size: int, pretrained: bool = False, weights: str | Path | None = None
+    name: str, image_size: int, pretrained: bool = False, weights: str | Path | None = None,
+    cifar_stem: bool | None = None,
 ) -> tuple[nn.Module, int]:
     """A feature extractor (images -> (N, D) features) and D.
 
     ImageNet-style stems get the CIFAR stem (3x3 stride-1 conv1, no maxpool) on images <= 64 px,
-    unless pretrained weights are loaded: those were learnt with the original stem.
+    unless pretrained weights are loaded: those were learnt with the original stem. `cifar_stem`
+    overrides that choice (to rebuild an earlier run's backbone from its checkpoint).
     """
+    if cifar_stem is None:
+        cifar_stem = image_size <= CIFAR_STEM_MAX_SIZE and not (pretrained or weights)
     name = resolve_backbone_name(name, image_size)
     check_backbone(name)
     if name in BACKBONES:
@@ -85,7 +89,7 @@ def build_backbone(
                 f"pretrained weights for {name!r} could not be fetched ({type(err).__name__}); "
                 "pass weights: <local file> (a timm/torch state dict or a .safetensors file)"
             ) from None
-        if image_size <= CIFAR_STEM_MAX_SIZE and not (pretrained or weights):
+        if cifar_stem:
             _cifar_stem(model)
     if weights is not None:
         load_weights(model, Path(weights))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,8 +17,10 @@ from typing import Any, Mapping
 import yaml
 
 from benchmark.errors import ConfigError, choice_error
+from benchmark.params import coerce
 
 PRECISIONS = ("auto", "bf16", "fp32")
+GPS_FIELDS = ("prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index")
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -36,8 +37,15 @@ class RunConfig:
     backbone: str = "auto"  # "auto": the small CNN below 24 px (digits), else resnet18
     pretrained: bool = False
     weights: str | None = None  # local weights file for the backbone
-    prior: str = "none"  # positive-pair prior; "none" is plain SSL
+    prior: str = "none"  # positive-pair prior (see benchmark/priors); "none" is plain SSL
+    prior_args: dict = field(default_factory=dict)  # overrides of the prior's own settings
     k: int = 0  # neighbours to draw the positive from; 0 is plain SSL
+    sampling: str = "knn-uniform"  # knn-uniform | radius | farthest-in-ball
+    include_self: bool = False  # knn-uniform/radius: x itself is one more candidate
+    tau: float | None = None  # radius rules: ball radius; None = adaptive (mean distance to tau_neighbors)
+    tau_neighbors: int = 5
+    metric: str = "l2"  # l2 (the paper's) or cosine
+    knn_index: str = "auto"  # exact | hnsw | auto (exact up to 200,000 images)
     epochs: int = 100
     batch_size: int = 256
     optimizer: str | None = None  # None: the method's recipe
@@ -75,7 +83,7 @@ class RunConfig:
                 problems.append(str(choice_error("config key", key, known)))
                 continue
             try:
-                clean[key] = _coerce(key, value, hints[key])
+                clean[key] = coerce(key, value, hints[key])
             except ConfigError as err:
                 problems.append(str(err))
         merged = dataclasses.replace(base or cls(), **clean)
@@ -107,8 +115,8 @@ class RunConfig:
             value = yaml.safe_load(raw) if raw else ""
             if "." in key:  # method_args.temperature=0.5
                 section, sub = key.split(".", 1)
-                if section not in ("method_args", "aug_args"):
-                    raise ConfigError(f"only method_args.* and aug_args.* take dotted keys, got {key!r}")
+                if section not in ("method_args", "aug_args", "prior_args"):
+                    raise ConfigError(f"only method_args.*, aug_args.* and prior_args.* take dotted keys, got {key!r}")
                 values.setdefault(section, dict(getattr(self, section)))[sub] = value
             else:
                 values[key] = value
@@ -121,7 +129,9 @@ class RunConfig:
         from benchmark.backbones import check_backbone
         from benchmark.data import DATASETS
         from benchmark.methods import METHODS, resolve_method_params
+        from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
         from benchmark.optim import OPTIMIZERS
+        from benchmark.priors import check_prior
 
         problems: list[str] = []
 
@@ -144,10 +154,16 @@ class RunConfig:
             problems.append(str(choice_error("wandb_mode", self.wandb_mode, WANDB_MODES)))
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             problems.append(f"unknown device {self.device!r}; valid: auto, cpu, cuda, cuda:N")
-        if self.prior != "none" or self.k != 0:
-            problems.append(
-                f"prior {self.prior!r} with k={self.k}: GPS priors are not available yet; valid: prior none, k 0"
-            )
+        check(lambda: check_prior(self.prior, self.prior_args))
+        check(lambda: SAMPLING_RULES.get(self.sampling))
+        check(lambda: METRICS.get(self.metric))
+        check(lambda: INDEXES.get(self.knn_index))
+        if self.k < 0 or self.tau_neighbors < 1:
+            problems.append(f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}")
+        if self.prior == "none" and self.k > 0:
+            problems.append(f"k={self.k} needs a prior to find neighbours in; prior is 'none' (set --prior, or k 0)")
+        if self.tau is not None and self.tau <= 0:
+            problems.append(f"tau must be > 0 (or null for adaptive), got {self.tau}")
         for name, low in (("epochs", 0), ("batch_size", 2), ("checkpoint_every", 1), ("val_max", 1)):
             if getattr(self, name) < low:
                 problems.append(f"{name} must be >= {low}, got {getattr(self, name)}")
@@ -182,8 +198,17 @@ class RunConfig:
 
         values = self.result_fields()
         values["method_args"] = dataclasses.asdict(resolve_method_params(self.method, self.method_args))
+        if not self.is_gps:  # plain SSL: the neighbour settings change nothing, so they do not enter run_id
+            for key in GPS_FIELDS:
+                values.pop(key)
+            values["prior"], values["k"] = "none", 0
         values.update(resolve_optim(self))
         return values
+
+    @property
+    def is_gps(self) -> bool:
+        """GPS positives: a prior and k >= 1 (the oracle needs no k); otherwise plain SSL."""
+        return self.prior != "none" and (self.k > 0 or self.prior == "oracle")
 
     @property
     def run_id(self) -> str:
@@ -193,21 +218,3 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check `value` against the field's type hint; ints are accepted for floats."""
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for kind in allowed:
-        if kind is type(None) and value is None:
-            return None
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind in (str, bool) and isinstance(value, kind):
-            return value
-        if kind is dict and isinstance(value, dict):
-            return dict(value)
-    names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
-    raise ConfigError(f"{key} must be {names}, got {value!r} ({type(value).__name__})")

@@ -1,21 +1,202 @@
-"""Pair samplers: given a batch of anchor indices, the index of each anchor's positive.
+"""Neighbour tables and pair samplers: given a batch of anchor indices, the index of each positive.
 
 Plain SSL pairs an image with itself (two augmentations of one image); GPS pairs it with one of its
-nearest neighbours in a prior embedding. Samplers run on the device: indices in, indices out, no
-per-sample Python, so the training step never waits on the host.
+nearest neighbours in a prior embedding. The N x K neighbour table is built once per (embedding,
+metric, index) with faiss (or torch matmul + top-k on a GPU without faiss-GPU), cached on disk, and
+moved to the device; samplers then gather and draw there, with no per-sample Python, so the
+training step never waits on the host.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
 
+import numpy as np
 import torch
+
+from benchmark.registry import Registry
+
+APPROXIMATE_ABOVE = 200_000  # `knn_index: auto` switches from exact search to HNSW above this many images
+RECALL_QUERIES = 1000
+
+METRICS: Registry[str] = Registry("metric")
+METRICS.register("l2")("squared euclidean distance in the embedding (the paper's)")
+METRICS.register("cosine")("1 - cosine similarity")
+INDEXES: Registry[str] = Registry("knn_index")
+INDEXES.register("auto")(f"exact up to {APPROXIMATE_ABOVE:,} images, HNSW above")
+INDEXES.register("exact")("faiss IndexFlat (or torch matmul + top-k on a GPU)")
+INDEXES.register("hnsw")("faiss IndexHNSWFlat, recall@K measured against exact search")
 
 
 class PairSampler(Protocol):
     def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
 
 
+# ------------------------------------------------------------------------------------- search
+def _prepare(vectors: torch.Tensor, metric: str) -> np.ndarray:
+    x = vectors.float()
+    if metric == "cosine":
+        x = torch.nn.functional.normalize(x, dim=1)
+    return np.ascontiguousarray(x.cpu().numpy())
+
+
+def _distances(raw: np.ndarray, metric: str) -> np.ndarray:
+    """faiss scores -> distances that grow with dissimilarity: euclidean for l2, 1 - cos for cosine."""
+    return np.sqrt(np.maximum(raw, 0)) if metric == "l2" else 1.0 - raw
+
+
+def _drop_self(index: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """From K + 1 results per row, drop the row itself (or the last one, where duplicates pushed
+    the row out of its own list): exactly K neighbours remain, nearest first."""
+    n = len(index)
+    keep = index != np.arange(n)[:, None]
+    without_self = keep.all(axis=1)
+    keep[without_self, k] = False
+    return index[keep].reshape(n, k).astype(np.int32), dist[keep].reshape(n, k).astype(np.float32)
+
+
+def faiss_exact(x: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    index = faiss.IndexFlatL2(x.shape[1]) if metric == "l2" else faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    raw, found = index.search(queries, k)
+    return found, _distances(raw, metric)
+
+
+def faiss_hnsw(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    kind = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    index = faiss.IndexHNSWFlat(x.shape[1], 32, kind)
+    index.hnsw.efConstruction = 64
+    index.add(x)
+    index.hnsw.efSearch = max(64, 4 * k)
+    raw, found = index.search(x, k)
+    return found, _distances(raw, metric)
+
+
+@torch.no_grad()
+def torch_exact(vectors: torch.Tensor, k: int, metric: str, device: torch.device,
+                chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN by matmul + top-k on the device (the GPU path when faiss-GPU is not installed)."""
+    x = torch.as_tensor(_prepare(vectors, metric)).to(device)
+    norms = (x * x).sum(1)
+    found, dists = [], []
+    for start in range(0, len(x), chunk):
+        q = x[start : start + chunk]
+        if metric == "l2":
+            score = norms[start : start + chunk, None] - 2 * q @ x.T + norms[None, :]
+            raw, idx = score.topk(k, dim=1, largest=False)
+        else:
+            raw, idx = (q @ x.T).topk(k, dim=1)
+        found.append(idx.cpu())
+        dists.append(raw.float().cpu())
+    return torch.cat(found).numpy(), _distances(torch.cat(dists).numpy(), metric)
+
+
+def recall_at_k(approx: np.ndarray, x: np.ndarray, k: int, metric: str, seed: int = 0) -> float:
+    """Mean fraction of the exact K nearest (self excluded) that the approximate table found,
+    on RECALL_QUERIES random rows."""
+    rows = np.random.default_rng(seed).choice(len(x), size=min(RECALL_QUERIES, len(x)), replace=False)
+    exact, _ = faiss_exact(x, x[rows], k + 1, metric)
+    hits = 0
+    for row, truth in zip(rows, exact):
+        truth = [t for t in truth if t != row][:k]
+        hits += len(set(truth) & set(approx[row].tolist()))
+    return hits / (len(rows) * k)
+
+
+@dataclass
+class NeighborTable:
+    index: np.ndarray  # (N, K) int32, nearest first, self excluded
+    dist: np.ndarray  # (N, K) float32
+    metric: str
+    method: str  # exact-faiss, exact-torch or hnsw
+    seconds: float  # time to build, or to read the cache
+    cached: bool
+    recall: float | None = None  # recall@K against exact search (approximate indexes only)
+    path: Path | None = field(default=None, repr=False)
+
+    @property
+    def k(self) -> int:
+        return self.index.shape[1]
+
+
+def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
+                device: torch.device) -> NeighborTable:
+    started = time.perf_counter()
+    n = len(vectors)
+    if k >= n:
+        raise ValueError(f"k={k} neighbours asked of only {n} images")
+    approximate = index_kind == "hnsw" or (index_kind == "auto" and n > APPROXIMATE_ABOVE)
+    recall = None
+    if approximate:
+        x = _prepare(vectors, metric)
+        found, dist = faiss_hnsw(x, k + 1, metric)
+        method = "hnsw"
+    elif device.type == "cuda" and not _faiss_has_gpu():
+        found, dist = torch_exact(vectors, k + 1, metric, device)
+        method = "exact-torch"
+    else:
+        x = _prepare(vectors, metric)
+        found, dist = faiss_exact(x, x, k + 1, metric)
+        method = "exact-faiss"
+    index, dist = _drop_self(found, dist, k)
+    if approximate:
+        recall = recall_at_k(index, x, k, metric)
+    return NeighborTable(index, dist, metric, method, time.perf_counter() - started, False, recall)
+
+
+def _faiss_has_gpu() -> bool:
+    import faiss
+
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: str, index_kind: str,
+                   cache_root: Path, device: torch.device) -> NeighborTable:
+    """The table from the cache (any cached table of this embedding, metric and index with at least
+    k columns serves), or built and cached under `<embedding key>-<metric>-<index>-K<k>.npz`."""
+    started = time.perf_counter()
+    kind = "hnsw" if index_kind == "hnsw" or (index_kind == "auto" and len(vectors) > APPROXIMATE_ABOVE) else "exact"
+    directory = Path(cache_root) / "neighbors"
+    prefix = f"{embedding_key}-{metric}-{kind}-K"
+    for path in sorted(directory.glob(prefix + "*.npz"), key=lambda p: int(p.stem.rsplit("K", 1)[1])):
+        if int(path.stem.rsplit("K", 1)[1]) >= k:
+            with np.load(path) as stored:
+                recall = float(stored["recall"]) if "recall" in stored.files else None
+                table = NeighborTable(stored["index"][:, :k], stored["dist"][:, :k], metric, str(stored["method"]),
+                                      0.0, True, recall, path)
+            table.seconds = time.perf_counter() - started
+            return table
+    table = build_table(vectors, k, metric, index_kind, device)
+    buffer = io.BytesIO()
+    extra = {"recall": np.float64(table.recall)} if table.recall is not None else {}
+    np.savez(buffer, index=table.index, dist=table.dist, method=np.str_(table.method), **extra)
+    from benchmark.rundir import atomic_write_bytes
+
+    table.path = directory / f"{prefix}{k}.npz"
+    atomic_write_bytes(table.path, buffer.getvalue())
+    return table
+
+
+def prior_nn_agreement(index: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of each image's k nearest neighbours that share its label, averaged over images."""
+    return float((labels[index[:, :k]] == labels[:, None]).mean())
+
+
+def adaptive_tau(dist: np.ndarray, m: int) -> float:
+    """The ball radius from the data: mean distance of every image to its m nearest neighbours."""
+    return float(dist[:, :m].mean())
+
+
+# ------------------------------------------------------------------------------------ samplers
 class IdentitySampler:
     """Plain SSL (prior none or k = 0): the positive of x is x itself."""
 
@@ -23,6 +204,132 @@ class IdentitySampler:
         return anchors
 
 
-def build_sampler(config, num_train: int, device: torch.device) -> PairSampler:
-    """The sampler a run's config asks for (RunConfig.validate admits only plain SSL for now)."""
-    return IdentitySampler()
+class KnnUniformSampler:
+    """The official code's rule: x' uniform among the k nearest neighbours, redrawn at every use;
+    with include_self, x itself is a (k+1)-th candidate."""
+
+    def __init__(self, table: torch.Tensor, k: int, include_self: bool = False):
+        self.table, self.k, self.include_self = table[:, :k].long(), k, include_self
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        column = torch.randint(0, self.k + self.include_self, anchors.shape, generator=generator,
+                               device=anchors.device)
+        drawn = self.table[anchors, column.clamp(max=self.k - 1)]
+        return torch.where(column == self.k, anchors, drawn) if self.include_self else drawn
+
+
+class BallSampler:
+    """`radius`: x' uniform among the neighbours within distance tau (of the k nearest); x itself
+    when none is (and as one more candidate with include_self)."""
+
+    def __init__(self, table: torch.Tensor, within: torch.Tensor, include_self: bool = False):
+        self.table = table.long()
+        self.cumulative = within.long().cumsum(dim=1)
+        self.inside = within.sum(dim=1)
+        self.include_self = include_self
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        inside = self.inside[anchors]
+        candidates = inside + self.include_self
+        rank = (torch.rand(anchors.shape, generator=generator, device=anchors.device) * candidates).long()
+        column = (self.cumulative[anchors] <= rank[:, None]).sum(dim=1)  # the (rank+1)-th column within tau
+        drawn = self.table[anchors, column.clamp(max=self.table.shape[1] - 1)]
+        return torch.where(rank >= inside, anchors, drawn)
+
+
+class FixedSampler:
+    """A fixed positive per image (the paper's `farthest-in-ball`: the farthest neighbour within tau)."""
+
+    def __init__(self, positives: torch.Tensor):
+        self.positives = positives.long()
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.positives[anchors]
+
+
+class SameClassSampler:
+    """The oracle: x' uniform among the other images of x's class (uses labels: an upper bound)."""
+
+    def __init__(self, labels: torch.Tensor):
+        labels = labels.long()
+        self.labels = labels
+        self.order = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels)
+        self.counts = counts
+        self.starts = counts.cumsum(0) - counts
+        self.rank = torch.empty_like(self.order)
+        self.rank[self.order] = torch.arange(len(labels), device=labels.device)
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        cls = self.labels[anchors]
+        count, start = self.counts[cls], self.starts[cls]
+        own = self.rank[anchors] - start
+        pick = (torch.rand(anchors.shape, generator=generator, device=anchors.device) * (count - 1)).long()
+        pick = pick + (pick >= own).long()  # skip the anchor itself
+        pick = torch.where(count > 1, pick, own)
+        return self.order[start + pick]
+
+
+SamplerBuilder = Callable[..., PairSampler]
+SAMPLING_RULES: Registry[SamplerBuilder] = Registry("sampling rule")
+
+
+@SAMPLING_RULES.register("knn-uniform")
+def _knn_uniform(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
+    return KnnUniformSampler(table, k, include_self)
+
+
+@SAMPLING_RULES.register("radius")
+def _radius(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
+    return BallSampler(table[:, :k], dist[:, :k] <= tau, include_self)
+
+
+@SAMPLING_RULES.register("farthest-in-ball")
+def _farthest(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
+    within = dist[:, :k] <= tau
+    last = within.long().cumsum(dim=1).argmax(dim=1)  # first column reaching the final count = farthest inside
+    rows = torch.arange(len(table), device=table.device)
+    return FixedSampler(torch.where(within.any(dim=1), table[rows, last].long(), rows))
+
+
+# ------------------------------------------------------------------------------- from a config
+@dataclass
+class GPSSetup:
+    """A run's sampler and what it cost and found (reported in result.json and `gpsbench prior`)."""
+
+    sampler: PairSampler
+    prior_nn_agreement: float | None = None
+    report: dict = field(default_factory=dict)
+
+
+def build_sampler(config, data, device: torch.device, cache_root: Path | None = None,
+                  results_dir: Path | None = None) -> GPSSetup:
+    """The pair sampler of a run: identity for plain SSL, same-class for the oracle, else the rule
+    over the prior's cached neighbour table."""
+    if not config.is_gps:
+        return GPSSetup(IdentitySampler())
+    labels = torch.as_tensor(data.train.labels, device=device)
+    if config.prior == "oracle":
+        return GPSSetup(SameClassSampler(labels), 1.0, {"prior": "oracle (uses labels)"})
+    from benchmark.data import default_data_dir
+    from benchmark.priors import PriorContext, build_prior, prior_embeddings
+
+    cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
+    results_dir = Path(results_dir or os.environ.get("GPSBENCH_RESULTS", "results"))
+    prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
+    embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
+    width = max(config.k, config.tau_neighbors if config.sampling != "knn-uniform" else 0)
+    table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index,
+                           cache_root, device)
+    tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
+    index_t = torch.as_tensor(table.index, device=device)
+    dist_t = torch.as_tensor(table.dist, device=device)
+    sampler = SAMPLING_RULES.get(config.sampling)(index_t, dist_t, config.k, tau, config.include_self)
+    agreement = prior_nn_agreement(table.index, data.train.labels, config.k)
+    report = {
+        "prior": config.prior, "embedding_key": embedding.key, "embedding_dim": int(embedding.vectors.shape[1]),
+        "embedding_seconds": embedding.seconds, "embedding_cached": embedding.cached,
+        "table_seconds": table.seconds, "table_cached": table.cached, "table_method": table.method,
+        "table_recall": table.recall, "tau": tau if config.sampling != "knn-uniform" else None,
+    }
+    return GPSSetup(sampler, agreement, report)

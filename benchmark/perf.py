@@ -102,11 +102,11 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
     def anchors() -> torch.Tensor:
         return torch.randint(0, n, (batch,), generator=parts.generator, device=device)
 
-    fixed_v1, fixed_v2 = step.views(anchors())
+    fixed_anchors = anchors()
+    fixed_v1, fixed_v2, fixed_positives = step.views(fixed_anchors)
 
     def model_step(v1: torch.Tensor, v2: torch.Tensor) -> None:
-        with torch.autocast(device.type, dtype=parts.amp_dtype or torch.bfloat16, enabled=parts.amp_dtype is not None):
-            loss = step.forward(v1, v2)
+        loss = step.loss(v1, v2, fixed_anchors, fixed_positives)
         parts.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         parts.optimizer.step()

@@ -23,7 +23,7 @@ from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits, load_dataset
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.methods import MethodContext, SSLMethod, build_method
-from benchmark.neighbors import PairSampler, build_sampler
+from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
 from benchmark.rundir import RunDir, atomic_write_json, read_json
 from benchmark.tracking import Tracker
@@ -59,7 +59,7 @@ class RunParts:
     images: torch.Tensor  # training images, uint8 NHWC, on the device
     method: SSLMethod
     optimizer: torch.optim.Optimizer
-    sampler: PairSampler
+    gps: GPSSetup  # the pair sampler and what building it cost
     augment: BatchAugment
     generator: torch.Generator
     amp_dtype: torch.dtype | None
@@ -87,7 +87,7 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device) ->
         config=config, data=data, device=device,
         images=torch.from_numpy(data.train.images).to(device),
         method=method, optimizer=optimizer,
-        sampler=build_sampler(config, len(data.train), device),
+        gps=build_sampler(config, data, device),
         augment=BatchAugment(params, data.mean, data.std, device),
         generator=generator, amp_dtype=autocast_dtype(config.precision, device), optim=optim,
     )
@@ -103,18 +103,25 @@ class PairStep:
             forward = torch.compile(parts.method)
         self.forward = forward
 
-    def views(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def views(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both augmented views and the positives' indices (one gather, one augmentation call)."""
         p = self.parts
-        positives = p.sampler(anchors, p.generator)
+        positives = p.gps.sampler(anchors, p.generator)
         both = p.images[torch.cat([anchors, positives])]
-        return p.augment(both, p.generator).chunk(2)
+        v1, v2 = p.augment(both, p.generator).chunk(2)
+        return v1, v2, positives
+
+    def loss(self, v1: torch.Tensor, v2: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor):
+        p = self.parts
+        extra = {"ids": (anchors, positives)} if p.method.uses_pair_ids else {}
+        with torch.autocast(p.device.type, dtype=p.amp_dtype or torch.bfloat16, enabled=p.amp_dtype is not None):
+            return self.forward(v1, v2, **extra)
 
     def __call__(self, anchors: torch.Tensor, lr: float, progress: float) -> torch.Tensor:
         p = self.parts
-        v1, v2 = self.views(anchors)
+        v1, v2, positives = self.views(anchors)
         set_lr(p.optimizer, lr)
-        with torch.autocast(p.device.type, dtype=p.amp_dtype or torch.bfloat16, enabled=p.amp_dtype is not None):
-            loss = self.forward(v1, v2)
+        loss = self.loss(v1, v2, anchors, positives)
         p.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         p.optimizer.step()
@@ -205,7 +212,9 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
             "run_id": run_id, "method": config.method, "aug": config.aug, "dataset": config.dataset,
             "prior": config.prior, "seed": config.seed, "epochs": config.epochs, "k": config.k,
             **scores,
-            "prior_nn_agreement": None,
+            "prior_nn_agreement": parts.gps.prior_nn_agreement,
+            "sampling": config.sampling if config.is_gps else None,
+            **{f"gps_{key}": value for key, value in parts.gps.report.items() if key != "prior"},
             "train_seconds": clock.seconds,
             "images_per_s": clock.views / clock.seconds if clock.seconds > 0 else None,
             "eval_seconds": time.perf_counter() - eval_start,

@@ -26,6 +26,17 @@ def test_run_id_resolves_defaults_before_hashing():
     assert implicit.resolved()["lr"] == pytest.approx(0.8)  # 0.4 x 512 / 256
 
 
+def test_plain_ssl_ignores_neighbour_settings_in_run_id():
+    plain = RunConfig.from_dict({"method": "simclr"})
+    assert RunConfig.from_dict({"prior": "pixel", "k": 0}).run_id == plain.run_id
+    assert RunConfig.from_dict({"sampling": "radius", "metric": "cosine"}).run_id == plain.run_id
+    gps = RunConfig.from_dict({"prior": "pixel", "k": 5})
+    assert gps.is_gps and gps.run_id != plain.run_id
+    for change in ({"k": 4}, {"metric": "cosine"}, {"sampling": "radius"}, {"prior_args": {"pca_dim": 8}}):
+        assert RunConfig.from_dict({"prior": "pixel", "k": 5, **change}).run_id != gps.run_id, change
+    assert RunConfig.from_dict({"prior": "oracle"}).is_gps
+
+
 def test_overrides_parse_yaml_values_and_dotted_keys():
     config = RunConfig().with_overrides(["lr=1", "subset=null", "method_args.temperature=0.5", "compile=true"])
     assert config.lr == 1.0 and isinstance(config.lr, float)
@@ -46,7 +57,14 @@ def test_overrides_parse_yaml_values_and_dotted_keys():
         ({"method_args": {"temprature": 1.0}}, ["method_args key for simclr 'temprature'", "temperature"]),
         ({"aug_args": {"flip_p": 2}}, ["aug_args.flip_p must be in [0, 1]"]),
         ({"optimizer": "adam"}, ["unknown optimizer 'adam'", "adamw, lars, sgd"]),
-        ({"prior": "pixel"}, ["prior 'pixel'"]),
+        ({"prior": "pixle", "k": 5}, ["unknown prior 'pixle'", "did you mean 'pixel'", "oracle"]),
+        ({"prior": "timm", "k": 5}, ["prior 'timm' needs an argument: timm:<model>"]),
+        ({"prior": "timm:resnet-50", "k": 5}, ["unknown timm model 'resnet-50'"]),
+        ({"prior": "pixel:x", "k": 5}, ["prior 'pixel' takes no argument"]),
+        ({"prior": "pixel", "k": 5, "prior_args": {"pca": 3}}, ["prior_args key for pixel 'pca'", "pca_dim"]),
+        ({"k": 5}, ["k=5 needs a prior"]),
+        ({"prior": "pixel", "k": 5, "sampling": "farthest"}, ["unknown sampling rule 'farthest'", "farthest-in-ball"]),
+        ({"prior": "pixel", "k": 5, "metric": "l1"}, ["unknown metric 'l1'", "cosine, l2"]),
         ({"method_args": {"temperature": 0}}, ["method_args.temperature must be > 0, got 0"]),
         ({"method": "byol", "method_args": {"tau_base": 5}}, ["tau_base <= tau_final <= 1"]),
     ],

@@ -8,10 +8,9 @@ contract is all a method sees, GPS positives need no change to any loss.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
-from benchmark.errors import ConfigError, choice_error
+from benchmark.params import resolve_params
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod
 from benchmark.methods import barlow, byol, nnclr, simclr, vicreg  # noqa: F401  (register methods)
 
@@ -20,32 +19,7 @@ __all__ = ["METHODS", "MethodContext", "Recipe", "SSLMethod", "build_method", "r
 
 def resolve_method_params(method: str, overrides: Mapping[str, Any]):
     """The method's default parameters with the user's overrides, type-checked."""
-    cls = METHODS.get(method)
-    known = {f.name: f for f in dataclasses.fields(cls.Params)}
-    defaults = cls.Params()
-    values = {}
-    for key, value in overrides.items():
-        if key not in known:
-            raise choice_error(f"method_args key for {method}", key, known)
-        default = getattr(defaults, key)
-        if isinstance(default, bool) or isinstance(value, bool):
-            ok = isinstance(value, bool) and isinstance(default, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int)
-        else:
-            ok = isinstance(value, (int, float))
-            value = float(value) if ok else value
-        if not ok:
-            raise ConfigError(f"method_args.{key} must be {type(default).__name__}, got {value!r}")
-        values[key] = value
-    params = cls.Params(**values)
-    if hasattr(params, "validate"):
-        params.validate()
-    for field in dataclasses.fields(params):
-        value = getattr(params, field.name)
-        if not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0:
-            raise ConfigError(f"method_args.{field.name} must be >= 0, got {value}")
-    return params
+    return resolve_params(METHODS.get(method).Params, overrides, "method_args", method)
 
 
 def build_method(name: str, backbone, feat_dim: int, overrides: Mapping[str, Any], context: MethodContext) -> SSLMethod:

@@ -30,7 +30,10 @@ class MethodContext:
 
 
 class SSLMethod(nn.Module):
-    """A backbone plus heads; forward(view1, view2) -> scalar loss."""
+    """A backbone plus heads; forward(view1, view2) -> scalar loss. A method that sets
+    `uses_pair_ids` also gets ids=(anchor indices, positive indices) (SimCLR's false-negative mask)."""
+
+    uses_pair_ids = False
 
     def __init__(self, backbone: nn.Module):
         super().__init__()

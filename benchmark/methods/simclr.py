@@ -11,13 +11,26 @@ from benchmark.errors import ConfigError
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 
-def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
+                 ids: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Mean over the 2N views of -log( exp(s_ip / T) / sum_{k != i} exp(s_ik / T) ), s = cosine,
-    where p is the other view of the same pair; every other view in the batch is a negative."""
+    where p is the other view of the same pair; every other view in the batch is a negative.
+
+    With `ids` (the image index of each row of z1 and z2), views of the same image as view i, other
+    than its positive, are dropped from its negatives: under GPS a positive x' may also be an
+    anchor of the batch, and would otherwise be pushed away from itself."""
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     n = z1.shape[0]
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))
+    if ids is not None:
+        image = torch.cat(ids)
+        same = image[:, None] == image[None, :]
+        positive = torch.zeros_like(same)
+        rows = torch.arange(n, device=z.device)
+        positive[rows, rows + n] = True
+        positive[rows + n, rows] = True
+        logits = logits.masked_fill(same & ~positive, float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(logits, targets)
 
@@ -27,6 +40,7 @@ class SimCLRParams:
     proj_hidden_dim: int = 2048
     proj_output_dim: int = 256
     temperature: float = 0.2
+    mask_false_negatives: bool = False  # GPS: a positive that is also an anchor is not a negative
 
     def validate(self) -> None:
         if self.temperature <= 0:
@@ -42,7 +56,8 @@ class SimCLR(SSLMethod):
         super().__init__(backbone)
         self.params = params
         self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_output_dim])
+        self.uses_pair_ids = params.mask_false_negatives
 
-    def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    def forward(self, v1: torch.Tensor, v2: torch.Tensor, ids=None) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
-        return nt_xent_loss(self.projector(h1), self.projector(h2), self.params.temperature)
+        return nt_xent_loss(self.projector(h1), self.projector(h2), self.params.temperature, ids)

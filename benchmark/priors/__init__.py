@@ -1,0 +1,90 @@
+"""Priors: named embeddings g(x) of the training images, in which GPS finds each image's positives.
+
+A spec is `kind` or `kind:arg` (`pixel`, `timm:resnet50`, `run:results/sweep/3f2a...`); `prior_args`
+overrides the kind's own settings. Embeddings are computed once, in batches on the device, and cached
+under a key of everything that changes them (see `embedding_key`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from benchmark.errors import ConfigError
+from benchmark.params import resolve_params
+from benchmark.priors import autoencoder, networks, simple  # noqa: F401  (register priors)
+from benchmark.priors.base import PRIORS, Prior, PriorContext
+from benchmark.rundir import atomic_write_bytes, atomic_write_json
+
+__all__ = ["PRIORS", "Prior", "PriorContext", "build_prior", "check_prior", "parse_prior", "prior_embeddings"]
+
+
+def parse_prior(spec: str) -> tuple[str, str | None]:
+    kind, sep, arg = spec.partition(":")
+    return kind, (arg if sep else None)
+
+
+def check_prior(spec: str, args: Mapping[str, Any]) -> None:
+    """Config-time validation: the kind exists, its argument is there (and valid), its args type-check."""
+    kind, arg = parse_prior(spec)
+    cls = PRIORS.get(kind)
+    if cls.needs_arg and not arg:
+        raise ConfigError(f"prior {spec!r} needs an argument: {kind}:<{'model' if kind != 'run' else 'run dir or run_id'}>")
+    if not cls.needs_arg and arg is not None:
+        raise ConfigError(f"prior {kind!r} takes no argument, got {spec!r}")
+    if arg is not None:
+        cls.check_arg(arg)
+    resolve_params(cls.Params, args, "prior_args", kind)
+
+
+def build_prior(spec: str, args: Mapping[str, Any], context: PriorContext | None = None) -> Prior:
+    check_prior(spec, args)
+    kind, arg = parse_prior(spec)
+    cls = PRIORS.get(kind)
+    return cls(arg, resolve_params(cls.Params, args, "prior_args", kind), context or PriorContext())
+
+
+def embedding_key(prior: Prior, spec: str, data) -> str:
+    """Hash of the dataset's content fingerprint, the prior spec and settings, and the prior's own
+    identity (weights hash, input size, normalisation)."""
+    parts = {"data": data.fingerprint(), "prior": spec, "params": dataclasses.asdict(prior.params),
+             "identity": prior.identity(data)}
+    canonical = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Embedding:
+    vectors: torch.Tensor  # (N_train, D) float32, CPU
+    key: str
+    seconds: float  # time to compute, or to read the cache
+    cached: bool
+
+
+def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: torch.device) -> Embedding:
+    """The prior's embedding of the training images: from the cache, or computed and cached."""
+    started = time.perf_counter()
+    key = embedding_key(prior, spec, data)
+    path = Path(cache_root) / "embeddings" / f"{key}.npy"
+    if path.is_file():
+        vectors = torch.from_numpy(np.load(path))
+        return Embedding(vectors, key, time.perf_counter() - started, cached=True)
+    vectors = prior.embed(data, device).float().contiguous()
+    if len(vectors) != len(data.train) or not torch.isfinite(vectors).all():
+        raise RuntimeError(f"prior {spec!r} gave {tuple(vectors.shape)} embeddings (finite: "
+                           f"{bool(torch.isfinite(vectors).all())}) for {len(data.train)} images")
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, vectors.numpy())
+    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_json(path.with_suffix(".json"), {"prior": spec, "dataset": data.name, "shape": list(vectors.shape)})
+    return Embedding(vectors, key, time.perf_counter() - started, cached=False)
