@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from benchmark.errors import ConfigError
@@ -14,6 +15,7 @@ from benchmark.errors import ConfigError
 RUN_FLAGS = {
     "dataset": str, "method": str, "aug": str, "backbone": str, "epochs": int, "seed": int, "device": str,
     "data_dir": str, "data_path": str, "subset": int, "batch_size": int, "lr": float, "image_size": int,
+    "prior": str, "k": int, "sampling": str, "tau": float, "metric": str,
 }
 
 
@@ -56,7 +58,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark.perf import run_perf
 
     config = config_from_args(args, base={"dataset": "cifar10", "backbone": "resnet18", "aug": "strong",
-                                          "method": "simclr", "epochs": 1})
+                                          "method": "simclr", "epochs": 1, "prior": "pixel", "k": 5,
+                                          "prior_args": {"pca_dim": 256}})
     run_perf(config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir())
     return 0
 
@@ -70,6 +73,34 @@ def cmd_data(args: argparse.Namespace) -> int:
                         image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
     print(f"{data.name}: {data.num_classes} classes, {data.image_size}x{data.image_size} px, "
           f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}, fingerprint {data.fingerprint()}")
+    return 0
+
+
+def cmd_prior(args: argparse.Namespace) -> int:
+    """Build (or load) a prior's embedding and neighbour table, and report its quality and costs."""
+    import torch
+
+    from benchmark.data import load_dataset
+    from benchmark.neighbors import build_sampler
+    from benchmark.train import select_device
+
+    config = config_from_args(args)
+    if not config.is_gps:
+        raise ConfigError(f"prior {config.prior!r} with k={config.k} is plain SSL: give --prior P and --k K >= 1")
+    started = time.perf_counter()
+    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
+                        image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
+    load_seconds = time.perf_counter() - started
+    setup = build_sampler(config, data, select_device(config.device), results_dir=default_results_dir())
+    report = {"dataset": config.dataset, "train_images": len(data.train), "prior": config.prior, "k": config.k,
+              "metric": config.metric, "sampling": config.sampling, "prior_nn_agreement": setup.prior_nn_agreement,
+              "data_seconds": load_seconds, **setup.report}
+    anchors = torch.arange(min(len(data.train), 8))
+    report["example_positives"] = {int(a): int(p) for a, p in zip(anchors, setup.sampler(anchors, torch.Generator()))}
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
     return 0
 
 
@@ -89,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: all cores)")
     perf.add_argument("--out", help="JSON file (default: $GPSBENCH_RESULTS/perf/<host>-<device>.json)")
     perf.set_defaults(func=cmd_perf)
+
+    prior = commands.add_parser("prior", help="build or load a prior's neighbour table; print its quality and timings")
+    _add_run_flags(prior)
+    prior.set_defaults(func=cmd_prior)
 
     data = commands.add_parser("data", help="decode, cache and describe a dataset")
     _add_run_flags(data)

@@ -4,6 +4,7 @@ All figures come from one process, on one device, with the same backbone, batch 
 - ceiling:        model-only step on batches already on the device (no sampling, no augmentation)
 - pipeline:       the real training step of `train` (sampler + gather + augmentation + model)
 - data_pipeline:  sampler + gather + augmentation alone
+- sampler:        the GPS pair sampler alone (sampler_share: its time as a fraction of a pipeline step)
 - dataloader:     a torch DataLoader with torchvision PIL transforms doing the same augmentation,
                   alone and feeding the same model (dataloader_train)
 Images/s count augmented views (two per pair), as `images_per_s` in result.json does.
@@ -116,6 +117,7 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
     figures["ceiling"] = _rate(lambda: model_step(fixed_v1, fixed_v2), views, device, **budget)
     figures["pipeline"] = _rate(lambda: step(anchors(), 1e-3, 0.5), views, device, **budget)
     figures["data_pipeline"] = _rate(lambda: step.views(anchors()), views, device, **budget)
+    figures["sampler"] = _rate(lambda: parts.gps.sampler(fixed_anchors, parts.generator), views, device, **budget)
 
     transform = torchvision_pipeline(parts.augment.params, data.mean, data.std, data.image_size)
     loader = torch.utils.data.DataLoader(
@@ -141,10 +143,14 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
             "pipeline_vs_ceiling": figures["pipeline"] / figures["ceiling"],
             "data_pipeline_vs_dataloader": figures["data_pipeline"] / figures["dataloader"],
             "pipeline_vs_dataloader": figures["pipeline"] / figures["dataloader_train"],
+            # seconds per step in the sampler / seconds per training step
+            "sampler_share": figures["pipeline"] / figures["sampler"],
         },
         "setup": {
             "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
             "backbone": config.backbone, "method": config.method, "aug": config.aug, "batch_size": batch,
+            "prior": config.prior, "k": config.k, "sampling": config.sampling,
+            "prior_nn_agreement": parts.gps.prior_nn_agreement,
             "dataloader_workers": workers, "precision": str(parts.amp_dtype or "fp32"), "compile": config.compile,
             "quick": quick,
         },
@@ -175,9 +181,9 @@ def format_report(report: dict) -> str:
     s = report["setup"]
     lines = [
         f"gpsbench perf on {report['device']}: {s['backbone']} {s['method']}, {s['aug']} aug, batch {s['batch_size']}"
-        f" per view, {s['image_size']} px, DataLoader workers {s['dataloader_workers']}",
+        f" per view, {s['image_size']} px, prior {s['prior']} k={s['k']}, DataLoader workers {s['dataloader_workers']}",
         f"{'measure':<20}{'images/s':>12}",
     ]
     lines += [f"{name:<20}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
-    lines += [f"{name:<30}{value:>8.2f}" for name, value in report["ratios"].items()]
+    lines += [f"{name:<30}{value:>8.4f}" for name, value in report["ratios"].items()]
     return "\n".join(lines)
