@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from benchmark.errors import ConfigError
+from benchmark.rundir import default_results_dir
 
 # flag -> config key, for the flags `train` and `perf` share with RunConfig
 RUN_FLAGS = {
@@ -17,10 +17,6 @@ RUN_FLAGS = {
     "data_dir": str, "data_path": str, "subset": int, "batch_size": int, "lr": float, "image_size": int,
     "prior": str, "k": int, "sampling": str, "tau": float, "metric": str,
 }
-
-
-def default_results_dir() -> Path:
-    return Path(os.environ.get("GPSBENCH_RESULTS", "results"))
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:

@@ -13,27 +13,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark.augment import normalize
 
 PROBE_L2_GRID = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
 
 @torch.no_grad()
 def extract_features(
-    backbone: nn.Module, images: np.ndarray | torch.Tensor, mean, std, device: torch.device,
-    batch_size: int = 1024, autocast_dtype: torch.dtype | None = None,
+    model: nn.Module, images: np.ndarray | torch.Tensor, mean, std, device: torch.device,
+    batch_size: int = 1024, autocast_dtype: torch.dtype | None = None, size: int | None = None, forward=None,
 ) -> torch.Tensor:
-    """Backbone features (float32, on `device`) of uint8 NHWC images, in eval mode, no augmentation."""
-    was_training = backbone.training
-    backbone.eval()
-    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    """Features (float32, on `device`) of uint8 NHWC images through a frozen model in eval mode, no
+    augmentation; `size` resizes first (bilinear, antialiased), `forward` replaces model.__call__
+    (e.g. CLIP's encode_image)."""
+    was_training = model.training
+    model.eval()
+    forward = forward or model
+    mean_t = torch.tensor(mean, device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, 3, 1, 1)
     out = []
     for start in range(0, len(images), batch_size):
         chunk = torch.as_tensor(images[start : start + batch_size]).to(device, non_blocking=True)
+        x = chunk.permute(0, 3, 1, 2).float().div_(255.0)
+        if size is not None and x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-            out.append(backbone(normalize(chunk, mean_t, std_t)).float())
-    backbone.train(was_training)
+            out.append(forward(x).float().flatten(1))
+    model.train(was_training)
     return torch.cat(out)
 
 

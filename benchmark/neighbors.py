@@ -10,7 +10,6 @@ training step never waits on the host.
 from __future__ import annotations
 
 import io
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from benchmark.registry import Registry
+from benchmark.rundir import atomic_write_bytes, default_results_dir
 
 APPROXIMATE_ABOVE = 200_000  # `knn_index: auto` switches from exact search to HNSW above this many images
 RECALL_QUERIES = 1000
@@ -128,13 +128,18 @@ class NeighborTable:
         return self.index.shape[1]
 
 
+def search_kind(index_kind: str, n: int) -> str:
+    """`exact` or `hnsw`: what `knn_index` means for n images."""
+    return "hnsw" if index_kind == "hnsw" or (index_kind == "auto" and n > APPROXIMATE_ABOVE) else "exact"
+
+
 def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
                 device: torch.device) -> NeighborTable:
     started = time.perf_counter()
     n = len(vectors)
     if k >= n:
         raise ValueError(f"k={k} neighbours asked of only {n} images")
-    approximate = index_kind == "hnsw" or (index_kind == "auto" and n > APPROXIMATE_ABOVE)
+    approximate = search_kind(index_kind, n) == "hnsw"
     recall = None
     if approximate:
         x = _prepare(vectors, metric)
@@ -164,7 +169,7 @@ def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: st
     """The table from the cache (any cached table of this embedding, metric and index with at least
     k columns serves), or built and cached under `<embedding key>-<metric>-<index>-K<k>.npz`."""
     started = time.perf_counter()
-    kind = "hnsw" if index_kind == "hnsw" or (index_kind == "auto" and len(vectors) > APPROXIMATE_ABOVE) else "exact"
+    kind = search_kind(index_kind, len(vectors))
     directory = Path(cache_root) / "neighbors"
     prefix = f"{embedding_key}-{metric}-{kind}-K"
     for path in sorted(directory.glob(prefix + "*.npz"), key=lambda p: int(p.stem.rsplit("K", 1)[1])):
@@ -179,8 +184,6 @@ def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: st
     buffer = io.BytesIO()
     extra = {"recall": np.float64(table.recall)} if table.recall is not None else {}
     np.savez(buffer, index=table.index, dist=table.dist, method=np.str_(table.method), **extra)
-    from benchmark.rundir import atomic_write_bytes
-
     table.path = directory / f"{prefix}{k}.npz"
     atomic_write_bytes(table.path, buffer.getvalue())
     return table
@@ -315,7 +318,7 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     from benchmark.priors import PriorContext, build_prior, prior_embeddings
 
     cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
-    results_dir = Path(results_dir or os.environ.get("GPSBENCH_RESULTS", "results"))
+    results_dir = Path(results_dir or default_results_dir())
     prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
     width = max(config.k, config.tau_neighbors if config.sampling != "knn-uniform" else 0)

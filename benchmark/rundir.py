@@ -19,6 +19,11 @@ RESULT_KEYS = (
 )
 
 
+def default_results_dir() -> Path:
+    """Where results go: env GPSBENCH_RESULTS, else ./results of the working directory."""
+    return Path(os.environ.get("GPSBENCH_RESULTS", "results"))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -6,11 +6,10 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmark.registry import Registry
+from benchmark.rundir import default_results_dir
 
 PRIORS: Registry[type] = Registry("prior")
 
@@ -19,7 +18,7 @@ PRIORS: Registry[type] = Registry("prior")
 class PriorContext:
     """Where a prior may look for things: the results tree (for `run:` priors)."""
 
-    results_dir: Path = field(default_factory=lambda: Path("results"))
+    results_dir: Path = field(default_factory=default_results_dir)
 
 
 class Prior:
@@ -51,21 +50,3 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-@torch.no_grad()
-def embed_with(model: torch.nn.Module, images: np.ndarray, device: torch.device, mean, std,
-               size: int | None = None, batch_size: int = 256, forward=None) -> torch.Tensor:
-    """Embed uint8 NHWC images with a frozen network, in batches on the device: resize (bilinear,
-    antialiased) to the network's input size, normalise with its statistics, float32 out on the CPU."""
-    model = model.to(device).eval()
-    forward = forward or model
-    mean_t = torch.tensor(mean, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = torch.as_tensor(images[start : start + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255
-        if size is not None and x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out.append(forward((x - mean_t) / std_t).float().flatten(1).cpu())
-    return torch.cat(out)

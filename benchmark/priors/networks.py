@@ -12,7 +12,8 @@ from benchmark.backbones import (
     CIFAR_STEM_MAX_SIZE, build_backbone, check_backbone, load_weights, resolve_backbone_name,
 )
 from benchmark.errors import ConfigError
-from benchmark.priors.base import PRIORS, Prior, embed_with, file_digest
+from benchmark.evaluate import extract_features
+from benchmark.priors.base import PRIORS, Prior, file_digest
 from benchmark.rundir import read_json
 
 
@@ -38,7 +39,7 @@ class RandomPrior(Prior):
     def embed(self, data, device: torch.device) -> torch.Tensor:
         torch.manual_seed(self.params.seed)
         model, _ = build_backbone(self.params.backbone, data.image_size)
-        return embed_with(model, data.train.images, device, data.mean, data.std)
+        return extract_features(model.to(device), data.train.images, data.mean, data.std, device).cpu()
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,8 @@ class TimmPrior(Prior):
 
     def embed(self, data, device: torch.device) -> torch.Tensor:
         model, cfg = self._model()
-        return embed_with(model, data.train.images, device, cfg["mean"], cfg["std"], size=cfg["input_size"][-1],
-                          batch_size=self.params.batch_size)
+        return extract_features(model.to(device), data.train.images, cfg["mean"], cfg["std"], device,
+                                batch_size=self.params.batch_size, size=cfg["input_size"][-1]).cpu()
 
 
 @PRIORS.register("clip")
@@ -130,8 +131,8 @@ class ClipPrior(Prior):
         size = visual.image_size[0] if isinstance(visual.image_size, (tuple, list)) else visual.image_size
         mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
         std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-        return embed_with(model, data.train.images, device, mean, std, size=size,
-                          batch_size=self.params.batch_size, forward=model.encode_image)
+        return extract_features(model.to(device), data.train.images, mean, std, device,
+                                batch_size=self.params.batch_size, size=size, forward=model.encode_image).cpu()
 
 
 @dataclass(frozen=True)
@@ -168,4 +169,4 @@ class RunPrior(Prior):
         stem = data.image_size <= CIFAR_STEM_MAX_SIZE and not (config.get("pretrained") or config.get("weights"))
         model, _ = build_backbone(config["backbone"], data.image_size, cifar_stem=stem)
         load_weights(model, run / "checkpoint.pt")
-        return embed_with(model, data.train.images, device, data.mean, data.std)
+        return extract_features(model.to(device), data.train.images, data.mean, data.std, device).cpu()
