@@ -56,7 +56,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
     config = config_from_args(args, base={"dataset": "cifar10", "backbone": "resnet18", "aug": "strong",
                                           "method": "simclr", "epochs": 1, "prior": "pixel", "k": 5,
                                           "prior_args": {"pca_dim": 256}})
-    run_perf(config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir())
+    run_perf(config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir(),
+             knn_images=args.knn_images)
     return 0
 
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--quick", action="store_true", help="few steps: a couple of minutes on a 2-core CPU")
     perf.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: all cores)")
     perf.add_argument("--out", help="JSON file (default: $GPSBENCH_RESULTS/perf/<host>-<device>.json)")
+    perf.add_argument("--knn-images", type=int, default=50_000, help="embeddings in the timed neighbour search")
     perf.set_defaults(func=cmd_perf)
 
     prior = commands.add_parser("prior", help="build or load a prior's neighbour table; print its quality and timings")

@@ -60,10 +60,13 @@ def _drop_self(index: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray,
     return index[keep].reshape(n, k).astype(np.int32), dist[keep].reshape(n, k).astype(np.float32)
 
 
-def faiss_exact(x: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def faiss_exact(x: np.ndarray, queries: np.ndarray, k: int, metric: str,
+                gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     index = faiss.IndexFlatL2(x.shape[1]) if metric == "l2" else faiss.IndexFlatIP(x.shape[1])
+    if gpu:  # faiss-GPU build on a CUDA device
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     index.add(x)
     raw, found = index.search(queries, k)
     return found, _distances(raw, metric)
@@ -149,9 +152,10 @@ def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
         found, dist = torch_exact(vectors, k + 1, metric, device)
         method = "exact-torch"
     else:
+        gpu = device.type == "cuda"
         x = _prepare(vectors, metric)
-        found, dist = faiss_exact(x, x, k + 1, metric)
-        method = "exact-faiss"
+        found, dist = faiss_exact(x, x, k + 1, metric, gpu=gpu)
+        method = "exact-faiss-gpu" if gpu else "exact-faiss"
     index, dist = _drop_self(found, dist, k)
     if approximate:
         recall = recall_at_k(index, x, k, metric)

@@ -5,6 +5,7 @@ All figures come from one process, on one device, with the same backbone, batch 
 - pipeline:       the real training step of `train` (sampler + gather + augmentation + model)
 - data_pipeline:  sampler + gather + augmentation alone
 - sampler:        the GPS pair sampler alone (sampler_share: its time as a fraction of a pipeline step)
+- knn_seconds:    building the exact neighbour table of 50,000 x 512 embeddings
 - dataloader:     a torch DataLoader with torchvision PIL transforms doing the same augmentation,
                   alone and feeding the same model (dataloader_train)
 Images/s count augmented views (two per pair), as `images_per_s` in result.json does.
@@ -86,7 +87,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_perf(config, quick: bool, workers: int | None, out: str | None, results_dir: Path) -> dict:
+def run_perf(config, quick: bool, workers: int | None, out: str | None, results_dir: Path,
+             knn_images: int = 50_000) -> dict:
     device = select_device(config.device)
     data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path,
                         subset=config.subset, image_size=config.image_size)
@@ -137,6 +139,7 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
 
     figures["dataloader"] = _rate(loader_only, views, device, **budget)
     figures["dataloader_train"] = _rate(loader_train, views, device, **budget)
+    knn = knn_build_seconds(device, n=knn_images)
     report = {
         "figures_images_per_s": figures,
         "ratios": {
@@ -146,6 +149,7 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
             # seconds per step in the sampler / seconds per training step
             "sampler_share": figures["pipeline"] / figures["sampler"],
         },
+        "knn_seconds": knn,
         "setup": {
             "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
             "backbone": config.backbone, "method": config.method, "aug": config.aug, "batch_size": batch,
@@ -164,6 +168,15 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
     print(format_report(report))
     print(f"written to {path}")
     return report
+
+
+def knn_build_seconds(device: torch.device, n: int = 50_000, dim: int = 512, k: int = 10) -> dict:
+    """Seconds to build an exact neighbour table of n random dim-d embeddings, as a run would."""
+    from benchmark.neighbors import build_table
+
+    vectors = torch.randn(n, dim, generator=torch.Generator().manual_seed(0))
+    table = build_table(vectors, k, "l2", "exact", device)
+    return {f"exact_{n}x{dim}_k{k}": table.seconds, "method": table.method}
 
 
 def _endless(loader):
@@ -186,4 +199,5 @@ def format_report(report: dict) -> str:
     ]
     lines += [f"{name:<20}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
     lines += [f"{name:<30}{value:>8.4f}" for name, value in report["ratios"].items()]
+    lines += [f"knn {name:<26}{value:>8.2f} s" for name, value in report["knn_seconds"].items() if name != "method"]
     return "\n".join(lines)

@@ -69,12 +69,14 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     out = tmp_path / "perf.json"
     code = main(["perf", "--quick", "--device", "cpu", "--dataset", "synthetic", "--image-size", "32",
                  "--backbone", "small", "--batch-size", "64", "--workers", "1", "--out", str(out),
-                 "--set", "method_args.proj_hidden_dim=128", "--data-dir", str(tmp_path / "data")])
+                 "--set", "method_args.proj_hidden_dim=128", "--data-dir", str(tmp_path / "data"),
+                 "--knn-images", "3000"])
     assert code == 0
     report = json.loads(out.read_text())
     figures = report["figures_images_per_s"]
     assert set(figures) == {"ceiling", "pipeline", "data_pipeline", "sampler", "dataloader", "dataloader_train"}
     assert 0 < report["ratios"]["sampler_share"] < 1 and report["setup"]["prior"] == "pixel"
+    assert report["knn_seconds"]["exact_3000x512_k10"] > 0 and report["knn_seconds"]["method"] == "exact-faiss"
     assert all(v > 0 for v in figures.values())
     assert report["ratios"]["data_pipeline_vs_dataloader"] == pytest.approx(
         figures["data_pipeline"] / figures["dataloader"])
