@@ -23,6 +23,21 @@ def cifar_archive() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tests of tiny tensors: one torch and one faiss (OpenMP) thread, restored afterwards. On a busy
+    2-core machine OpenMP spin-waits otherwise make a 1 ms operation take 0.4 s."""
+    import faiss
+    import torch
+
+    torch_threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(torch_threads)
+    faiss.omp_set_num_threads(faiss_threads)
+
+
 @pytest.fixture(scope="session")
 def cifar_path() -> Path:
     path = cifar_archive()

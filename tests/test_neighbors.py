@@ -37,17 +37,7 @@ DRAWS = 20_000
 TOL = 0.02
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The test machine is busy: one torch (and faiss/OpenMP) thread, restored afterwards."""
-    import faiss
-
-    torch_threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
-    yield
-    torch.set_num_threads(torch_threads)
-    faiss.omp_set_num_threads(faiss_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:

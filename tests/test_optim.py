@@ -15,13 +15,7 @@ from benchmark.methods import METHODS
 from benchmark.optim import LARS, OPTIMIZERS, build_optimizer, lr_at, param_groups, resolve_optim, set_lr
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ schedule
