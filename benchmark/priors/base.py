@@ -28,7 +28,6 @@ class Prior:
 
     Params: type
     needs_arg = False
-    uses_labels = False
 
     def __init__(self, arg: str | None, params, context: PriorContext):
         self.arg, self.params, self.context = arg, params, context

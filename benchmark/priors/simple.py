@@ -51,7 +51,6 @@ class OraclePrior(Prior):
     """Positives drawn from the anchor's own class. Uses labels: the upper bound, never a method."""
 
     Params = NoParams
-    uses_labels = True
 
 
 @PRIORS.register("none")
