@@ -198,6 +198,6 @@ def format_report(report: dict) -> str:
         f"{'measure':<20}{'images/s':>12}",
     ]
     lines += [f"{name:<20}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
-    lines += [f"{name:<30}{value:>8.4f}" for name, value in report["ratios"].items()]
+    lines += [f"{name:<30}{value:>10.4g}" for name, value in report["ratios"].items()]
     lines += [f"knn {name:<26}{value:>8.2f} s" for name, value in report["knn_seconds"].items() if name != "method"]
     return "\n".join(lines)
