@@ -74,7 +74,11 @@ def test_timm_prior_from_a_local_weights_file(synthetic, tmp_path):
     assert embedding_key(prior, "timm:test_resnet", synthetic) != embedding_key(other, "timm:test_resnet", synthetic)
 
 
-def test_timm_prior_without_internet_says_to_pass_a_file(synthetic):
+def test_timm_prior_without_internet_says_to_pass_a_file(synthetic, monkeypatch):
+    import huggingface_hub.constants
+
+    # the hub's offline mode fails at once; a real network failure takes the same path after retries
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     prior = build_prior("timm:resnet18", {})
     with pytest.raises(ConfigError, match="prior_args.weights"):
         prior.embed(synthetic, CPU)
