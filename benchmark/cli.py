@@ -53,9 +53,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark.perf import run_perf
 
-    config = config_from_args(args, base={"dataset": "cifar10", "backbone": "resnet18", "aug": "strong",
-                                          "method": "simclr", "epochs": 1, "prior": "pixel", "k": 5,
-                                          "prior_args": {"pca_dim": 256}})
+    base = {"dataset": "cifar10", "backbone": "resnet18", "aug": "strong", "method": "simclr", "epochs": 1}
+    if args.prior is None:  # by default the GPS step: pixel prior (PCA to 256 dims: a quick table), k = 5
+        base.update(prior="pixel", k=5, prior_args={"pca_dim": 256})
+    config = config_from_args(args, base=base)
     run_perf(config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir(),
              knn_images=args.knn_images)
     return 0
