@@ -282,7 +282,7 @@ SAMPLING_RULES: Registry[SamplerBuilder] = Registry("sampling rule")
 
 
 @SAMPLING_RULES.register("knn-uniform")
-def _knn_uniform(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
+def _knn_uniform(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float | None, include_self: bool) -> PairSampler:
     return KnnUniformSampler(table, k, include_self)
 
 
@@ -315,8 +315,8 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     over the prior's cached neighbour table."""
     if not config.is_gps:
         return GPSSetup(IdentitySampler())
-    labels = torch.as_tensor(data.train.labels, device=device)
     if config.prior == "oracle":
+        labels = torch.as_tensor(data.train.labels, device=device)
         return GPSSetup(SameClassSampler(labels), 1.0, {"prior": "oracle (uses labels)"})
     from benchmark.data import default_data_dir
     from benchmark.priors import PriorContext, build_prior, prior_embeddings
@@ -325,10 +325,13 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     results_dir = Path(results_dir or default_results_dir())
     prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
-    width = max(config.k, config.tau_neighbors if config.sampling != "knn-uniform" else 0)
+    in_ball = config.sampling != "knn-uniform"  # the radius rules need tau (and adaptive tau its m columns)
+    width = max(config.k, config.tau_neighbors if in_ball else 0)
     table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index,
                            cache_root, device)
-    tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
+    tau = None
+    if in_ball:
+        tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
     index_t = torch.as_tensor(table.index, device=device)
     dist_t = torch.as_tensor(table.dist, device=device)
     sampler = SAMPLING_RULES.get(config.sampling)(index_t, dist_t, config.k, tau, config.include_self)
@@ -337,6 +340,6 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
         "prior": config.prior, "embedding_key": embedding.key, "embedding_dim": int(embedding.vectors.shape[1]),
         "embedding_seconds": embedding.seconds, "embedding_cached": embedding.cached,
         "table_seconds": table.seconds, "table_cached": table.cached, "table_method": table.method,
-        "table_recall": table.recall, "tau": tau if config.sampling != "knn-uniform" else None,
+        "table_recall": table.recall, "tau": tau,
     }
     return GPSSetup(sampler, agreement, report)
