@@ -49,6 +49,7 @@ class BYOL(SSLMethod):
         self.predictor = mlp([params.proj_output_dim, params.pred_hidden_dim, params.proj_output_dim])
         self.target = nn.Sequential(copy.deepcopy(backbone), copy.deepcopy(self.projector))
         self.target.requires_grad_(False)
+        self._ema = None
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
@@ -59,11 +60,18 @@ class BYOL(SSLMethod):
 
     @torch.no_grad()
     def after_step(self, progress: float) -> None:
-        """target <- tau * target + (1 - tau) * online, tau from progress alone (so resuming is exact)."""
+        """target <- tau * target + (1 - tau) * online, tau from progress alone (so resuming is exact);
+        BatchNorm statistics are copied. Two foreach kernels, not one launch per tensor."""
         tau = ema_momentum(self.params.tau_base, self.params.tau_final, progress)
-        online = list(self.backbone.parameters()) + list(self.projector.parameters())
-        torch._foreach_lerp_(list(self.target.parameters()), online, 1.0 - tau)
-        for target_buf, online_buf in zip(
-            self.target.buffers(), list(self.backbone.buffers()) + list(self.projector.buffers())
-        ):
-            target_buf.copy_(online_buf)
+        target_params, online_params, target_buffers, online_buffers = self._ema_tensors()
+        torch._foreach_lerp_(target_params, online_params, 1.0 - tau)
+        if target_buffers:
+            torch._foreach_copy_(target_buffers, online_buffers)
+
+    def _ema_tensors(self):
+        """Listed once, at the first step: by then .to(device) has replaced every buffer object."""
+        if getattr(self, "_ema", None) is None:
+            online = nn.ModuleList([self.backbone, self.projector])
+            self._ema = (list(self.target.parameters()), list(online.parameters()),
+                         list(self.target.buffers()), list(online.buffers()))
+        return self._ema
