@@ -81,3 +81,16 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     assert report["ratios"]["data_pipeline_vs_dataloader"] == pytest.approx(
         figures["data_pipeline"] / figures["dataloader"])
     assert "pipeline_vs_ceiling" in capsys.readouterr().out
+
+
+def test_prior_command_builds_then_reuses_its_caches(tmp_path, capsys):
+    argv = ["prior", "--dataset", "digits", "--prior", "pixel", "--k", "5", "--data-dir", str(tmp_path)]
+    assert main(argv) == 0
+    first = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert main(argv) == 0
+    second = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert (first["embedding_cached"], first["table_cached"]) == ("False", "False")
+    assert (second["embedding_cached"], second["table_cached"]) == ("True", "True")
+    assert first["prior_nn_agreement"] == second["prior_nn_agreement"] and float(first["prior_nn_agreement"]) > 0.9
+    assert main(["prior", "--dataset", "digits", "--data-dir", str(tmp_path)]) == 2
+    assert "plain SSL" in capsys.readouterr().err

@@ -435,3 +435,26 @@ def test_resolve_method_params_rejects_wrong_types_and_ranges(method, overrides,
 def test_build_method_rejects_unknown_method():
     with pytest.raises(ConfigError, match="unknown method 'simclrr'.*simclr"):
         build_method("simclrr", SmallCNN(), 256, {}, MethodContext(num_train=10, epochs=1))
+
+
+def test_nt_xent_false_negative_mask_matches_a_loop():
+    """With GPS a positive may also be an anchor of the batch: the other views of that image are
+    dropped from the negatives of each view, and nothing else changes."""
+    torch.manual_seed(3)
+    z1, z2 = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    anchors = torch.tensor([10, 11, 12, 13])
+    positives = torch.tensor([11, 20, 10, 21])  # row 0's positive is anchor 1, row 2's is anchor 0
+    ids = torch.cat([anchors, positives]).tolist()
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    temperature, n, total = 0.5, 4, 0.0
+    for i in range(2 * n):
+        partner = (i + n) % (2 * n)
+        keep = [j for j in range(2 * n) if j != i and (j == partner or ids[j] != ids[i])]
+        logits = torch.stack([z[i] @ z[j] / temperature for j in keep])
+        total += -(logits[keep.index(partner)] - torch.logsumexp(logits, 0))
+    masked = nt_xent_loss(z1, z2, temperature, ids=(anchors, positives))
+    assert masked.item() == pytest.approx(total.item() / (2 * n), rel=1e-6)
+    plain_ids = (anchors, anchors)  # plain SSL: nothing to mask
+    assert nt_xent_loss(z1, z2, temperature, ids=plain_ids).item() == pytest.approx(
+        nt_xent_loss(z1, z2, temperature).item(), rel=1e-6)
+    assert masked.item() != pytest.approx(nt_xent_loss(z1, z2, temperature).item(), rel=1e-3)

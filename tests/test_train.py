@@ -119,3 +119,18 @@ def test_cifar10_subset_simclr_beats_random_init(tmp_path, cifar_path, cifar_dat
     random_init = train_run(RunConfig.from_dict({**base, "epochs": 0}), tmp_path / "random", data=data)
     trained = train_run(RunConfig.from_dict({**base, "epochs": 8}), tmp_path / "trained", data=data)
     assert trained["knn_acc"] > random_init["knn_acc"] + 0.02, (trained["knn_acc"], random_init["knn_acc"])
+
+
+@pytest.mark.parametrize("sampling", ["knn-uniform", "radius", "farthest-in-ball"])
+def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
+    cfg = config(method="simclr", aug="weak", epochs=2, prior="pixel", k=5, sampling=sampling,
+                 data_dir=str(tmp_path / "data"),
+                 method_args={**SMALL_HEADS, "mask_false_negatives": True})
+    result = train_run(cfg, tmp_path / "gps", data=digits)
+    assert result["prior_nn_agreement"] > 0.9  # digits' pixel neighbours nearly always share the label
+    assert result["gps_embedding_dim"] == 8 * 8 * 3 and result["gps_table_method"] == "exact-faiss"
+    assert (result["gps_tau"] is None) == (sampling == "knn-uniform")
+    assert result["knn_acc"] > 0.5 and result["sampling"] == sampling
+    again = train_run(cfg, tmp_path / "gps-again", data=digits)
+    assert again["gps_embedding_cached"] and again["gps_table_cached"]  # the second run recomputes nothing
+    assert again["knn_acc"] == result["knn_acc"]  # same config, same seed: the same run
