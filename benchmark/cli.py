@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, TrainingError
 from benchmark.rundir import default_results_dir
 
 # flag -> config key, for the flags `train` and `perf` share with RunConfig
@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"gpsbench: error: {err}", file=sys.stderr)
         return 2
+    except TrainingError as err:  # the run's status.json holds the error and its traceback
+        print(f"gpsbench: run failed: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -8,6 +8,10 @@ class ConfigError(ValueError):
     """Bad user input: raised before any data is loaded or any work starts."""
 
 
+class TrainingError(RuntimeError):
+    """A run that cannot go on (diverged loss, mismatched checkpoint); recorded in status.json."""
+
+
 def choice_error(kind: str, value: object, choices: Iterable[str]) -> ConfigError:
     """An error naming the bad value, the closest valid choice and all valid ones."""
     choices = sorted(choices)

@@ -21,6 +21,7 @@ from benchmark.augment import BatchAugment, resolve_aug_params
 from benchmark.backbones import build_backbone, resolve_backbone_name
 from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits, load_dataset
+from benchmark.errors import ConfigError, TrainingError
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import GPSSetup, build_sampler
@@ -29,16 +30,12 @@ from benchmark.rundir import RunDir, atomic_write_json, read_json
 from benchmark.tracking import Tracker
 
 
-class TrainingError(RuntimeError):
-    """A run that cannot go on (diverged loss, mismatched checkpoint); recorded in status.json."""
-
-
 def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} requested but CUDA is not available; valid: cpu, auto")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; valid: cpu, auto")
     return device
 
 
@@ -72,7 +69,8 @@ class RunParts:
 
 def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device) -> RunParts:
     if config.batch_size > len(data.train):
-        raise TrainingError(f"batch_size {config.batch_size} exceeds the {len(data.train)} training images")
+        raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.train)} training images of "
+                          f"{config.dataset}; valid: 2 to {len(data.train)}")
     torch.manual_seed(config.seed)
     backbone, feat_dim = build_backbone(config.backbone, data.image_size, config.pretrained, config.weights)
     context = MethodContext(num_train=len(data.train), epochs=config.epochs)

@@ -94,3 +94,12 @@ def test_prior_command_builds_then_reuses_its_caches(tmp_path, capsys):
     assert first["prior_nn_agreement"] == second["prior_nn_agreement"] and float(first["prior_nn_agreement"]) > 0.9
     assert main(["prior", "--dataset", "digits", "--data-dir", str(tmp_path)]) == 2
     assert "plain SSL" in capsys.readouterr().err
+
+
+def test_batch_larger_than_the_data_and_diverging_runs_are_one_line(tmp_path, capsys):
+    code = main(["train", "--dataset", "digits", "--batch-size", "5000", "--epochs", "1", "--out", str(tmp_path / "a")])
+    assert code == 2 and "batch_size 5000 exceeds the 1293 training images" in capsys.readouterr().err
+    code = main(["train", "--dataset", "digits", "--epochs", "1", "--lr", "1e30", "--set", "optimizer=sgd",
+                 "--set", "method_args.proj_hidden_dim=64", "--out", str(tmp_path / "b")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gpsbench:")]
+    assert code == 1 and lines == [lines[0]] and "diverged" in lines[0]

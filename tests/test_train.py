@@ -8,7 +8,8 @@ import torch
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.rundir import RESULT_KEYS, RunDir
-from benchmark.train import TrainingError, train_run
+from benchmark.errors import TrainingError
+from benchmark.train import train_run
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
 SMALL_HEADS = {"proj_hidden_dim": 256, "proj_output_dim": 64}
