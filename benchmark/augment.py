@@ -103,10 +103,18 @@ def resolve_aug_params(preset: str, overrides: Mapping[str, Any], image_size: in
     return params
 
 
-def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC -> normalised float NCHW in channels_last memory (the NHWC bytes are not moved)."""
+def to_unit_float(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0, 1] (a view of the NHWC bytes: channels_last), optionally
+    resized to size x size (bilinear, antialiased)."""
     x = images.permute(0, 3, 1, 2).float().div_(255.0)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+    if size is not None and (x.shape[-2], x.shape[-1]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 NHWC -> normalised float NCHW in channels_last memory (optionally resized first)."""
+    return ((to_unit_float(images, size) - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 def sample_crop_boxes(
@@ -157,7 +165,7 @@ class BatchAugment:
         p = self.params
         n, height, width, _ = images.shape
         size = p.size or height
-        x = images.permute(0, 3, 1, 2).float().div_(255.0)
+        x = to_unit_float(images)
         flips = torch.rand(n, generator=generator, device=self.device) < p.flip_p
         if p.crop or size != height or size != width:
             x = self._crop_flip(x, flips, size, generator)

@@ -191,8 +191,7 @@ class RunConfig:
         return {n: getattr(self, n) for n in names[: names.index("device")]}
 
     def resolved(self) -> dict[str, Any]:
-        """Result fields with every default made explicit (method recipe, augmentation preset)."""
-        from benchmark.augment import resolve_aug_params
+        """Result fields with every default made explicit (method parameters, optimiser recipe)."""
         from benchmark.methods import resolve_method_params
         from benchmark.optim import resolve_optim
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.augment import normalize
+
 
 PROBE_L2_GRID = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
@@ -33,10 +35,7 @@ def extract_features(
     out = []
     for start in range(0, len(images), batch_size):
         chunk = torch.as_tensor(images[start : start + batch_size]).to(device, non_blocking=True)
-        x = chunk.permute(0, 3, 1, 2).float().div_(255.0)
-        if size is not None and x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        x = ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+        x = normalize(chunk, mean_t, std_t, size)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
             out.append(forward(x).float().flatten(1))
     model.train(was_training)

@@ -9,7 +9,6 @@ training step never waits on the host.
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.registry import Registry
-from benchmark.rundir import atomic_write_bytes, default_results_dir
+from benchmark.rundir import atomic_write_arrays, default_results_dir
 
 APPROXIMATE_ABOVE = 200_000  # `knn_index: auto` switches from exact search to HNSW above this many images
 RECALL_QUERIES = 1000
@@ -185,11 +184,9 @@ def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: st
             table.seconds = time.perf_counter() - started
             return table
     table = build_table(vectors, k, metric, index_kind, device)
-    buffer = io.BytesIO()
     extra = {"recall": np.float64(table.recall)} if table.recall is not None else {}
-    np.savez(buffer, index=table.index, dist=table.dist, method=np.str_(table.method), **extra)
     table.path = directory / f"{prefix}{k}.npz"
-    atomic_write_bytes(table.path, buffer.getvalue())
+    atomic_write_arrays(table.path, index=table.index, dist=table.dist, method=np.str_(table.method), **extra)
     return table
 
 

@@ -3,6 +3,7 @@ result.json, checkpoint.pt. Every whole-file write is atomic: temporary file, th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 STATES = ("pending", "running", "done", "failed")
@@ -36,6 +38,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_arrays(path: Path, *array: np.ndarray, **named: np.ndarray) -> None:
+    """One array as .npy, or named arrays as .npz, written atomically."""
+    buffer = io.BytesIO()
+    if array:
+        np.save(buffer, array[0])
+    else:
+        np.savez(buffer, **named)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def atomic_write_json(path: Path, value: Any) -> None:

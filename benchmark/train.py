@@ -7,6 +7,7 @@ syncs inside an epoch: the loss is summed on the device and read once per epoch.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -255,7 +256,7 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         elapsed = time.perf_counter() - started
         clock.seconds += elapsed
         clock.views += 2 * steps * config.batch_size
-        if not torch.isfinite(torch.tensor(loss)):
+        if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
         metrics = {"epoch": epoch, "loss": loss, "lr": lr, "images_per_s": 2 * steps * config.batch_size / elapsed,
                    "epoch_seconds": elapsed}

@@ -66,11 +66,11 @@ def _resize(split: Split, size: int) -> Split:
     if split.images.shape[1] == size and split.images.shape[2] == size:
         return split
     import torch
-    import torch.nn.functional as F
+
+    from benchmark.augment import to_unit_float
 
     out = []
     for start in range(0, len(split), 4096):
-        chunk = torch.from_numpy(split.images[start : start + 4096]).permute(0, 3, 1, 2).float()
-        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        chunk = to_unit_float(torch.from_numpy(split.images[start : start + 4096]), size) * 255
         out.append(chunk.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
     return Split(np.ascontiguousarray(np.concatenate(out)), split.labels)

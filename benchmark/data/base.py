@@ -156,17 +156,14 @@ def load_cached(directory: Path) -> RawDataset | None:
 
 def save_cached(directory: Path, raw: RawDataset) -> None:
     """Write the decoded arrays once; meta.json is written last so a half-written cache is never read."""
-    directory.mkdir(parents=True, exist_ok=True)
+    from benchmark.rundir import atomic_write_arrays, atomic_write_json
+
     names = ["train", "test"] + (["val"] if raw.val is not None else [])
     for name in names:
         split: Split = getattr(raw, name)
         for part, array in (("images", split.images), ("labels", split.labels)):
-            tmp = directory / f".{name}_{part}.tmp.npy"
-            np.save(tmp, array)
-            os.replace(tmp, directory / f"{name}_{part}.npy")
-    tmp = directory / ".meta.json.tmp"
-    tmp.write_text(json.dumps({"splits": names, "classes": raw.classes}))
-    os.replace(tmp, directory / "meta.json")
+            atomic_write_arrays(directory / f"{name}_{part}.npy", array)
+    atomic_write_json(directory / "meta.json", {"splits": names, "classes": raw.classes})
 
 
 def cached(key: Callable[[DataSource], str], build: Loader) -> Loader:

@@ -22,7 +22,7 @@ from benchmark.errors import ConfigError
 from benchmark.params import resolve_params
 from benchmark.priors import autoencoder, networks, simple  # noqa: F401  (register priors)
 from benchmark.priors.base import PRIORS, Prior, PriorContext
-from benchmark.rundir import atomic_write_bytes, atomic_write_json
+from benchmark.rundir import atomic_write_arrays, atomic_write_json
 
 __all__ = ["PRIORS", "Prior", "PriorContext", "build_prior", "check_prior", "parse_prior", "prior_embeddings"]
 
@@ -81,10 +81,6 @@ def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: to
     if len(vectors) != len(data.train) or not torch.isfinite(vectors).all():
         raise RuntimeError(f"prior {spec!r} gave {tuple(vectors.shape)} embeddings (finite: "
                            f"{bool(torch.isfinite(vectors).all())}) for {len(data.train)} images")
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, vectors.numpy())
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_arrays(path, vectors.numpy())
     atomic_write_json(path.with_suffix(".json"), {"prior": spec, "dataset": data.name, "shape": list(vectors.shape)})
     return Embedding(vectors, key, time.perf_counter() - started, cached=False)

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.augment import to_unit_float
 from benchmark.errors import ConfigError
 from benchmark.priors.base import PRIORS, Prior
 
@@ -70,10 +71,7 @@ class ConvAutoencoder(nn.Module):
 
 
 def _prepare(images, size: int, device: torch.device) -> torch.Tensor:
-    x = torch.as_tensor(images).to(device).permute(0, 3, 1, 2).float() / 255
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x * 2 - 1
+    return to_unit_float(torch.as_tensor(images).to(device), size) * 2 - 1
 
 
 class _AutoencoderPrior(Prior):
