@@ -102,6 +102,30 @@ def cmd_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from benchmark.sweep.executors import ExecutorOptions
+    from benchmark.sweep.launch import SweepRequest, run_sweep
+
+    request = SweepRequest(
+        file=Path(args.file), executor=args.executor,
+        options=ExecutorOptions(max_parallel=args.max_parallel, profile=args.profile),
+        results_root=Path(args.results_dir) if args.results_dir else default_results_dir(),
+        overrides=tuple(args.assignments), dry_run=args.dry_run, retry_failed=args.retry_failed,
+    )
+    return run_sweep(request)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from benchmark.sweep.status import format_status
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ConfigError(f"no sweep folder {str(folder)!r}; sweeps here: "
+                          f"{', '.join(sorted(p.parent.name for p in default_results_dir().glob('*/sweep.json'))) or 'none'}")
+    print(format_status(folder))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpsbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
     prior = commands.add_parser("prior", help="build or load a prior's neighbour table; print its quality and timings")
     _add_run_flags(prior)
     prior.set_defaults(func=cmd_prior)
+
+    from benchmark.sweep.executors import EXECUTORS
+
+    sweep = commands.add_parser("sweep", help="run a grid of runs from a sweep file (skips done runs)")
+    sweep.add_argument("file", help="sweep file, e.g. sweeps/digits.yaml")
+    sweep.add_argument("--executor", default="local", choices=EXECUTORS.names(),
+                       help="local: slots on this machine and wait; slurm: submit job arrays and return; "
+                            "debug: in this process")
+    sweep.add_argument("--profile", help="SLURM profile: a file or a name in slurm/profiles/")
+    sweep.add_argument("--max-parallel", type=int, help="local: runs at once (default: one per GPU, or "
+                                                        "cores / resources.cpus on the CPU)")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan and its cost; start nothing")
+    sweep.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    sweep.add_argument("--results-dir", help="results root (default: $GPSBENCH_RESULTS or ./results)")
+    sweep.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key in every run, e.g. --set data_path=... or epochs=2")
+    sweep.set_defaults(func=cmd_sweep)
+
+    status = commands.add_parser("status", help="states of a sweep's runs (from their files and live jobs)")
+    status.add_argument("folder", help="the sweep's folder, e.g. results/digits")
+    status.set_defaults(func=cmd_status)
 
     data = commands.add_parser("data", help="decode, cache and describe a dataset")
     _add_run_flags(data)

@@ -26,6 +26,8 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
             return value
         if kind is dict and isinstance(value, dict):
             return dict(value)
+        if kind is list and isinstance(value, list):
+            return list(value)
     names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
     raise ConfigError(f"{key} must be {names}, got {value!r} ({type(value).__name__})")
 

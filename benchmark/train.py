@@ -15,6 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
@@ -68,7 +69,8 @@ class RunParts:
         return len(self.images) // self.config.batch_size
 
 
-def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device) -> RunParts:
+def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
+                results_dir: Path | None = None) -> RunParts:
     if config.batch_size > len(data.train):
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.train)} training images of "
                           f"{config.dataset}; valid: 2 to {len(data.train)}")
@@ -86,7 +88,7 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device) ->
         config=config, data=data, device=device,
         images=torch.from_numpy(data.train.images).to(device),
         method=method, optimizer=optimizer,
-        gps=build_sampler(config, data, device),
+        gps=build_sampler(config, data, device, results_dir=results_dir),
         augment=BatchAugment(params, data.mean, data.std, device),
         generator=generator, amp_dtype=autocast_dtype(config.precision, device), optim=optim,
     )
@@ -128,15 +130,34 @@ class PairStep:
         return loss.detach()
 
 
-def _checkpoint_state(parts: RunParts, run_id: str, epoch: int, clock: "TrainClock") -> dict:
+class RunInterrupted(Exception):
+    """The run stopped at a step boundary on request (preemption, time limit), its checkpoint saved."""
+
+
+@dataclass
+class EpochPosition:
+    """Where a checkpoint taken inside an epoch stands: the epoch's anchor order and what is done of it."""
+
+    step: int  # steps of the epoch already trained
+    order: torch.Tensor
+    loss_sum: torch.Tensor
+    seconds: float  # training time already spent in this epoch
+
+
+def _checkpoint_state(parts: RunParts, run_id: str, epoch: int, clock: "TrainClock",
+                      position: EpochPosition | None = None) -> dict:
     return {
         "run_id": run_id,
-        "epoch": epoch,
+        "epoch": epoch,  # epochs completed
         "train_seconds": clock.seconds,
         "views": clock.views,
         "method": parts.method.state_dict(),
         "optimizer": parts.optimizer.state_dict(),
         "generator": parts.generator.get_state(),
+        "position": None if position is None else {
+            "step": position.step, "order": position.order.cpu(), "loss_sum": position.loss_sum.cpu(),
+            "seconds": position.seconds,
+        },
     }
 
 
@@ -148,7 +169,7 @@ class TrainClock:
     views: int = 0
 
 
-def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock]:
+def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock, EpochPosition | None]:
     if state["run_id"] != run_id:
         raise TrainingError(
             f"checkpoint belongs to run {state['run_id']}, not {run_id}: the config changed; use a new --out"
@@ -156,7 +177,10 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
     parts.method.load_state_dict(state["method"])
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.generator.set_state(state["generator"])
-    return int(state["epoch"]), TrainClock(state["train_seconds"], state["views"])
+    saved = state.get("position")
+    position = None if saved is None else EpochPosition(
+        saved["step"], saved["order"].to(parts.device), saved["loss_sum"].to(parts.device), saved["seconds"])
+    return int(state["epoch"]), TrainClock(state["train_seconds"], state["views"]), position
 
 
 def _online_knn(parts: RunParts) -> float:
@@ -169,9 +193,25 @@ def _online_knn(parts: RunParts) -> float:
                         data.num_classes)
 
 
-def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: DatasetSplits | None = None) -> dict:
+def current_job_id() -> str | None:
+    """The scheduler's id for this process: SLURM's array form (as squeue and submitit show it), else
+    SLURM's job id, else submitit's local job id."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID")
+
+
+def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: DatasetSplits | None = None, *,
+              results_dir: Path | None = None, interrupt: Callable[[], bool] | None = None,
+              wandb_tags: Sequence[str] = ()) -> dict:
     """Train and evaluate one run into `out` (config.json, status.json, metrics.jsonl, result.json,
-    checkpoint.pt). A failure is recorded in status.json with its error, then re-raised."""
+    checkpoint.pt). A failure is recorded in status.json with its error, then re-raised.
+
+    `interrupt` is polled after every step: when it answers True the run saves a checkpoint at that step
+    and raises RunInterrupted (status `pending`), so a requeued attempt continues mid-epoch. Ctrl-C also
+    leaves the run `pending`: rerunning resumes it from its last checkpoint. `results_dir` is where
+    `run:` priors are looked up."""
     run = RunDir(out)
     run_id = config.run_id
     run.path.mkdir(parents=True, exist_ok=True)
@@ -185,7 +225,7 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
     atomic_write_json(run.config, {**config.to_dict(), **config.resolved()})
     run.write_status(
         "running", run_id=run_id, attempt=int(status.get("attempt", 0)) + 1, error=None,
-        job_id=os.environ.get("SLURM_JOB_ID"), host=socket.gethostname(), pid=os.getpid(),
+        job_id=current_job_id(), host=socket.gethostname(), pid=os.getpid(), note=None,
     )
     tracker = None
     try:
@@ -195,16 +235,16 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
                 config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
                 image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max,
             )
-        parts = build_parts(config, data, device)
-        start_epoch, clock = 0, TrainClock()
+        parts = build_parts(config, data, device, results_dir)
+        start_epoch, clock, position = 0, TrainClock(), None
         checkpoint = run.load_checkpoint() if resume else None
         if checkpoint is not None:
-            start_epoch, clock = _restore(parts, checkpoint, run_id)
+            start_epoch, clock, position = _restore(parts, checkpoint, run_id)
             run.truncate_metrics(start_epoch)
         else:
             run.metrics.unlink(missing_ok=True)
-        tracker = Tracker(run, config, run_id)
-        _train_epochs(parts, run, tracker, run_id, start_epoch, clock)
+        tracker = Tracker(run, config, run_id, tags=wandb_tags)
+        _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt)
         eval_start = time.perf_counter()
         scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
         result = {
@@ -224,6 +264,12 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         run.write_status("done", error=None)
         tracker.finish(result)
         return result
+    except (RunInterrupted, KeyboardInterrupt) as err:
+        note = str(err) if isinstance(err, RunInterrupted) else "interrupted (Ctrl-C): rerunning resumes it"
+        run.write_status("pending", error=None, note=note)
+        if tracker is not None:
+            tracker.finish(None, preempted=True)
+        raise
     except BaseException as err:
         message = f"{type(err).__name__}: {err}"
         run.write_status("failed", error=message, traceback=traceback.format_exc(limit=8))
@@ -233,8 +279,9 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
 
 
 def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, start_epoch: int,
-                  clock: TrainClock) -> None:
-    """Epochs start_epoch+1 .. epochs, advancing `clock`."""
+                  clock: TrainClock, position: EpochPosition | None = None,
+                  interrupt: Callable[[], bool] | None = None) -> None:
+    """Epochs start_epoch+1 .. epochs (the first one from `position` when resuming mid-epoch)."""
     config = parts.config
     step_fn = PairStep(parts)
     steps = parts.steps_per_epoch
@@ -245,15 +292,23 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
     for epoch in range(start_epoch + 1, config.epochs + 1):
         parts.method.train()
         started = time.perf_counter()
-        order = torch.randperm(n, generator=parts.generator, device=parts.device)
-        loss_sum = torch.zeros((), device=parts.device)
-        for i in range(steps):
+        if position is None:
+            order = torch.randperm(n, generator=parts.generator, device=parts.device)
+            first, loss_sum, carried = 0, torch.zeros((), device=parts.device), 0.0
+        else:
+            order, first, loss_sum, carried = position.order, position.step, position.loss_sum, position.seconds
+            position = None
+        for i in range(first, steps):
             global_step = (epoch - 1) * steps + i
             anchors = order[i * config.batch_size : (i + 1) * config.batch_size]
             lr = lr_at(global_step, total_steps, warmup_steps, parts.optim["lr"])
             loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps)
+            if interrupt is not None and interrupt():
+                here = EpochPosition(i + 1, order, loss_sum, carried + time.perf_counter() - started)
+                run.save_checkpoint(_checkpoint_state(parts, run_id, epoch - 1, clock, here))
+                raise RunInterrupted(f"interrupted in epoch {epoch} after step {i + 1}/{steps}; checkpoint saved")
         loss = float(loss_sum) / max(1, steps)  # the one host sync of the epoch
-        elapsed = time.perf_counter() - started
+        elapsed = carried + time.perf_counter() - started
         clock.seconds += elapsed
         clock.views += 2 * steps * config.batch_size
         if not math.isfinite(loss):

@@ -152,7 +152,9 @@ class RunPrior(Prior):
         path = Path(self.arg)
         if (path / "checkpoint.pt").is_file():
             return path
-        found = sorted(self.context.results_dir.glob(f"**/{self.arg}/checkpoint.pt"))
+        root = self.context.results_dir
+        # a sweep's runs sit at <results>/<sweep>/<run_id>: look there before walking the whole tree
+        found = sorted(root.glob(f"*/{self.arg}/checkpoint.pt")) or sorted(root.glob(f"**/{self.arg}/checkpoint.pt"))
         if not found:
             raise ConfigError(
                 f"prior run:{self.arg}: no checkpoint.pt at {str(path)!r} nor under "

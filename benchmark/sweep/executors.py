@@ -1,0 +1,277 @@
+"""Where runs execute. `debug`: in this process, one after another. `local`: our own slot scheduler
+over submitit's LocalExecutor (which by itself starts every job at once): one run per visible GPU
+group, or --max-parallel runs on the CPU. `slurm`: job arrays through submitit, chunked to the
+cluster's MaxArraySize; it submits and returns. A `run:` prior's cell starts after its source."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from benchmark.errors import ConfigError
+from benchmark.registry import Registry
+from benchmark.rundir import RunDir
+from benchmark.sweep.job import RunJob
+from benchmark.sweep.profiles import chunks, cluster_max_array_size, load_profile
+from benchmark.sweep.registry import JobProbe, run_state
+from benchmark.sweep.spec import Resources
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    max_parallel: int | None = None
+    profile: str | None = None
+    poll_s: float = 2.0
+
+
+@dataclass
+class Launch:
+    jobs: list[RunJob]  # to start, each after its `run:` source
+    sweep_dir: Path
+    resources: Resources
+    watch: list[str]  # runs of this sweep already running elsewhere (an earlier invocation): wait for them
+
+
+class Executor(Protocol):
+    waits: bool
+
+    def run(self, launch: Launch, progress: "Progress") -> None: ...
+
+
+EXECUTORS: Registry[Callable[[ExecutorOptions, Resources], Executor]] = Registry("executor")
+
+
+class Progress:
+    """One line per run that starts or ends, with the sweep's counts."""
+
+    def __init__(self, total: int, done: int, labels: dict[str, str], stream=sys.stdout):
+        self.total, self.done, self.failed = total, done, 0
+        self.labels = labels
+        self.stream = stream
+        self.started_at = time.time()
+
+    def _print(self, word: str, run_id: str, extra: str = "") -> None:
+        elapsed = time.time() - self.started_at
+        print(f"[{self.done + self.failed:>3}/{self.total} {elapsed:6.0f}s] {word:<7} {run_id}  "
+              f"{self.labels.get(run_id, '')}{extra}", file=self.stream, flush=True)
+
+    def started(self, run_id: str, where: str = "") -> None:
+        self._print("start", run_id, f"  ({where})" if where else "")
+
+    def finished(self, run_dir: Path) -> None:
+        run = RunDir(run_dir)
+        status = run.read_status()
+        if status.get("state") == "done" and run.result.is_file():
+            from benchmark.rundir import read_json
+
+            result = read_json(run.result)
+            self.done += 1
+            self._print("done", run_dir.name, f"  knn {result['knn_acc']:.4f} linear {result['linear_acc']:.4f} "
+                                              f"({result['train_seconds']:.0f} s training)")
+        else:
+            self.failed += 1
+            reason = status.get("error") or status.get("note") or f"state {status.get('state')}"
+            self._print("failed", run_dir.name, f"  {reason}")
+
+
+class SlotScheduler:
+    """Start each job when a slot is free and its `run:` source is done; wait for all of them (and
+    for runs of this sweep that an earlier invocation left running)."""
+
+    def __init__(self, slots: list, start: Callable[[RunJob, object], Callable[[], bool]], poll_s: float):
+        self.slots = slots
+        self.start = start
+        self.poll_s = poll_s
+
+    def run(self, launch: Launch, progress: Progress) -> None:
+        waiting = list(launch.jobs)
+        running: dict[str, tuple[Callable[[], bool], object]] = {}
+        watched = list(launch.watch)
+        free = list(self.slots)
+        while waiting or running or watched:
+            changed = False
+            for run_id, (is_done, slot) in list(running.items()):
+                if is_done():
+                    del running[run_id]
+                    free.append(slot)
+                    _fail_if_unfinished(launch.sweep_dir / run_id, "its job ended without a result")
+                    progress.finished(launch.sweep_dir / run_id)
+                    changed = True
+            probe = JobProbe()
+            for run_id in list(watched):
+                if run_state(launch.sweep_dir / run_id, probe).state not in ("running", "queued", "unknown"):
+                    watched.remove(run_id)
+                    progress.finished(launch.sweep_dir / run_id)
+                    changed = True
+            pending_ids = {job.run_id for job in waiting} | set(running) | set(watched)
+            for job in list(waiting):
+                if not free:
+                    break
+                if job.depends_on in pending_ids:
+                    continue  # its prior source has not finished yet
+                waiting.remove(job)
+                pending_ids.discard(job.run_id)
+                slot = free.pop(0)
+                running[job.run_id] = (self.start(job, slot), slot)
+                progress.started(job.run_id, str(slot))
+                changed = True
+            if not changed:
+                time.sleep(self.poll_s)
+
+
+def _fail_if_unfinished(run_dir: Path, reason: str) -> None:
+    run = RunDir(run_dir)
+    status = run.read_status()
+    if status.get("state") in ("running", "pending") and not status.get("note"):
+        log = f"; log: {status['log']}" if status.get("log") else ""
+        run.write_status("failed", error=f"{reason}{log}")
+
+
+@EXECUTORS.register("debug")
+class DebugExecutor:
+    """In this process, one run after another: for tests and for debugging with pdb."""
+
+    waits = True
+
+    def __init__(self, options: ExecutorOptions, resources: Resources):
+        self.options = options
+
+    def run(self, launch: Launch, progress: Progress) -> None:
+        def start(job: RunJob, slot) -> Callable[[], bool]:
+            try:
+                job()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception:  # noqa: BLE001 - the run's status.json holds the error; the sweep goes on
+                pass
+            return lambda: True
+
+        SlotScheduler(["in-process"], start, poll_s=self.options.poll_s).run(launch, progress)
+
+
+def visible_gpus() -> list[int]:
+    """GPU indices this process may use (CUDA_VISIBLE_DEVICES, else all)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return list(range(torch.cuda.device_count()))
+
+
+@dataclass(frozen=True)
+class Slot:
+    gpus: tuple[int, ...] = ()
+    threads: int = 1
+
+    def __str__(self) -> str:
+        return f"GPU {','.join(map(str, self.gpus))}" if self.gpus else f"CPU, {self.threads} thread(s)"
+
+
+@EXECUTORS.register("local")
+class LocalExecutor:
+    """submitit LocalExecutor jobs (own processes: a crash or Ctrl-C of one run spares the others),
+    started one per free slot."""
+
+    waits = True
+
+    def __init__(self, options: ExecutorOptions, resources: Resources):
+        if options.max_parallel is not None and options.max_parallel < 1:
+            raise ConfigError(f"--max-parallel must be >= 1, got {options.max_parallel}")
+        self.options = options
+        self.resources = resources
+        gpus = visible_gpus() if resources.gpus else []
+        cores = os.cpu_count() or 1
+        if resources.gpus and len(gpus) >= resources.gpus:
+            groups = [tuple(gpus[i : i + resources.gpus]) for i in range(0, len(gpus) - resources.gpus + 1,
+                                                                         resources.gpus)]
+            count = min(len(groups), options.max_parallel or len(groups))
+            self.slots = [Slot(group, max(1, cores // count)) for group in groups[:count]]
+        else:
+            if resources.gpus:
+                print(f"gpsbench: warning: the sweep asks for {resources.gpus} GPU(s) per run and this machine "
+                      f"has {len(gpus)}: runs use the CPU", file=sys.stderr)
+            count = options.max_parallel or max(1, cores // resources.cpus)
+            self.slots = [Slot((), max(1, cores // count)) for _ in range(count)]
+
+    def run(self, launch: Launch, progress: Progress) -> None:
+        import submitit
+
+        folder = launch.sweep_dir / ".submitit"
+        jobs: dict[str, object] = {}
+
+        def start(job: RunJob, slot: Slot) -> Callable[[], bool]:
+            job.threads = slot.threads
+            executor = submitit.LocalExecutor(folder=folder, max_num_timeout=self.resources.max_attempts)
+            executor.update_parameters(timeout_min=self.resources.timeout_min, gpus_per_node=len(slot.gpus),
+                                       visible_gpus=slot.gpus, signal_delay_s=60)
+            mark_submitted(job.run_dir, "local", None, pid=os.getpid())
+            handle = executor.submit(job)
+            mark_submitted(job.run_dir, "local", handle.job_id, pid=int(handle.job_id), log=handle.paths.stderr)
+            jobs[job.run_id] = handle
+            return lambda: handle.done()
+
+        try:
+            SlotScheduler(self.slots, start, poll_s=self.options.poll_s).run(launch, progress)
+        except KeyboardInterrupt:
+            for handle in jobs.values():
+                if not handle.done():
+                    handle.cancel()  # SIGINT: the run saves its status as pending and can be resumed
+            raise
+
+
+def mark_submitted(run_dir: Path, executor: str, job_id: str | None, pid: int | None = None,
+                   log: Path | None = None) -> None:
+    """Record the job in status.json as `pending`, unless the job has already started and said so."""
+    run = RunDir(run_dir)
+    if run.read_status().get("state") in ("running", "done") and job_id is not None:
+        return
+    run.write_status("pending", executor=executor, job_id=job_id, job_pid=pid, host=socket.gethostname(),
+                     log=str(log) if log else None, note=None, error=None)
+
+
+@EXECUTORS.register("slurm")
+class SlurmExecutor:
+    """Job arrays through submitit's SlurmExecutor: submit, record the job ids, return."""
+
+    waits = False
+
+    def __init__(self, options: ExecutorOptions, resources: Resources):
+        self.profile = load_profile(options.profile)
+        self.resources = resources
+        if not shutil.which("sbatch"):
+            raise ConfigError("--executor slurm needs SLURM's sbatch on this machine (a login node); "
+                              "valid executors here: local, debug")
+
+    def run(self, launch: Launch, progress: Progress) -> None:
+        import submitit
+
+        executor = submitit.SlurmExecutor(folder=launch.sweep_dir / ".submitit" / "%j",
+                                          max_num_timeout=self.resources.max_attempts)
+        params = self.profile.sbatch_parameters(self.resources)
+        size = self.profile.max_array_size or cluster_max_array_size()
+        array_of: dict[str, str] = {}  # run_id -> array job id (for afterany dependencies)
+        probe = JobProbe()
+        for run_id in launch.watch:
+            status = run_state(launch.sweep_dir / run_id, probe).status
+            if status.get("executor") == "slurm" and status.get("job_id"):
+                array_of[run_id] = str(status["job_id"]).split("_")[0]
+        first = [job for job in launch.jobs if job.depends_on not in array_of and
+                 job.depends_on not in {j.run_id for j in launch.jobs}]
+        stages = [first, [job for job in launch.jobs if job not in first]]
+        for stage in stages:
+            for chunk in chunks(stage, size):
+                waits_for = sorted({array_of[j.depends_on] for j in chunk if j.depends_on in array_of})
+                executor.update_parameters(**params, dependency=f"afterany:{':'.join(waits_for)}" if waits_for
+                                           else None)
+                with executor.batch():
+                    handles = [executor.submit(job) for job in chunk]
+                for job, handle in zip(chunk, handles):
+                    array_of[job.run_id] = handle.job_id.split("_")[0]
+                    mark_submitted(job.run_dir, "slurm", handle.job_id, log=handle.paths.stderr)
+                    progress.started(job.run_id, f"SLURM job {handle.job_id}")

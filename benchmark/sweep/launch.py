@@ -1,0 +1,164 @@
+"""`gpsbench sweep`: validate the file, plan the runs, read their states, then show the plan
+(--dry-run) or hand what is left to an executor. Nothing is submitted unless everything is valid."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from benchmark.rundir import atomic_write_json, read_json
+from benchmark.sweep.executors import EXECUTORS, ExecutorOptions, Launch, Progress
+from benchmark.sweep.job import RunJob
+from benchmark.sweep.plan import Cell, Plan, expand
+from benchmark.sweep.registry import TO_RUN, RunState, states
+from benchmark.sweep.spec import load_sweep
+from benchmark.sweep.status import MANIFEST, format_summary
+from benchmark.tracking import sweep_wandb_mode
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    file: Path
+    executor: str = "local"
+    options: ExecutorOptions = field(default_factory=ExecutorOptions)
+    results_root: Path = Path("results")
+    overrides: tuple[str, ...] = ()
+    dry_run: bool = False
+    retry_failed: bool = False
+
+
+@dataclass
+class Selection:
+    """Which planned runs to start, to wait for, or to leave alone."""
+
+    to_run: list[Cell]
+    watch: list[str]
+    states: dict[str, RunState]
+
+    def count(self) -> Counter:
+        return Counter(state.state for state in self.states.values())
+
+
+def select(plan: Plan, sweep_dir: Path, retry_failed: bool) -> Selection:
+    found = states(sweep_dir, [cell.run_id for cell in plan.cells])
+    rerun = TO_RUN + (("failed",) if retry_failed else ())
+    to_run = [cell for cell in plan.cells if found[cell.run_id].state in rerun]
+    watch = [run_id for run_id, state in found.items() if state.state in ("running", "queued")]
+    return Selection(to_run, watch, found)
+
+
+def run_sweep(request: SweepRequest, out: TextIO = sys.stdout) -> int:
+    os.environ.setdefault("WANDB_SILENT", "true")  # one line per run here; W&B's own output goes to run logs
+    spec = load_sweep(request.file)
+    plan = expand(spec, request.overrides)
+    executor = EXECUTORS.get(request.executor)(request.options, spec.resources)  # checks its own settings
+    sweep_dir = Path(request.results_root) / spec.name
+    selection = select(plan, sweep_dir, request.retry_failed)
+    print(describe_plan(plan, selection, sweep_dir), file=out)
+    if request.dry_run:
+        print(list_runs(plan, selection), file=out)
+        return 0
+    write_manifest(plan, sweep_dir, request)
+    jobs = [make_job(cell, spec, sweep_dir, request.results_root) for cell in selection.to_run]
+    if not jobs and not selection.watch:
+        print("nothing to run: every run is done" + (" or failed (--retry-failed reruns failed runs)"
+                                                     if selection.count()["failed"] else ""), file=out)
+    else:
+        labels = {cell.run_id: cell.label for cell in plan.cells}
+        progress = Progress(len(plan.cells), selection.count()["done"], labels, stream=out)
+        try:
+            executor.run(Launch(jobs, sweep_dir, spec.resources, selection.watch), progress)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: run the same command again to go on (done runs are kept, the others "
+                  f"resume from their checkpoints)", file=out)
+            raise
+        if not executor.waits:
+            print(f"submitted {len(jobs)} run(s); follow them with: gpsbench status {sweep_dir}", file=out)
+            return 0
+    print(format_summary(sweep_dir), file=out)
+    final = states(sweep_dir, [cell.run_id for cell in plan.cells])
+    return 1 if any(state.state == "failed" for state in final.values()) else 0
+
+
+def make_job(cell: Cell, spec, sweep_dir: Path, results_root: Path) -> RunJob:
+    config = dataclasses.replace(
+        cell.config, wandb_mode=sweep_wandb_mode(cell.config.wandb_mode or spec.wandb.mode),
+        wandb_project=spec.wandb.project, wandb_entity=spec.wandb.entity, wandb_group=spec.name, progress=False,
+    )
+    return RunJob(config, sweep_dir / cell.run_id, Path(results_root), cell.tags, depends_on=cell.depends_on,
+                  max_attempts=spec.resources.max_attempts)
+
+
+def write_manifest(plan: Plan, sweep_dir: Path, request: SweepRequest) -> None:
+    atomic_write_json(sweep_dir / MANIFEST, {
+        "name": plan.spec.name, "file": str(request.file), "axes": plan.spec.axes, "written": time.time(),
+        "runs": [{"run_id": c.run_id, "axes": {k: str(v) for k, v in c.axes.items()}, "depends_on": c.depends_on}
+                 for c in plan.cells],
+    })
+
+
+def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
+    spec, res = plan.spec, plan.spec.resources
+    shape = " x ".join(f"{len(values)} {axis}" for axis, values in spec.grid.items())
+    counts = selection.count()
+    to_run = len(selection.to_run)
+    lines = [
+        f"sweep {spec.name} -> {sweep_dir}: {plan.grid_size} cells ({shape}), {plan.excluded} excluded, "
+        f"{plan.collapsed} collapsed into identical runs: {len(plan.cells)} runs",
+        "  " + ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "running", "queued", "stale",
+                                                      "interrupted", "new", "unknown") if counts[s])
+        + f"; {to_run} to run" + (" (failed ones are kept: --retry-failed reruns them)" if counts["failed"]
+                                  and not any(selection.states[c.run_id].state == "failed"
+                                              for c in selection.to_run) else ""),
+        f"  requested: {to_run} runs x {res.timeout_min} min x {res.gpus} GPU = "
+        f"{to_run * res.timeout_min * res.gpus / 60:.1f} GPU-hours (time limits, the upper bound)" if res.gpus else
+        f"  requested: {to_run} CPU runs x {res.timeout_min} min = {to_run * res.timeout_min / 60:.1f} "
+        f"run-hours (time limits, the upper bound; no GPU)",
+    ]
+    estimate = estimate_seconds(selection.to_run, sweep_dir, selection)
+    if estimate is not None:
+        seconds, covered = estimate
+        lines.append(f"  estimate from measured runs: {seconds / 3600:.2f} run-hours for the {covered} of "
+                     f"{to_run} runs to do that match a done run (same dataset, subset, size, method, "
+                     f"backbone, batch)")
+    return "\n".join(lines)
+
+
+def _speed_key(values: dict) -> tuple:
+    return tuple(str(values.get(k)) for k in ("dataset", "subset", "image_size", "method", "backbone", "batch_size"))
+
+
+def estimate_seconds(cells: list[Cell], sweep_dir: Path, selection: Selection) -> tuple[float, int] | None:
+    """Seconds per epoch and per evaluation measured by done runs, applied to the runs still to do."""
+    measured: dict[tuple, list[tuple[float, float]]] = {}
+    for run_id, state in selection.states.items():
+        if state.state != "done":
+            continue
+        result = read_json(sweep_dir / run_id / "result.json")
+        config = read_json(sweep_dir / run_id / "config.json")
+        if result.get("epochs"):
+            measured.setdefault(_speed_key(config), []).append(
+                (result["train_seconds"] / result["epochs"], result.get("eval_seconds") or 0.0))
+    if not measured or not cells:
+        return None
+    total, covered = 0.0, 0
+    for cell in cells:
+        samples = measured.get(_speed_key(dataclasses.asdict(cell.config)))
+        if samples:
+            per_epoch = sum(s[0] for s in samples) / len(samples)
+            evaluation = sum(s[1] for s in samples) / len(samples)
+            total += per_epoch * cell.config.epochs + evaluation
+            covered += 1
+    return (total, covered) if covered else None
+
+
+def list_runs(plan: Plan, selection: Selection, limit: int = 60) -> str:
+    rows = [f"  {selection.states[c.run_id].state:<11} {c.run_id}  {c.label}" for c in plan.cells]
+    more = f"\n  ... and {len(rows) - limit} more" if len(rows) > limit else ""
+    return "\n".join(rows[:limit]) + more

@@ -1,0 +1,220 @@
+"""A sweep file (`sweeps/*.yaml`): the grid, shared and per-axis settings, exclusions, resources and
+W&B settings. Read and checked as a whole so every problem is reported at once, before anything runs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.config import WANDB_MODES, RunConfig
+from benchmark.errors import ConfigError, choice_error
+from benchmark.params import resolve_params
+
+SWEEP_KEYS = ("name", "description", "grid", "fixed", "per", "exclude", "resources", "wandb")
+ARG_SECTIONS = ("method_args", "aug_args", "prior_args")  # dict-valued keys; `method_args.x` names one entry
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run asks of the executor (per run, not per sweep)."""
+
+    gpus: int = 0
+    nodes: int = 1
+    cpus: int = 1
+    mem_gb: float = 4.0
+    timeout_min: int = 60
+    max_attempts: int = 3  # bound on automatic requeues after preemption or time limits
+
+    def validate(self) -> None:
+        for name, low in (("nodes", 1), ("cpus", 1), ("timeout_min", 1), ("max_attempts", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"resources.{name} must be >= {low}, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class WandbSettings:
+    project: str = "gps-bench"
+    entity: str | None = None
+    mode: str | None = None  # None: env WANDB_MODE, else online with an API key, offline without
+
+    def validate(self) -> None:
+        if self.mode is not None and self.mode not in WANDB_MODES:
+            raise choice_error("wandb.mode", self.mode, WANDB_MODES)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    grid: dict[str, list]  # axis -> values, in file order
+    fixed: dict[str, Any]
+    per: dict[str, dict[Any, dict[str, Any]]]  # axis -> axis value -> overrides
+    exclude: list[dict[str, list]]  # each: axis -> values; a cell matching every axis is skipped
+    resources: Resources
+    wandb: WandbSettings
+    path: Path | None = None
+
+    @property
+    def axes(self) -> list[str]:
+        return list(self.grid)
+
+
+CONFIG_KEYS = tuple(f.name for f in fields(RunConfig))
+
+
+def check_config_key(key: str, where: str) -> str | None:
+    """None when `key` names a config key (or one entry of method_args/aug_args/prior_args)."""
+    section, dot, _ = key.partition(".")
+    if dot:
+        if section not in ARG_SECTIONS:
+            return f"{where}: dotted key {key!r} must start with one of {', '.join(ARG_SECTIONS)}"
+        return None
+    if key not in CONFIG_KEYS:
+        return f"{where}: {choice_error('config key', key, CONFIG_KEYS)}"
+    return None
+
+
+def _mapping(value: Any, where: str, problems: list[str]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{where} must be a mapping, got {type(value).__name__} {value!r}")
+        return {}
+    return value
+
+
+def _parse_grid(raw: dict, problems: list[str]) -> dict[str, list]:
+    grid: dict[str, list] = {}
+    if not raw:
+        problems.append("grid is empty: give at least one axis, e.g. grid: {seed: [0, 1, 2]}")
+    for axis, values in raw.items():
+        axis = str(axis)
+        problem = check_config_key(axis, "grid")
+        if problem:
+            problems.append(problem)
+            continue
+        if not isinstance(values, list):
+            problems.append(f"grid.{axis} must be a list of values, got {type(values).__name__} {values!r}")
+            continue
+        if not values:
+            problems.append(f"grid.{axis} is empty: an empty axis makes an empty sweep")
+            continue
+        seen = [str(v) for v in values]
+        duplicates = sorted({v for v in seen if seen.count(v) > 1})
+        if duplicates:
+            problems.append(f"grid.{axis} repeats {', '.join(duplicates)}")
+        grid[axis] = values
+    return grid
+
+
+def _check_overrides(values: dict, where: str, grid: dict, problems: list[str]) -> None:
+    for key in values:
+        problem = check_config_key(str(key), where)
+        if problem:
+            problems.append(problem)
+        elif key in grid:
+            problems.append(f"{where}.{key} is also a grid axis: set it in one place")
+
+
+def _parse_per(raw: dict, grid: dict, problems: list[str]) -> dict:
+    per: dict = {}
+    for axis, blocks in raw.items():
+        if axis not in grid:
+            problems.append(f"per: {choice_error('grid axis', axis, grid)}")
+            continue
+        blocks = _mapping(blocks, f"per.{axis}", problems)
+        on_axis = {str(v): v for v in grid[axis]}
+        per[axis] = {}
+        for value, overrides in blocks.items():
+            if str(value) not in on_axis:
+                problems.append(f"per.{axis}: value {value!r} is not on the axis; valid: "
+                                f"{', '.join(map(str, grid[axis]))}")
+                continue
+            overrides = _mapping(overrides, f"per.{axis}.{value}", problems)
+            _check_overrides(overrides, f"per.{axis}.{value}", grid, problems)
+            per[axis][str(value)] = overrides
+    return per
+
+
+def _parse_exclude(raw: Any, grid: dict, problems: list[str]) -> list[dict[str, list]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append(f"exclude must be a list of partial cells, e.g. [{{method: byol, aug: weak}}], got {raw!r}")
+        return []
+    rules = []
+    for i, entry in enumerate(raw, 1):
+        if not isinstance(entry, dict) or not entry:
+            problems.append(f"exclude entry {i} must be a non-empty mapping of axis: value(s), got {entry!r}")
+            continue
+        rule = {}
+        for axis, values in entry.items():
+            if axis not in grid:
+                problems.append(f"exclude entry {i}: {choice_error('grid axis', axis, grid)}")
+                continue
+            values = values if isinstance(values, list) else [values]
+            on_axis = [str(v) for v in grid[axis]]
+            for value in values:
+                if str(value) not in on_axis:
+                    problems.append(f"exclude entry {i}: value {value!r} is not on axis {axis}; valid: "
+                                    f"{', '.join(on_axis)}")
+            rule[axis] = [str(v) for v in values]
+        rules.append(rule)
+    return rules
+
+
+def _settings(cls, raw: Any, section: str, problems: list[str]):
+    try:
+        return resolve_params(cls, _mapping(raw, section, problems), section, "a sweep")
+    except ConfigError as err:
+        problems.append(str(err))
+        return cls()
+
+
+def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
+    """Check the structure of a sweep file (the runs themselves are checked when planned)."""
+    where = f"sweep file {str(path)!r}" if path else "sweep"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must hold a mapping with keys {', '.join(SWEEP_KEYS)}")
+    problems: list[str] = []
+    for key in raw:
+        if key not in SWEEP_KEYS:
+            problems.append(str(choice_error("sweep key", key, SWEEP_KEYS)))
+    name = raw.get("name", path.stem if path else None)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problems.append(f"name must be a folder name (letters, digits, _ . -), got {name!r}")
+    grid = _parse_grid(_mapping(raw.get("grid"), "grid", problems), problems)
+    fixed = _mapping(raw.get("fixed"), "fixed", problems)
+    _check_overrides(fixed, "fixed", grid, problems)
+    per = _parse_per(_mapping(raw.get("per"), "per", problems), grid, problems)
+    exclude = _parse_exclude(raw.get("exclude"), grid, problems)
+    resources = _settings(Resources, raw.get("resources"), "resources", problems)
+    wandb = _settings(WandbSettings, raw.get("wandb"), "wandb", problems)
+    if problems:
+        raise ConfigError(format_problems(where, problems))
+    return SweepSpec(name=name, grid=grid, fixed=fixed, per=per, exclude=exclude, resources=resources,
+                     wandb=wandb, path=path)
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    if not path.is_file():
+        shipped = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
+        hint = f"; sweeps here: {', '.join(shipped)}" if shipped else ""
+        raise ConfigError(f"sweep file {str(path)!r} does not exist{hint}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {err}") from None
+    return parse_sweep(raw, path)
+
+
+def format_problems(where: str, problems: list[str]) -> str:
+    unique = list(dict.fromkeys(problems))
+    if len(unique) == 1:
+        return f"{where}: {unique[0]}"
+    return f"{where} has {len(unique)} problems:\n" + "\n".join(f"  - {p}" for p in unique)
