@@ -83,6 +83,30 @@ def test_resume_continues_exactly(tmp_path, digits, monkeypatch):
         assert resumed[key] == straight[key]
 
 
+def test_interrupt_checkpoints_mid_epoch_and_resumes_exactly(tmp_path, digits):
+    """The preemption path: stop after the second step of epoch 2, checkpoint there, resume, and match
+    an uninterrupted run bit for bit (CPU)."""
+    cfg = config(method="byol", aug="strong", epochs=3, checkpoint_every=10)
+    straight = train_run(cfg, tmp_path / "straight", data=digits)
+    steps = len(digits.train) // cfg.batch_size
+    polls = iter(range(10_000))
+    stop_at = steps + 2  # inside epoch 2, after its second step
+
+    from benchmark.train import RunInterrupted
+
+    with pytest.raises(RunInterrupted, match="epoch 2 after step 2"):
+        train_run(cfg, tmp_path / "resumed", data=digits, interrupt=lambda: next(polls) + 1 == stop_at)
+    run = RunDir(tmp_path / "resumed")
+    status = run.read_status()
+    assert status["state"] == "pending" and "epoch 2" in status["note"] and status["error"] is None
+    assert run.load_checkpoint()["position"]["step"] == 2 and [m["epoch"] for m in run.read_metrics()] == [1]
+    resumed = train_run(cfg, tmp_path / "resumed", resume=True, data=digits)
+    assert [m["loss"] for m in run.read_metrics()] == [m["loss"] for m in RunDir(tmp_path / "straight").read_metrics()]
+    assert run.read_status()["attempt"] == 2 and run.read_status()["state"] == "done"
+    for key in ("knn_acc", "linear_acc"):
+        assert resumed[key] == straight[key]
+
+
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, digits):
     train_run(config(method="simclr", epochs=1), tmp_path / "run", data=digits)
     with pytest.raises(TrainingError, match="config changed"):

@@ -6,6 +6,7 @@ cluster's MaxArraySize; it submits and returns. A `run:` prior's cell starts aft
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -208,8 +209,11 @@ class LocalExecutor:
         def start(job: RunJob, slot: Slot) -> Callable[[], bool]:
             job.threads = slot.threads
             executor = submitit.LocalExecutor(folder=folder, max_num_timeout=self.resources.max_attempts)
+            # the job controller's own output (its traceback on Ctrl-C) goes to a log, not the terminal
+            controller_log = shlex.quote(str(folder / "controllers.log"))
             executor.update_parameters(timeout_min=self.resources.timeout_min, gpus_per_node=len(slot.gpus),
-                                       visible_gpus=slot.gpus, signal_delay_s=60)
+                                       visible_gpus=slot.gpus, signal_delay_s=60,
+                                       setup=[f"mkdir -p {shlex.quote(str(folder))}", f"exec >>{controller_log} 2>&1"])
             mark_submitted(job.run_dir, "local", None, pid=os.getpid())
             handle = executor.submit(job)
             mark_submitted(job.run_dir, "local", handle.job_id, pid=int(handle.job_id), log=handle.paths.stderr)
