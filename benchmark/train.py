@@ -241,6 +241,8 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         if checkpoint is not None:
             start_epoch, clock, position = _restore(parts, checkpoint, run_id)
             run.truncate_metrics(start_epoch)
+            where = f", step {position.step} of epoch {start_epoch + 1}" if position else ""
+            print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
         else:
             run.metrics.unlink(missing_ok=True)
         tracker = Tracker(run, config, run_id, tags=wandb_tags)

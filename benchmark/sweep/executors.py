@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TextIO
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
@@ -51,7 +51,7 @@ EXECUTORS: Registry[Callable[[ExecutorOptions, Resources], Executor]] = Registry
 class Progress:
     """One line per run that starts or ends, with the sweep's counts."""
 
-    def __init__(self, total: int, done: int, labels: dict[str, str], stream=sys.stdout):
+    def __init__(self, total: int, done: int, labels: dict[str, str], stream: TextIO):
         self.total, self.done, self.failed = total, done, 0
         self.labels = labels
         self.stream = stream

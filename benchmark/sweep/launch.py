@@ -53,7 +53,8 @@ def select(plan: Plan, sweep_dir: Path, retry_failed: bool) -> Selection:
     return Selection(to_run, watch, found)
 
 
-def run_sweep(request: SweepRequest, out: TextIO = sys.stdout) -> int:
+def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     os.environ.setdefault("WANDB_SILENT", "true")  # one line per run here; W&B's own output goes to run logs
     spec = load_sweep(request.file)
     plan = expand(spec, request.overrides)
@@ -124,10 +125,16 @@ def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
     estimate = estimate_seconds(selection.to_run, sweep_dir, selection)
     if estimate is not None:
         seconds, covered = estimate
-        lines.append(f"  estimate from measured runs: {seconds / 3600:.2f} run-hours for the {covered} of "
+        lines.append(f"  estimate from measured runs: {duration(seconds)} for the {covered} of "
                      f"{to_run} runs to do that match a done run (same dataset, subset, size, method, "
                      f"backbone, batch)")
     return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} run-hours"
 
 
 def _speed_key(values: dict) -> tuple:
