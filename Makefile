@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 # the JPEG CIFAR-10 archive beside the repository, where this project's machines keep it
 CIFAR_ARCHIVE ?= $(wildcard ../shared/data/cifar10-jpeg.tar.gz)
+# make sweep DATASET=cifar10 EXECUTOR=slurm PROFILE=slurm/profiles/mycluster.yaml SWEEP_ARGS="--dry-run"
+DATASET ?= digits
+EXECUTOR ?= local
+PROFILE ?=
+SWEEP_ARGS ?=
 PERF_ARGS ?= --quick $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE),--dataset synthetic --image-size 32)
 
-.PHONY: install test test-fast perf clean
+.PHONY: install test test-fast perf sweep status clean
 
 $(BIN)/gpsbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +29,12 @@ test-fast: install
 
 perf: install
 	$(BIN)/gpsbench perf $(PERF_ARGS)
+
+sweep: install
+	$(BIN)/gpsbench sweep sweeps/$(DATASET).yaml --executor $(EXECUTOR) $(if $(PROFILE),--profile $(PROFILE)) $(SWEEP_ARGS)
+
+status: install
+	$(BIN)/gpsbench status results/$(DATASET)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -87,6 +87,7 @@ def load_profile(name: str | None) -> SlurmProfile:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"SLURM profile {str(path)!r} must hold a mapping of settings")
+    raw = {key: value for key, value in raw.items() if value is not None}  # null: the default
     try:
         return resolve_params(SlurmProfile, raw, "profile", str(path))
     except ConfigError as err:
