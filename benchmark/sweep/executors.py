@@ -106,7 +106,7 @@ class SlotScheduler:
                     changed = True
             probe = JobProbe()
             for run_id in list(watched):
-                if run_state(launch.sweep_dir / run_id, probe).state not in ("running", "queued", "unknown"):
+                if run_state(launch.sweep_dir / run_id, probe).state not in ("running", "queued"):
                     watched.remove(run_id)
                     progress.finished(launch.sweep_dir / run_id)
                     changed = True
