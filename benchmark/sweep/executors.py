@@ -273,6 +273,8 @@ class SlurmExecutor:
                 waits_for = sorted({array_of[j.depends_on] for j in chunk if j.depends_on in array_of})
                 executor.update_parameters(**params, dependency=f"afterany:{':'.join(waits_for)}" if waits_for
                                            else None)
+                for job in chunk:
+                    job.threads = self.resources.cpus  # torch and faiss keep to the CPUs SLURM gave the task
                 with executor.batch():
                     handles = [executor.submit(job) for job in chunk]
                 for job, handle in zip(chunk, handles):

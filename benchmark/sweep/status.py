@@ -44,7 +44,7 @@ def status_frame(sweep_dir: Path) -> pd.DataFrame:
         status = state.status
         epochs = read_json(run.config).get("epochs") if run.config.is_file() else None
         result = read_json(run.result) if state.state == "done" else {}
-        slurm = probe.slurm_state(status)
+        slurm = probe.slurm_state(status) if state.state in ("running", "queued") else None
         rows.append({
             **{axis: str(value) for axis, value in axes.items()},
             "run_id": run_id,
