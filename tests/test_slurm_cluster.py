@@ -118,7 +118,9 @@ def test_sweep_runs_as_a_slurm_array_with_a_failing_cell(on_cluster, tmp_path, c
 
     _wait(finished)
     all_done_seconds = time.time() - started
-    print(f"\nSLURM sweep of 5 runs: submitted in {submit_seconds:.1f} s, all finished {all_done_seconds:.0f} s after `sweep`")
+    with capsys.disabled():
+        print(f"\nSLURM sweep of 5 runs: submitted in {submit_seconds:.1f} s, all finished {all_done_seconds:.0f} s "
+              "after `sweep`")
     failing = runs["method=simclr seed=2"].read_status()
     assert failing["state"] == "failed" and "loss became nan" in failing["error"]
     for label, run in runs.items():
@@ -155,6 +157,10 @@ def test_preempted_slurm_job_requeues_and_resumes_from_its_checkpoint(on_cluster
     _wait(lambda: len(run.read_metrics()) >= 2, poll=0.2)
     job_id = run.read_status()["job_id"]
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # what SLURM sends before preempting
+    # SLURM holds a requeued job for about two minutes before it may start again; start it now
+    _wait(lambda: run.read_status().get("state") == "pending", poll=0.2)
+    _wait(lambda: subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
+                                 capture_output=True).returncode == 0, timeout=60, poll=0.5)
     _wait(lambda: run.read_status().get("state") in ("done", "failed") and
           reference.read_status().get("state") in ("done", "failed"))
 
