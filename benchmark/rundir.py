@@ -112,3 +112,20 @@ class RunDir:
         """Keep only lines up to `last_epoch` (the checkpoint's), so a resumed run never duplicates one."""
         kept = [m for m in self.read_metrics() if m.get("epoch", 0) <= last_epoch]
         atomic_write_bytes(self.metrics, "".join(json.dumps(m) + "\n" for m in kept).encode())
+
+
+class ReadOnlyRunDir(RunDir):
+    """The run directory as processes other than rank 0 see it: they read (the checkpoint to resume
+    from) and never write, so one run has one writer however many processes train it."""
+
+    def write_status(self, state: str, **fields: Any) -> dict:
+        return self.read_status()
+
+    def write_result(self, result: dict) -> None:
+        pass
+
+    def save_checkpoint(self, state: dict) -> None:
+        pass
+
+    def truncate_metrics(self, last_epoch: int) -> None:
+        pass

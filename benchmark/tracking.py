@@ -44,9 +44,11 @@ def _warn(action: str, err: BaseException) -> None:
 
 
 class Tracker:
-    def __init__(self, run: RunDir, config, run_id: str, tags: Sequence[str] = ()):
+    def __init__(self, run: RunDir, config, run_id: str, tags: Sequence[str] = (), enabled: bool = True):
+        """`enabled=False`: a process other than rank 0 of a distributed run, which records nothing."""
         self.run = run
-        self.mode = wandb_mode(config.wandb_mode)
+        self.enabled = enabled
+        self.mode = wandb_mode(config.wandb_mode) if enabled else "disabled"
         self.wandb_run = None
         if self.mode == "disabled":
             return
@@ -71,6 +73,8 @@ class Tracker:
             _warn("init", err)
 
     def log_epoch(self, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.run.metrics, "a") as handle:
             handle.write(json.dumps(metrics) + "\n")
         if self.wandb_run is not None:

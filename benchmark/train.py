@@ -23,21 +23,29 @@ from benchmark.augment import BatchAugment, resolve_aug_params
 from benchmark.backbones import build_backbone, resolve_backbone_name
 from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits, load_dataset
+from benchmark.distributed import Ranks, any_rank, barrier, convert_batchnorm, init_from_env, mean_over_ranks, ranks
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
-from benchmark.rundir import RunDir, atomic_write_json, read_json
+from benchmark.rundir import ReadOnlyRunDir, RunDir, atomic_write_json, read_json
 from benchmark.tracking import Tracker
 
 
-def select_device(name: str) -> torch.device:
+RANK_SEED_STRIDE = 1_000_003  # process r draws from seed + r * stride (rank 0: the seed itself)
+STOP_POLL_STEPS = 10
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """The run's device; with several processes on a node, process i takes GPU i."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available; valid: cpu, auto")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
     return device
 
 
@@ -60,20 +68,34 @@ class RunParts:
     optimizer: torch.optim.Optimizer
     gps: GPSSetup  # the pair sampler and what building it cost
     augment: BatchAugment
-    generator: torch.Generator
+    generator: torch.Generator  # this process's draws: positives and augmentations
     amp_dtype: torch.dtype | None
     optim: dict
+    ranks: Ranks = Ranks()
+    forward: torch.nn.Module | None = None  # the method, wrapped in DistributedDataParallel when distributed
+    order_generator: torch.Generator | None = None  # several processes: the epoch order they all share
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.images) // self.config.batch_size
 
+    def anchors(self, order: torch.Tensor, step: int) -> torch.Tensor:
+        """This process's share of the step's global batch."""
+        per_rank = self.config.batch_size // self.ranks.world_size
+        start = step * self.config.batch_size + self.ranks.rank * per_rank
+        return order[start : start + per_rank]
+
 
 def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
-                results_dir: Path | None = None) -> RunParts:
+                results_dir: Path | None = None, ranks: Ranks = Ranks()) -> RunParts:
+    """`batch_size` is the global batch: with W processes each trains on batch_size / W pairs a step,
+    so the run (and its run_id, and its lr scaled by the batch) is the same on 1 or W GPUs."""
     if config.batch_size > len(data.train):
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.train)} training images of "
                           f"{config.dataset}; valid: 2 to {len(data.train)}")
+    if config.batch_size % ranks.world_size:
+        raise ConfigError(f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
+                          f"valid: a multiple of {ranks.world_size}")
     torch.manual_seed(config.seed)
     backbone, feat_dim = build_backbone(config.backbone, data.image_size, config.pretrained, config.weights)
     context = MethodContext(num_train=len(data.train), epochs=config.epochs)
@@ -83,14 +105,28 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
     optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"])
     params = resolve_aug_params(config.aug, config.aug_args, data.image_size)
     generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
+    generator.manual_seed(config.seed + RANK_SEED_STRIDE * ranks.rank)
+    forward, order_generator = method, None
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        convert_batchnorm(method)
+        forward = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
+                                          broadcast_buffers=False)  # BatchNorm is global, queues are gathered
+        order_generator = torch.Generator(device=device)
+        order_generator.manual_seed(config.seed)
+    if not ranks.is_main:
+        barrier()  # rank 0 computes the prior embedding and neighbour table; the others read its cache
+    gps = build_sampler(config, data, device, results_dir=results_dir)
+    if ranks.is_main:
+        barrier()
     return RunParts(
         config=config, data=data, device=device,
         images=torch.from_numpy(data.train.images).to(device),
-        method=method, optimizer=optimizer,
-        gps=build_sampler(config, data, device, results_dir=results_dir),
+        method=method, optimizer=optimizer, gps=gps,
         augment=BatchAugment(params, data.mean, data.std, device),
         generator=generator, amp_dtype=autocast_dtype(config.precision, device), optim=optim,
+        ranks=ranks, forward=forward, order_generator=order_generator,
     )
 
 
@@ -99,9 +135,9 @@ class PairStep:
 
     def __init__(self, parts: RunParts):
         self.parts = parts
-        forward = parts.method
+        forward = parts.forward or parts.method
         if parts.config.compile:
-            forward = torch.compile(parts.method)
+            forward = torch.compile(forward)
         self.forward = forward
 
     def views(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -154,6 +190,7 @@ def _checkpoint_state(parts: RunParts, run_id: str, epoch: int, clock: "TrainClo
         "method": parts.method.state_dict(),
         "optimizer": parts.optimizer.state_dict(),
         "generator": parts.generator.get_state(),
+        "order_generator": None if parts.order_generator is None else parts.order_generator.get_state(),
         "position": None if position is None else {
             "step": position.step, "order": position.order.cpu(), "loss_sum": position.loss_sum.cpu(),
             "seconds": position.seconds,
@@ -176,7 +213,12 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
         )
     parts.method.load_state_dict(state["method"])
     parts.optimizer.load_state_dict(state["optimizer"])
-    parts.generator.set_state(state["generator"])
+    if parts.ranks.is_main:
+        parts.generator.set_state(state["generator"])
+    else:  # rank 0's draws are saved; the others start a fresh stream of their own from here
+        parts.generator.manual_seed(parts.config.seed + RANK_SEED_STRIDE * parts.ranks.rank + 7919 * state["epoch"])
+    if parts.order_generator is not None and state.get("order_generator") is not None:
+        parts.order_generator.set_state(state["order_generator"])
     saved = state.get("position")
     position = None if saved is None else EpochPosition(
         saved["step"], saved["order"].to(parts.device), saved["loss_sum"].to(parts.device), saved["seconds"])
@@ -212,7 +254,9 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
     and raises RunInterrupted (status `pending`), so a requeued attempt continues mid-epoch. Ctrl-C also
     leaves the run `pending`: rerunning resumes it from its last checkpoint. `results_dir` is where
     `run:` priors are looked up."""
-    run = RunDir(out)
+    device = select_device(config.device, int(os.environ.get("LOCAL_RANK", 0)))
+    ranks = init_from_env(device.type)
+    run = RunDir(out) if ranks.is_main else ReadOnlyRunDir(out)  # one writer: rank 0
     run_id = config.run_id
     run.path.mkdir(parents=True, exist_ok=True)
     status = run.read_status()
@@ -221,32 +265,35 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         if finished.get("run_id") == run_id:
             return finished
 
-    run.result.unlink(missing_ok=True)  # a result must never outlive the run that is replacing it
-    atomic_write_json(run.config, {**config.to_dict(), **config.resolved()})
+    if ranks.is_main:
+        run.result.unlink(missing_ok=True)  # a result must never outlive the run that is replacing it
+        atomic_write_json(run.config, {**config.to_dict(), **config.resolved()})
     run.write_status(
         "running", run_id=run_id, attempt=int(status.get("attempt", 0)) + 1, error=None,
         job_id=current_job_id(), host=socket.gethostname(), pid=os.getpid(), note=None,
     )
     tracker = None
     try:
-        device = select_device(config.device)
         if data is None:
             data = load_dataset(
                 config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
                 image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max,
             )
-        parts = build_parts(config, data, device, results_dir)
+        parts = build_parts(config, data, device, results_dir, ranks)
         start_epoch, clock, position = 0, TrainClock(), None
         checkpoint = run.load_checkpoint() if resume else None
         if checkpoint is not None:
             start_epoch, clock, position = _restore(parts, checkpoint, run_id)
             run.truncate_metrics(start_epoch)
             where = f", step {position.step} of epoch {start_epoch + 1}" if position else ""
-            print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
-        else:
+            if ranks.is_main:
+                print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
+        elif ranks.is_main:
             run.metrics.unlink(missing_ok=True)
-        tracker = Tracker(run, config, run_id, tags=wandb_tags)
+        tracker = Tracker(run, config, run_id, tags=wandb_tags, enabled=ranks.is_main)
         _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt)
+        if not ranks.is_main:
+            return {}  # rank 0 evaluates and writes the result
         eval_start = time.perf_counter()
         scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
         result = {
@@ -260,7 +307,7 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
             "images_per_s": clock.views / clock.seconds if clock.seconds > 0 else None,
             "eval_seconds": time.perf_counter() - eval_start,
             "backbone": resolve_backbone_name(config.backbone, data.image_size),
-            "num_train": len(data.train), "device": str(device),
+            "num_train": len(data.train), "device": str(device), "world_size": ranks.world_size,
         }
         run.write_result(result)
         run.write_status("done", error=None)
@@ -295,21 +342,21 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         parts.method.train()
         started = time.perf_counter()
         if position is None:
-            order = torch.randperm(n, generator=parts.generator, device=parts.device)
+            order = torch.randperm(n, generator=parts.order_generator or parts.generator, device=parts.device)
             first, loss_sum, carried = 0, torch.zeros((), device=parts.device), 0.0
         else:
             order, first, loss_sum, carried = position.order, position.step, position.loss_sum, position.seconds
             position = None
         for i in range(first, steps):
             global_step = (epoch - 1) * steps + i
-            anchors = order[i * config.batch_size : (i + 1) * config.batch_size]
+            anchors = parts.anchors(order, i)
             lr = lr_at(global_step, total_steps, warmup_steps, parts.optim["lr"])
             loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps)
-            if interrupt is not None and interrupt():
+            if interrupt is not None and _stop_requested(parts, interrupt, i):
                 here = EpochPosition(i + 1, order, loss_sum, carried + time.perf_counter() - started)
                 run.save_checkpoint(_checkpoint_state(parts, run_id, epoch - 1, clock, here))
                 raise RunInterrupted(f"interrupted in epoch {epoch} after step {i + 1}/{steps}; checkpoint saved")
-        loss = float(loss_sum) / max(1, steps)  # the one host sync of the epoch
+        loss = float(mean_over_ranks(loss_sum)) / max(1, steps)  # the one host sync of the epoch
         elapsed = carried + time.perf_counter() - started
         clock.seconds += elapsed
         clock.views += 2 * steps * config.batch_size
@@ -317,7 +364,7 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
         metrics = {"epoch": epoch, "loss": loss, "lr": lr, "images_per_s": 2 * steps * config.batch_size / elapsed,
                    "epoch_seconds": elapsed}
-        if config.eval_every and epoch % config.eval_every == 0:
+        if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
             metrics["val_knn_acc"] = _online_knn(parts)
         tracker.log_epoch(metrics)
         if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
@@ -329,8 +376,16 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         bar.close()
 
 
+def _stop_requested(parts: RunParts, interrupt: Callable[[], bool], step: int) -> bool:
+    """Every step for one process; with several, every STOP_POLL_STEPS steps and agreed by all ranks
+    (one tiny all-reduce), so that they stop at the same step."""
+    if not parts.ranks.distributed:
+        return interrupt()
+    return step % STOP_POLL_STEPS == STOP_POLL_STEPS - 1 and any_rank(interrupt(), parts.device)
+
+
 def _progress(config: RunConfig, start_epoch: int):
-    if not (config.progress and sys.stderr.isatty()):
+    if not (config.progress and sys.stderr.isatty()) or not ranks().is_main:
         return None
     from tqdm import tqdm
 

@@ -21,6 +21,7 @@ def test_example_profile_gives_sbatch_parameters_with_a_time_limit(monkeypatch):
     params = load_profile("example").sbatch_parameters(Resources(gpus=2, cpus=8, mem_gb=32, timeout_min=120))
     assert params["partition"] == "gpu" and params["time"] == 120 and params["gpus_per_node"] == 2
     assert params["cpus_per_task"] == 8 and params["mem"] == "32768M" and params["array_parallelism"] == 64
+    assert params["ntasks_per_node"] == 2  # one process per GPU
     assert "account" not in params and "gres" not in params
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmark.distributed import gather
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 
@@ -43,4 +44,5 @@ class BarlowTwins(SSLMethod):
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
-        return self.params.scale_loss * barlow_twins_loss(self.projector(h1), self.projector(h2), self.params.lambd)
+        z1, z2 = gather(self.projector(h1)), gather(self.projector(h2))  # statistics of the global batch
+        return self.params.scale_loss * barlow_twins_loss(z1, z2, self.params.lambd)

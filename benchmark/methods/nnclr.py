@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import ConfigError
+from benchmark.distributed import gather
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 
@@ -61,8 +62,9 @@ class NNCLR(SSLMethod):
         z1, z2 = self.projector(h1), self.projector(h2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         nn1, nn2 = self.nearest(z1), self.nearest(z2)
-        self._pending = F.normalize(z1.detach().float(), dim=1)
+        self._pending = F.normalize(gather(z1.detach()).float(), dim=1)  # every rank keeps the same queue
         t = self.params.temperature
+        nn1, nn2, p1, p2 = gather(nn1), gather(nn2), gather(p1), gather(p2)  # the global batch's negatives
         return (nnclr_loss(nn1, p2, t) + nnclr_loss(nn2, p1, t)) / 2
 
     @torch.no_grad()

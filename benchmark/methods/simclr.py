@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.distributed import gather, gather_ids
 from benchmark.errors import ConfigError
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
@@ -60,4 +61,6 @@ class SimCLR(SSLMethod):
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor, ids=None) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
-        return nt_xent_loss(self.projector(h1), self.projector(h2), self.params.temperature, ids)
+        if ids is not None:
+            ids = (gather_ids(ids[0]), gather_ids(ids[1]))
+        return nt_xent_loss(gather(self.projector(h1)), gather(self.projector(h2)), self.params.temperature, ids)

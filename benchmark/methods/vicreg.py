@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.distributed import gather
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 
@@ -53,4 +54,5 @@ class VICReg(SSLMethod):
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
         p = self.params
-        return vicreg_loss(self.projector(h1), self.projector(h2), p.sim_weight, p.var_weight, p.cov_weight)
+        z1, z2 = gather(self.projector(h1)), gather(self.projector(h2))  # statistics of the global batch
+        return vicreg_loss(z1, z2, p.sim_weight, p.var_weight, p.cov_weight)

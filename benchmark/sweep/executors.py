@@ -207,12 +207,13 @@ class LocalExecutor:
         jobs: dict[str, object] = {}
 
         def start(job: RunJob, slot: Slot) -> Callable[[], bool]:
-            job.threads = slot.threads
+            tasks = self.resources.tasks
+            job.threads = max(1, slot.threads // tasks)
             executor = submitit.LocalExecutor(folder=folder, max_num_timeout=self.resources.max_attempts)
             # the job controller's own output (its traceback on Ctrl-C) goes to a log, not the terminal
             controller_log = shlex.quote(str(folder / "controllers.log"))
             executor.update_parameters(timeout_min=self.resources.timeout_min, gpus_per_node=len(slot.gpus),
-                                       visible_gpus=slot.gpus, signal_delay_s=60,
+                                       visible_gpus=slot.gpus, signal_delay_s=60, tasks_per_node=tasks,
                                        setup=[f"mkdir -p {shlex.quote(str(folder))}", f"exec >>{controller_log} 2>&1"])
             mark_submitted(job.run_dir, "local", None, pid=os.getpid())
             handle = executor.submit(job)

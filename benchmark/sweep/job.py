@@ -52,12 +52,16 @@ class RunJob(submitit.helpers.Checkpointable):
         state = source.read_status().get("state", "new")
         if state != "done" or not source.checkpoint.is_file():
             message = f"prior run {self.depends_on} is {state}, not done: this run needs its checkpoint"
-            RunDir(self.run_dir).write_status("failed", error=message)
+            if int(os.environ.get("RANK", 0)) == 0:
+                RunDir(self.run_dir).write_status("failed", error=message)
             raise TrainingError(message)
 
     def __call__(self) -> dict:
         from benchmark.train import RunInterrupted, train_run
 
+        if "SUBMITIT_EXECUTOR" in os.environ and submitit.JobEnvironment().num_tasks > 1:
+            # one process per GPU: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT for torch.distributed
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         if self.depends_on:
             self._check_source()
         if self.threads:
@@ -71,8 +75,13 @@ class RunJob(submitit.helpers.Checkpointable):
             return train_run(self.config, self.run_dir, resume=True, results_dir=self.results_root,
                              interrupt=interrupt, wandb_tags=self.tags)
         except RunInterrupted:
-            hand_over()  # submitit: self.checkpoint(), requeue, exit
+            hand_over()  # submitit: self.checkpoint(), requeue, exit (rank 0; the others just stop)
             raise
+        finally:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
 
     def checkpoint(self, *args, **kwargs):
         """Requeue this job (the run resumes from its checkpoint), at most `max_attempts` attempts."""

@@ -45,7 +45,7 @@ class SlurmProfile:
         params: dict[str, Any] = {
             "time": self.time_min or resources.timeout_min,
             "nodes": resources.nodes,
-            "ntasks_per_node": 1,
+            "ntasks_per_node": resources.tasks,  # one process per GPU: DistributedDataParallel
             "cpus_per_task": resources.cpus,
             "mem": f"{int(resources.mem_gb * 1024)}M",
             "array_parallelism": self.array_parallelism,

@@ -23,9 +23,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class Resources:
     """What one run asks of the executor (per run, not per sweep)."""
 
-    gpus: int = 0
+    gpus: int = 0  # per node; several: one process per GPU, DistributedDataParallel
     nodes: int = 1
-    cpus: int = 1
+    tasks_per_node: int | None = None  # processes per node; None: one per GPU (at least one)
+    cpus: int = 1  # per process
     mem_gb: float = 4.0
     timeout_min: int = 60
     max_attempts: int = 3  # bound on automatic requeues after preemption or time limits
@@ -34,6 +35,13 @@ class Resources:
         for name, low in (("nodes", 1), ("cpus", 1), ("timeout_min", 1), ("max_attempts", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"resources.{name} must be >= {low}, got {getattr(self, name)}")
+        if self.tasks_per_node is not None and self.tasks_per_node < 1:
+            raise ConfigError(f"resources.tasks_per_node must be >= 1 (or null), got {self.tasks_per_node}")
+
+    @property
+    def tasks(self) -> int:
+        """Processes per node: one per GPU unless set."""
+        return self.tasks_per_node or max(1, self.gpus)
 
 
 @dataclass(frozen=True)
