@@ -3,7 +3,6 @@ W&B offline files per run, a W&B failure, Ctrl-C and kill -9 mid-sweep, and pree
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

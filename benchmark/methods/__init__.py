@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from benchmark.params import resolve_params
-from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod
 from benchmark.methods import barlow, byol, nnclr, simclr, vicreg  # noqa: F401  (register methods)
+from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod
+from benchmark.params import resolve_params
 
 __all__ = ["METHODS", "MethodContext", "Recipe", "SSLMethod", "build_method", "resolve_method_params"]
 

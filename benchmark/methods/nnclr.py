@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import ConfigError
 from benchmark.distributed import gather
+from benchmark.errors import ConfigError
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
 
 

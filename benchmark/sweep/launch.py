@@ -76,8 +76,8 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
         try:
             executor.run(Launch(jobs, sweep_dir, spec.resources, selection.watch), progress)
         except KeyboardInterrupt:
-            print(f"\ninterrupted: run the same command again to go on (done runs are kept, the others "
-                  f"resume from their checkpoints)", file=out)
+            print("\ninterrupted: run the same command again to go on (done runs are kept, the others "
+                  "resume from their checkpoints)", file=out)
             raise
         if not executor.waits:
             print(f"submitted {len(jobs)} run(s); follow them with: gpsbench status {sweep_dir}", file=out)
