@@ -17,7 +17,7 @@ from typing import Callable, Protocol, TextIO
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
-from benchmark.rundir import RunDir
+from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.profiles import chunks, cluster_max_array_size, load_profile
 from benchmark.sweep.registry import JobProbe, run_state
@@ -69,8 +69,6 @@ class Progress:
         run = RunDir(run_dir)
         status = run.read_status()
         if status.get("state") == "done" and run.result.is_file():
-            from benchmark.rundir import read_json
-
             result = read_json(run.result)
             self.done += 1
             self._print("done", run_dir.name, f"  knn {result['knn_acc']:.4f} linear {result['linear_acc']:.4f} "
@@ -119,8 +117,8 @@ class SlotScheduler:
                 waiting.remove(job)
                 pending_ids.discard(job.run_id)
                 slot = free.pop(0)
-                running[job.run_id] = (self.start(job, slot), slot)
                 progress.started(job.run_id, str(slot))
+                running[job.run_id] = (self.start(job, slot), slot)
                 changed = True
             if not changed:
                 time.sleep(self.poll_s)
