@@ -11,7 +11,7 @@ PROFILE ?=
 SWEEP_ARGS ?=
 PERF_ARGS ?= --quick $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE),--dataset synthetic --image-size 32)
 
-.PHONY: install test test-fast perf sweep status clean
+.PHONY: install test test-fast perf sweep status table clean
 
 $(BIN)/gpsbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ sweep: install
 
 status: install
 	$(BIN)/gpsbench status results/$(DATASET)
+
+# prints the Markdown table; writes table-<metric>.md/.tex/.csv and the PNG plots into results/$(DATASET)/
+TABLE_ARGS ?= --compare paper
+table: install
+	$(BIN)/gpsbench table results/$(DATASET) --save $(TABLE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

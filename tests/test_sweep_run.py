@@ -69,7 +69,7 @@ def test_debug_sweep_runs_skips_retries_and_logs_each_run_to_wandb(e2e, tmp_path
                       "method=simclr prior=run:method=simclr seed=1"}
     assert "loss became" in states["method=simclr prior=pixel seed=1"]["error"]
     assert "prior run" in states["method=simclr prior=run:method=simclr seed=1"]["error"]
-    assert "6 done, 3 failed" in out and "knn_acc" in out  # the summary table
+    assert "| GPS-SimCLR (pixel) |" in out and "runs: 6 done, 3 failed, 0 missing of 9" in out  # the table
 
     for cell, run in runs:
         if run.read_status()["state"] != "done":
@@ -124,7 +124,7 @@ def test_local_executor_runs_jobs_in_parallel_slots(tmp_path, monkeypatch, capsy
     assert main(["sweep", str(path), "--executor", "local", "--max-parallel", "2",
                  "--results-dir", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert out.count(" start ") == 3 and out.count(" done ") == 3 and "3 runs: 3 done" in out
+    assert out.count(" start ") == 3 and out.count(" done ") == 3 and "runs: 3 done, 0 failed, 0 missing of 3" in out
     for _, run in runs_of(path, tmp_path / "r"):
         status = run.read_status()
         assert status["state"] == "done" and status["executor"] == "local" and status["attempt"] == 1

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from benchmark.results import sweep_table
 from benchmark.rundir import atomic_write_json, read_json
 from benchmark.sweep.executors import EXECUTORS, ExecutorOptions, Launch, Progress
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.plan import Cell, Plan, expand
 from benchmark.sweep.registry import TO_RUN, RunState, states
 from benchmark.sweep.spec import load_sweep
-from benchmark.sweep.status import MANIFEST, format_summary
+from benchmark.sweep.status import MANIFEST
 from benchmark.tracking import sweep_wandb_mode
 
 
@@ -82,7 +83,7 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
         if not executor.waits:
             print(f"submitted {len(jobs)} run(s); follow them with: gpsbench status {sweep_dir}", file=out)
             return 0
-    print(format_summary(sweep_dir), file=out)
+    print(sweep_table(sweep_dir), file=out)
     final = states(sweep_dir, [cell.run_id for cell in plan.cells])
     return 1 if any(state.state == "failed" for state in final.values()) else 0
 

@@ -1,5 +1,5 @@
-"""What a sweep folder holds: one row per run (state, attempt, job, progress, accuracies, error) and,
-until the table issue lands, a summary over seeds. Read from our own files, with live jobs checked."""
+"""What a sweep folder holds: one row per run (state, attempt, job, progress, accuracies, error), read
+from our own files, with live jobs checked (`gpsbench status`)."""
 
 from __future__ import annotations
 
@@ -76,30 +76,3 @@ def format_status(sweep_dir: Path) -> str:
     for column in ("knn_acc", "linear_acc"):
         shown[column] = shown[column].map(lambda v: "" if v is None or pd.isna(v) else f"{100 * v:.2f}")
     return shown.to_string(index=False) + "\n" + counts_line(frame)
-
-
-def format_summary(sweep_dir: Path) -> str:
-    """Mean ± std over seeds of every cell that has done runs (the paper-style table is `gpsbench table`)."""
-    frame = status_frame(sweep_dir)
-    if frame.empty:
-        return "no runs"
-    axes = [c for c in frame.columns[: list(frame.columns).index("run_id")] if c != "seed"]
-    done = frame[frame["_state"] == "done"]
-    lines = []
-    if not done.empty and axes:
-        grouped = done.groupby(axes, sort=False)
-        table = pd.DataFrame({
-            "n": grouped.size(),
-            "knn_acc": grouped["knn_acc"].agg(lambda s: _mean_std(s)),
-            "linear_acc": grouped["linear_acc"].agg(lambda s: _mean_std(s)),
-        }).reset_index()
-        lines.append(table.to_string(index=False))
-    lines.append(counts_line(frame))
-    return "\n".join(lines)
-
-
-def _mean_std(values: pd.Series) -> str:
-    values = 100 * values.astype(float)
-    if len(values) < 2:
-        return f"{values.mean():.2f}"
-    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
