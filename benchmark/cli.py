@@ -126,6 +126,46 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run (or resume) a study; --export writes its best parameters as a sweep `per:` block."""
+    from benchmark.sweep import study as studies
+    from benchmark.sweep.tune_report import export, plots, report
+    from benchmark.sweep.tuning import load_tune
+
+    spec = load_tune(args.file)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.executor == "slurm":
+        from benchmark.sweep.executors import SlurmExecutor, ExecutorOptions
+
+        SlurmExecutor(ExecutorOptions(profile=args.profile), spec.resources)  # sbatch and profile, checked first
+    results_root = Path(args.results_dir) if args.results_dir else default_results_dir()
+    study_dir = results_root / spec.name
+    study = studies.open_study(spec, study_dir)
+    if args.export:
+        print(export(study, spec, Path(args.export)))
+        return 0
+    stale = studies.recover_stale(study)
+    if stale:
+        print(f"{spec.name}: trials {stale} were left running by a worker that is gone: marked failed, "
+              f"their budget given back", file=sys.stderr)
+    remaining = spec.n_trials - studies.finished(study)
+    print(f"study {spec.name} -> {study_dir / 'journal.log'}: {studies.finished(study)} of {spec.n_trials} trials "
+          f"complete or pruned; {args.workers} worker(s), executor {args.executor}")
+    if remaining > 0:
+        jobs = studies.launch_workers(spec, study_dir, results_root, args.executor, args.workers, args.profile,
+                                      sys.stdout)
+        if args.executor == "slurm":
+            print(f"submitted {len(jobs)} worker(s) as a SLURM array ({jobs[0].job_id.split('_')[0]}); run the "
+                  f"same command again to see the study")
+            return 0
+        studies.wait(study, spec, jobs, sys.stdout)
+    print(report(study, spec))
+    written = plots(study, spec, study_dir)
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from benchmark.results import (FORMATTERS, build_table, collect, compare_paper, load_reference,
                                    prior_table)
@@ -205,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="states of a sweep's runs (from their files and live jobs)")
     status.add_argument("folder", help="the sweep's folder, e.g. results/digits")
     status.set_defaults(func=cmd_status)
+
+    tune = commands.add_parser("tune", help="optuna search on validation metrics (resumes from its journal)")
+    tune.add_argument("file", help="tuning file, e.g. sweeps/tune-digits.yaml")
+    tune.add_argument("--executor", default="local", choices=("local", "slurm", "debug"))
+    tune.add_argument("--profile", help="SLURM profile: a file or a name in slurm/profiles/")
+    tune.add_argument("--workers", type=int, default=1, help="workers taking trials in parallel (a submitit array)")
+    tune.add_argument("--results-dir", help="results root (default: $GPSBENCH_RESULTS or ./results)")
+    tune.add_argument("--export", metavar="FILE", help="write the best parameters as a sweep `per:` block; run nothing")
+    tune.set_defaults(func=cmd_tune)
 
     from benchmark.results import FORMATS, METRICS
 

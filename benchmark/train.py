@@ -246,14 +246,15 @@ def current_job_id() -> str | None:
 
 def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: DatasetSplits | None = None, *,
               results_dir: Path | None = None, interrupt: Callable[[], bool] | None = None,
-              wandb_tags: Sequence[str] = ()) -> dict:
+              wandb_tags: Sequence[str] = (), epoch_callback: Callable[[dict], None] | None = None) -> dict:
     """Train and evaluate one run into `out` (config.json, status.json, metrics.jsonl, result.json,
     checkpoint.pt). A failure is recorded in status.json with its error, then re-raised.
 
     `interrupt` is polled after every step: when it answers True the run saves a checkpoint at that step
     and raises RunInterrupted (status `pending`), so a requeued attempt continues mid-epoch. Ctrl-C also
     leaves the run `pending`: rerunning resumes it from its last checkpoint. `results_dir` is where
-    `run:` priors are looked up."""
+    `run:` priors are looked up. `epoch_callback(metrics)` sees every epoch's metrics (tuning reports
+    the validation kNN to optuna there; raising stops the run)."""
     device = select_device(config.device, int(os.environ.get("LOCAL_RANK", 0)))
     ranks = init_from_env(device.type)
     run = RunDir(out) if ranks.is_main else ReadOnlyRunDir(out)  # one writer: rank 0
@@ -291,7 +292,7 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         elif ranks.is_main:
             run.metrics.unlink(missing_ok=True)
         tracker = Tracker(run, config, run_id, tags=wandb_tags, enabled=ranks.is_main)
-        _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt)
+        _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt, epoch_callback)
         if not ranks.is_main:
             return {}  # rank 0 evaluates and writes the result
         eval_start = time.perf_counter()
@@ -329,7 +330,8 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
 
 def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, start_epoch: int,
                   clock: TrainClock, position: EpochPosition | None = None,
-                  interrupt: Callable[[], bool] | None = None) -> None:
+                  interrupt: Callable[[], bool] | None = None,
+                  epoch_callback: Callable[[dict], None] | None = None) -> None:
     """Epochs start_epoch+1 .. epochs (the first one from `position` when resuming mid-epoch)."""
     config = parts.config
     step_fn = PairStep(parts)
@@ -367,6 +369,8 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
             metrics["val_knn_acc"] = _online_knn(parts)
         tracker.log_epoch(metrics)
+        if epoch_callback is not None and parts.ranks.is_main:
+            epoch_callback(metrics)
         if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
             run.save_checkpoint(_checkpoint_state(parts, run_id, epoch, clock))
         if bar is not None:

@@ -51,7 +51,7 @@ def is_selector(prior: Any) -> bool:
     return isinstance(prior, str) and prior.startswith(SELECTOR) and "=" in prior
 
 
-def _set(values: dict, key: str, value: Any) -> None:
+def set_key(values: dict, key: str, value: Any) -> None:
     section, dot, entry = key.partition(".")
     if dot:
         values[section] = {**values.get(section, {}), entry: value}
@@ -64,14 +64,19 @@ def _set(values: dict, key: str, value: Any) -> None:
 def cell_values(spec: SweepSpec, axes: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in spec.fixed.items():
-        _set(values, key, value)
+        set_key(values, key, value)
     for axis in spec.axes:
         for key, value in spec.per.get(axis, {}).get(str(axes[axis]), {}).items():
-            _set(values, key, value)
+            set_key(values, key, value)
     for axis, value in axes.items():
-        _set(values, axis, value)
+        set_key(values, axis, value)
+    return drop_k_without_prior(values)
+
+
+def drop_k_without_prior(values: dict[str, Any]) -> dict[str, Any]:
+    """k means nothing without a prior: such cells (or trials) are one plain-SSL run."""
     if values.get("prior", RunConfig.prior) == "none":
-        values["k"] = 0  # k means nothing without a prior: such cells collapse into one plain-SSL run
+        values["k"] = 0
     return values
 
 

@@ -14,7 +14,7 @@ from benchmark.config import WANDB_MODES, RunConfig
 from benchmark.errors import ConfigError, choice_error
 from benchmark.params import resolve_params
 
-SWEEP_KEYS = ("name", "description", "grid", "fixed", "per", "exclude", "resources", "wandb")
+SWEEP_KEYS = ("name", "description", "include", "grid", "fixed", "per", "exclude", "resources", "wandb")
 ARG_SECTIONS = ("method_args", "aug_args", "prior_args")  # dict-valued keys; `method_args.x` names one entry
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -175,6 +175,41 @@ def _parse_exclude(raw: Any, grid: dict, problems: list[str]) -> list[dict[str, 
     return rules
 
 
+def _read_includes(raw: Any, path: Path | None, problems: list[str]) -> dict:
+    """`include: [file, ...]`: files holding a `per:` block (e.g. `gpsbench tune --export`), merged in
+    order; the sweep's own `per` wins. Paths are relative to the sweep file, else to the working dir."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        problems.append(f"include must be a list of files, got {raw!r}")
+        return {}
+    merged: dict = {}
+    for item in raw:
+        candidates = [path.parent / item] if path else []
+        found = next((c for c in [*candidates, Path(item)] if c.is_file()), None)
+        if found is None:
+            problems.append(f"include: file {item!r} not found (next to the sweep file or in the working dir)")
+            continue
+        content = yaml.safe_load(found.read_text()) or {}
+        if not isinstance(content, dict) or set(content) - {"per"}:
+            problems.append(f"include: {item!r} must hold only a `per:` block, got keys {sorted(content)}")
+            continue
+        merged = _merge_per(merged, _mapping(content.get("per"), f"include {item}: per", problems))
+    return merged
+
+
+def _merge_per(base: dict, override: dict) -> dict:
+    merged = {axis: {value: dict(block) for value, block in blocks.items()} for axis, blocks in base.items()
+              if isinstance(blocks, dict)}
+    for axis, blocks in override.items():
+        if not isinstance(blocks, dict):
+            merged[axis] = blocks  # reported by _parse_per
+            continue
+        for value, block in blocks.items():
+            merged.setdefault(axis, {})[value] = {**merged.get(axis, {}).get(value, {}), **(block or {})}
+    return merged
+
+
 def _settings(cls, raw: Any, section: str, problems: list[str]):
     try:
         return resolve_params(cls, _mapping(raw, section, problems), section, "a sweep")
@@ -198,7 +233,8 @@ def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
     grid = _parse_grid(_mapping(raw.get("grid"), "grid", problems), problems)
     fixed = _mapping(raw.get("fixed"), "fixed", problems)
     _check_overrides(fixed, "fixed", grid, problems)
-    per = _parse_per(_mapping(raw.get("per"), "per", problems), grid, problems)
+    included = _read_includes(raw.get("include"), path, problems)
+    per = _parse_per(_merge_per(included, _mapping(raw.get("per"), "per", problems)), grid, problems)
     exclude = _parse_exclude(raw.get("exclude"), grid, problems)
     resources = _settings(Resources, raw.get("resources"), "resources", problems)
     wandb = _settings(WandbSettings, raw.get("wandb"), "wandb", problems)

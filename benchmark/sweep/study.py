@@ -1,0 +1,179 @@
+"""An optuna study on the suite's executors. The journal (`results/<study>/journal.log`, optuna's
+JournalFileBackend: append-only, safe on the shared file systems of clusters, where SQLite is not) is
+the study; N workers (a submitit array: local slots or SLURM) each take trials until `n_trials` are
+complete or pruned. Each trial is a normal run in the registry, `results/<study>/<run_id>/`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import optuna
+import submitit
+
+from benchmark.sweep.registry import JobProbe
+from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
+from benchmark.tracking import sweep_wandb_mode
+
+DONE_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+MAX_FAILURES_PER_TRIAL = 2  # a worker gives up when failed trials reach twice the budget
+
+
+def storage(study_dir: Path) -> optuna.storages.JournalStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(study_dir / "journal.log")))
+
+
+def sampler(spec: TuneSpec) -> optuna.samplers.BaseSampler:
+    if spec.sampler.name == "random":
+        return optuna.samplers.RandomSampler(seed=spec.sampler.seed)
+    return optuna.samplers.TPESampler(seed=spec.sampler.seed, n_startup_trials=spec.sampler.n_startup_trials)
+
+
+def pruner(spec: TuneSpec) -> optuna.pruners.BasePruner:
+    p = spec.pruner
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=p.min_resource,
+                                              max_resource=int(spec.fixed.get("epochs", 100)))
+    return optuna.pruners.NopPruner()
+
+
+def open_study(spec: TuneSpec, study_dir: Path) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=spec.name, storage=storage(study_dir), sampler=sampler(spec),
+                               pruner=pruner(spec), direction="maximize", load_if_exists=True)
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=DONE_STATES))
+
+
+def objective_value(result: Mapping[str, Any], objective: str) -> float:
+    """The one number a trial is judged by: a validation metric, read by name and nothing else."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r} is not a validation metric; valid: {', '.join(OBJECTIVES)}")
+    return float(result[objective])
+
+
+def recover_stale(study: optuna.Study, probe: JobProbe | None = None) -> list[int]:
+    """Trials left RUNNING by a worker that no longer exists become FAIL (they do not count toward
+    n_trials, so their budget is given back). Returns their numbers."""
+    probe = probe or JobProbe()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", {})
+        status = {"state": "running", "host": worker.get("host"), "pid": worker.get("pid"),
+                  "executor": worker.get("executor"), "job_id": worker.get("job_id")}
+        if probe.alive(status) is False:
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+class TuneWorker(submitit.helpers.Checkpointable):
+    """Takes trials until the study has n_trials complete or pruned ones."""
+
+    def __init__(self, spec: TuneSpec, study_dir: Path, results_root: Path, threads: int | None = None,
+                 executor: str = "debug"):
+        self.spec = spec
+        self.study_dir = Path(study_dir)
+        self.results_root = Path(results_root)
+        self.threads = threads
+        self.executor = executor
+
+    def __call__(self) -> int:
+        if self.threads:
+            import faiss
+            import torch
+
+            torch.set_num_threads(self.threads)
+            faiss.omp_set_num_threads(self.threads)
+        study = open_study(self.spec, self.study_dir)
+        ran = 0
+        while finished(study) < self.spec.n_trials:
+            failures = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+            if failures >= MAX_FAILURES_PER_TRIAL * self.spec.n_trials:
+                raise RuntimeError(f"study {self.spec.name}: {failures} trials failed (see their status.json); "
+                                   f"stopping instead of failing forever")
+            study.optimize(self.objective, n_trials=1, catch=(Exception,))
+            ran += 1
+        return ran
+
+    def worker_info(self) -> dict:
+        from benchmark.train import current_job_id
+
+        return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": current_job_id(),
+                "executor": self.executor}
+
+    def objective(self, trial: optuna.Trial) -> float:
+        from benchmark.train import train_run
+
+        trial.set_user_attr("worker", self.worker_info())
+        params = {param.name: param.suggest(trial) for param in self.spec.space}
+        config = self.spec.config(params)
+        config = dataclasses.replace(
+            config, wandb_mode=sweep_wandb_mode(config.wandb_mode or self.spec.wandb.mode),
+            wandb_project=self.spec.wandb.project, wandb_entity=self.spec.wandb.entity,
+            wandb_group=self.spec.name, progress=False)
+        trial.set_user_attr("run_id", config.run_id)
+        run_dir = self.study_dir / config.run_id
+
+        def report(metrics: dict) -> None:  # validation kNN every `evaluate_every` epochs
+            if "val_knn_acc" in metrics:
+                trial.report(metrics["val_knn_acc"], metrics["epoch"])
+                if metrics["epoch"] < config.epochs and trial.should_prune():  # the last epoch completes
+                    raise optuna.TrialPruned(f"pruned at epoch {metrics['epoch']} "
+                                             f"(val_knn_acc {metrics['val_knn_acc']:.4f})")
+
+        result = train_run(config, run_dir, resume=True, results_dir=self.results_root, epoch_callback=report,
+                           wandb_tags=[f"trial={trial.number}", *(f"{k}={v}" for k, v in params.items())])
+        return objective_value(result, self.spec.objective)
+
+
+def launch_workers(spec: TuneSpec, study_dir: Path, results_root: Path, executor: str, workers: int,
+                   profile: str | None, out) -> list:
+    """Start the workers; local and debug wait for them, SLURM returns its jobs."""
+    if executor == "debug":
+        TuneWorker(spec, study_dir, results_root)()
+        return []
+    cores = os.cpu_count() or 1
+    if executor == "local":
+        jobs = []
+        for _ in range(workers):
+            job = submitit.LocalExecutor(folder=study_dir / ".submitit")
+            job.update_parameters(timeout_min=spec.resources.timeout_min * spec.n_trials)
+            jobs.append(job.submit(TuneWorker(spec, study_dir, results_root, max(1, cores // workers), "local")))
+        return jobs
+    from benchmark.sweep.profiles import load_profile
+
+    params = load_profile(profile).sbatch_parameters(spec.resources)
+    params["time"] = params["time"] * max(1, -(-spec.n_trials // workers))  # a worker runs several trials
+    slurm = submitit.SlurmExecutor(folder=study_dir / ".submitit" / "%j")
+    slurm.update_parameters(**params)
+    with slurm.batch():
+        jobs = [slurm.submit(TuneWorker(spec, study_dir, results_root, spec.resources.cpus, "slurm"))
+                for _ in range(workers)]
+    return jobs
+
+
+def wait(study: optuna.Study, spec: TuneSpec, jobs: list, out, poll_s: float = 2.0) -> None:
+    """Until every local worker has exited, printing the study's progress when it changes."""
+    last = None
+    while jobs and not all(job.done() for job in jobs):
+        trials = study.get_trials(deepcopy=False)
+        counts = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+        line = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+        if line != last:
+            best = f"; best {study.best_value:.4f}" if counts.get("complete") else ""
+            print(f"[{time.strftime('%H:%M:%S')}] {spec.name}: {line} (of {spec.n_trials}){best}", file=out, flush=True)
+            last = line
+        time.sleep(poll_s)
+    print(f"[{time.strftime('%H:%M:%S')}] workers finished", file=out, flush=True)
