@@ -177,3 +177,5 @@ def test_two_local_workers_survive_a_kill_9_and_resume_to_completion(tmp_path, m
     study = studies.open_study(spec, results / "t")
     assert studies.finished(study) >= 6
     assert {t.number: t.state for t in study.get_trials()}[victim.number] == optuna.trial.TrialState.FAIL
+    runs = [t.user_attrs["run_id"] for t in study.get_trials(states=studies.DONE_STATES)]
+    assert len(runs) == len(set(runs))  # the two workers sample with their own seeds: no trial twice

@@ -30,10 +30,12 @@ def storage(study_dir: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(str(study_dir / "journal.log")))
 
 
-def sampler(spec: TuneSpec) -> optuna.samplers.BaseSampler:
+def sampler(spec: TuneSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """Worker i samples with seed + i: with one seed, parallel workers would propose the same trials."""
+    seed = spec.sampler.seed + worker
     if spec.sampler.name == "random":
-        return optuna.samplers.RandomSampler(seed=spec.sampler.seed)
-    return optuna.samplers.TPESampler(seed=spec.sampler.seed, n_startup_trials=spec.sampler.n_startup_trials)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.sampler.n_startup_trials)
 
 
 def pruner(spec: TuneSpec) -> optuna.pruners.BasePruner:
@@ -46,9 +48,9 @@ def pruner(spec: TuneSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(spec: TuneSpec, study_dir: Path) -> optuna.Study:
+def open_study(spec: TuneSpec, study_dir: Path, worker: int = 0) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=spec.name, storage=storage(study_dir), sampler=sampler(spec),
+    return optuna.create_study(study_name=spec.name, storage=storage(study_dir), sampler=sampler(spec, worker),
                                pruner=pruner(spec), direction="maximize", load_if_exists=True)
 
 
@@ -78,12 +80,17 @@ def recover_stale(study: optuna.Study, probe: JobProbe | None = None) -> list[in
     return failed
 
 
+class DuplicateTrial(RuntimeError):
+    """Two workers drew the same run while it trains: this trial fails (its budget is given back)."""
+
+
 class TuneWorker(submitit.helpers.Checkpointable):
     """Takes trials until the study has n_trials complete or pruned ones."""
 
     def __init__(self, spec: TuneSpec, study_dir: Path, results_root: Path, threads: int | None = None,
-                 executor: str = "debug"):
+                 executor: str = "debug", index: int = 0):
         self.spec = spec
+        self.index = index
         self.study_dir = Path(study_dir)
         self.results_root = Path(results_root)
         self.threads = threads
@@ -96,7 +103,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
 
             torch.set_num_threads(self.threads)
             faiss.omp_set_num_threads(self.threads)
-        study = open_study(self.spec, self.study_dir)
+        study = open_study(self.spec, self.study_dir, self.index)
         ran = 0
         while finished(study) < self.spec.n_trials:
             failures = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
@@ -123,6 +130,9 @@ class TuneWorker(submitit.helpers.Checkpointable):
             config, wandb_mode=sweep_wandb_mode(config.wandb_mode or self.spec.wandb.mode),
             wandb_project=self.spec.wandb.project, wandb_entity=self.spec.wandb.entity,
             wandb_group=self.spec.name, progress=False)
+        for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if other.number != trial.number and other.user_attrs.get("run_id") == config.run_id:
+                raise DuplicateTrial(f"trial {other.number} is training the same run {config.run_id}")
         trial.set_user_attr("run_id", config.run_id)
         run_dir = self.study_dir / config.run_id
 
@@ -147,10 +157,10 @@ def launch_workers(spec: TuneSpec, study_dir: Path, results_root: Path, executor
     cores = os.cpu_count() or 1
     if executor == "local":
         jobs = []
-        for _ in range(workers):
+        for i in range(workers):
             job = submitit.LocalExecutor(folder=study_dir / ".submitit")
             job.update_parameters(timeout_min=spec.resources.timeout_min * spec.n_trials)
-            jobs.append(job.submit(TuneWorker(spec, study_dir, results_root, max(1, cores // workers), "local")))
+            jobs.append(job.submit(TuneWorker(spec, study_dir, results_root, max(1, cores // workers), "local", i)))
         return jobs
     from benchmark.sweep.profiles import load_profile
 
@@ -159,8 +169,8 @@ def launch_workers(spec: TuneSpec, study_dir: Path, results_root: Path, executor
     slurm = submitit.SlurmExecutor(folder=study_dir / ".submitit" / "%j")
     slurm.update_parameters(**params)
     with slurm.batch():
-        jobs = [slurm.submit(TuneWorker(spec, study_dir, results_root, spec.resources.cpus, "slurm"))
-                for _ in range(workers)]
+        jobs = [slurm.submit(TuneWorker(spec, study_dir, results_root, spec.resources.cpus, "slurm", i))
+                for i in range(workers)]
     return jobs
 
 
