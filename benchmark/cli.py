@@ -136,7 +136,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.executor == "slurm":
-        from benchmark.sweep.executors import SlurmExecutor, ExecutorOptions
+        from benchmark.sweep.executors import ExecutorOptions, SlurmExecutor
 
         SlurmExecutor(ExecutorOptions(profile=args.profile), spec.resources)  # sbatch and profile, checked first
     results_root = Path(args.results_dir) if args.results_dir else default_results_dir()
@@ -153,8 +153,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"study {spec.name} -> {study_dir / 'journal.log'}: {studies.finished(study)} of {spec.n_trials} trials "
           f"complete or pruned; {args.workers} worker(s), executor {args.executor}")
     if remaining > 0:
-        jobs = studies.launch_workers(spec, study_dir, results_root, args.executor, args.workers, args.profile,
-                                      sys.stdout)
+        jobs = studies.launch_workers(spec, study_dir, results_root, args.executor, args.workers, args.profile)
         if args.executor == "slurm":
             print(f"submitted {len(jobs)} worker(s) as a SLURM array ({jobs[0].job_id.split('_')[0]}); run the "
                   f"same command again to see the study")

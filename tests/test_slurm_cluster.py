@@ -176,3 +176,27 @@ def test_preempted_slurm_job_requeues_and_resumes_from_its_checkpoint(on_cluster
     assert [m["loss"] for m in run.read_metrics()] == [m["loss"] for m in reference.read_metrics()]
     result, expected = read_json(run.result), read_json(reference.result)
     assert (result["knn_acc"], result["linear_acc"]) == (expected["knn_acc"], expected["linear_acc"])
+
+
+def test_run_prior_cell_waits_for_its_source_with_afterany(on_cluster, tmp_path, capsys):
+    path = _sweep(tmp_path, """
+        name: staged
+        grid: {prior: [none, "run:method=simclr"], method: [simclr]}
+        fixed: {dataset: digits, epochs: 2, batch_size: 128, k: 5,
+                method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}
+        resources: {cpus: 1, mem_gb: 2, timeout_min: 20}
+        wandb: {mode: disabled}
+    """)
+    results = tmp_path / "r"
+    assert main(["sweep", str(path), "--executor", "slurm", "--profile", "slurm/profiles/local.yaml",
+                 "--results-dir", str(results)]) == 0
+    source, dependent = expand(load_sweep(path)).cells
+    runs = [RunDir(results / "staged" / cell.run_id) for cell in (source, dependent)]
+    dependent_job = runs[1].read_status()["job_id"]
+    info = subprocess.run(["scontrol", "show", "job", "-o", dependent_job], capture_output=True, text=True).stdout
+    assert f"Dependency=afterany:{runs[0].read_status()['job_id'].split('_')[0]}" in info  # a second array
+    _wait(lambda: all(run.read_status().get("state") in ("done", "failed") for run in runs))
+    assert [run.read_status()["state"] for run in runs] == ["done", "done"]
+    result = read_json(runs[1].result)
+    assert result["prior"] == f"run:{source.run_id}" and result["prior_nn_agreement"] is not None
+    assert read_json(runs[1].config)["prior"] == f"run:{source.run_id}"

@@ -149,8 +149,8 @@ class TuneWorker(submitit.helpers.Checkpointable):
 
 
 def launch_workers(spec: TuneSpec, study_dir: Path, results_root: Path, executor: str, workers: int,
-                   profile: str | None, out) -> list:
-    """Start the workers; local and debug wait for them, SLURM returns its jobs."""
+                   profile: str | None) -> list:
+    """Start the workers and return their submitit jobs (debug: one worker, run here to the end)."""
     if executor == "debug":
         TuneWorker(spec, study_dir, results_root)()
         return []
