@@ -154,9 +154,19 @@ def test_run_id_changes_with_what_changes_the_result_only():
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_sweep_is_valid(path):
+def test_every_shipped_sweep_and_tuning_file_is_valid(path):
+    if path.name.startswith("tune-"):
+        from benchmark.sweep.tuning import load_tune
+
+        assert load_tune(path).name == path.stem
+        return
     plan = expand(load_sweep(path))
     assert plan.cells and plan.spec.name == path.stem
+
+
+def test_a_tuning_file_given_to_sweep_says_so(capsys):
+    assert main(["sweep", str(REPO / "sweeps/tune-digits.yaml"), "--dry-run"]) == 2
+    assert "is a tuning file (it has a search space): run gpsbench tune" in capsys.readouterr().err
 
 
 def test_paper_cifar10_grid_has_its_cells():

@@ -17,6 +17,7 @@ import submitit
 from benchmark.cli import main
 from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.plan import expand
+from benchmark.sweep.registry import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
 from wandb_records import history_steps, run_record
 
@@ -167,7 +168,10 @@ def test_ctrl_c_and_kill_9_mid_sweep_lose_and_repeat_nothing(tmp_path, monkeypat
     _wait_for(lambda: len(done()) >= 1)
     os.killpg(sweep.pid, signal.SIGINT)
     assert sweep.wait(timeout=60) != 0
-    _wait_for(lambda: all(run.read_status().get("state") != "running" for _, run in runs), timeout=60)
+    # each run saved `pending`, or (if submitit's controller SIGKILLed it first) is `running` with a dead
+    # pid, which the registry calls stale: either way nothing is left alive and the next sweep resumes it
+    _wait_for(lambda: all(run_state(run.path, JobProbe()).state not in ("running", "queued") for _, run in runs),
+              timeout=60)
     first = done()
     assert "interrupted: run the same command again" in (tmp_path / "1.log").read_text()
 

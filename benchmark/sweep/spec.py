@@ -223,6 +223,8 @@ def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
     where = f"sweep file {str(path)!r}" if path else "sweep"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must hold a mapping with keys {', '.join(SWEEP_KEYS)}")
+    if "space" in raw and "grid" not in raw:
+        raise ConfigError(f"{where} is a tuning file (it has a search space): run gpsbench tune {path or ''}".strip())
     problems: list[str] = []
     for key in raw:
         if key not in SWEEP_KEYS:
