@@ -200,3 +200,34 @@ def test_run_prior_cell_waits_for_its_source_with_afterany(on_cluster, tmp_path,
     result = read_json(runs[1].result)
     assert result["prior"] == f"run:{source.run_id}" and result["prior_nn_agreement"] is not None
     assert read_json(runs[1].config)["prior"] == f"run:{source.run_id}"
+
+
+def test_tuning_workers_run_as_a_slurm_array(on_cluster, tmp_path, capsys):
+    from benchmark.sweep import study as studies
+    from benchmark.sweep.tuning import load_tune
+
+    path = _sweep(tmp_path, """
+        name: tune-slurm
+        fixed: {dataset: digits, method: simclr, aug: weak, epochs: 2, batch_size: 256,
+                method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}
+        space: {lr: {type: float, low: 0.05, high: 2.0, log: true}}
+        n_trials: 3
+        evaluate_every: 1
+        pruner: none
+        resources: {cpus: 1, mem_gb: 2, timeout_min: 20}
+        wandb: {mode: disabled}
+    """)
+    results = tmp_path / "r"
+    args = ["tune", str(path), "--executor", "slurm", "--profile", "slurm/profiles/local.yaml", "--workers", "2",
+            "--results-dir", str(results)]
+    assert main(args) == 0
+    assert "submitted 2 worker(s) as a SLURM array" in capsys.readouterr().out
+    spec = load_tune(path)
+    _wait(lambda: studies.finished(studies.open_study(spec, results / "tune-slurm")) >= 3
+          and not subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip())
+    study = studies.open_study(spec, results / "tune-slurm")
+    workers = {t.user_attrs["worker"]["job_id"] for t in study.get_trials()}
+    assert len({job.split("_")[0] for job in workers}) == 1 and all(t.user_attrs["worker"]["executor"] == "slurm"
+                                                                    for t in study.get_trials())
+    assert main(args) == 0  # the budget is spent: the command only reports
+    assert "best: trial" in capsys.readouterr().out
