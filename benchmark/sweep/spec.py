@@ -218,20 +218,37 @@ def _settings(cls, raw: Any, section: str, problems: list[str]):
         return cls()
 
 
-def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
-    """Check the structure of a sweep file (the runs themselves are checked when planned)."""
-    where = f"sweep file {str(path)!r}" if path else "sweep"
+def check_header(raw: Any, path: Path | None, what: str, keys: tuple[str, ...]) -> tuple[str, Any, list[str]]:
+    """What sweep and tuning files share: a mapping of known keys with a `name` that is a folder name.
+    Returns how to name the file in errors, the name, and the problems found so far."""
+    where = f"{what} {str(path)!r}" if path else what
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must hold a mapping with keys {', '.join(SWEEP_KEYS)}")
-    if "space" in raw and "grid" not in raw:
-        raise ConfigError(f"{where} is a tuning file (it has a search space): run gpsbench tune {path or ''}".strip())
-    problems: list[str] = []
-    for key in raw:
-        if key not in SWEEP_KEYS:
-            problems.append(str(choice_error("sweep key", key, SWEEP_KEYS)))
+        raise ConfigError(f"{where} must hold a mapping with keys {', '.join(keys)}")
+    problems = [str(choice_error(f"{what.split()[0]} key", key, keys)) for key in raw if key not in keys]
     name = raw.get("name", path.stem if path else None)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         problems.append(f"name must be a folder name (letters, digits, _ . -), got {name!r}")
+    return where, name, problems
+
+
+def read_yaml(path: str | Path, what: str) -> tuple[Path, Any]:
+    path = Path(path)
+    if not path.is_file():
+        shipped = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
+        hint = f"; sweeps here: {', '.join(shipped)}" if shipped else ""
+        raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
+    try:
+        return path, yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {err}") from None
+
+
+def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
+    """Check the structure of a sweep file (the runs themselves are checked when planned)."""
+    if isinstance(raw, dict) and "space" in raw and "grid" not in raw:
+        raise ConfigError(f"sweep file {str(path)!r} is a tuning file (it has a search space): "
+                          f"run gpsbench tune {path}")
+    where, name, problems = check_header(raw, path, "sweep file", SWEEP_KEYS)
     grid = _parse_grid(_mapping(raw.get("grid"), "grid", problems), problems)
     fixed = _mapping(raw.get("fixed"), "fixed", problems)
     _check_overrides(fixed, "fixed", grid, problems)
@@ -247,15 +264,7 @@ def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    path = Path(path)
-    if not path.is_file():
-        shipped = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
-        hint = f"; sweeps here: {', '.join(shipped)}" if shipped else ""
-        raise ConfigError(f"sweep file {str(path)!r} does not exist{hint}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {err}") from None
+    path, raw = read_yaml(path, "sweep file")
     return parse_sweep(raw, path)
 
 

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, choice_error
 from benchmark.params import resolve_params
 from benchmark.sweep.plan import drop_k_without_prior, set_key
-from benchmark.sweep.spec import NAME_PATTERN, Resources, WandbSettings, check_config_key, format_problems
+from benchmark.sweep.spec import (Resources, WandbSettings, check_config_key, check_header, format_problems,
+                                  read_yaml)
 
 TUNE_KEYS = ("name", "description", "fixed", "space", "n_trials", "objective", "evaluate_every", "sampler",
              "pruner", "resources", "wandb")
@@ -133,16 +132,7 @@ def _param(name: str, raw: Any, problems: list[str]) -> Param | None:
 
 
 def parse_tune(raw: Any, path: Path | None = None) -> TuneSpec:
-    where = f"tuning file {str(path)!r}" if path else "tuning file"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must hold a mapping with keys {', '.join(TUNE_KEYS)}")
-    problems: list[str] = []
-    for key in raw:
-        if key not in TUNE_KEYS:
-            problems.append(str(choice_error("tuning key", key, TUNE_KEYS)))
-    name = raw.get("name", path.stem if path else None)
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        problems.append(f"name must be a folder name (letters, digits, _ . -), got {name!r}")
+    where, name, problems = check_header(raw, path, "tuning file", TUNE_KEYS)
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         problems.append(f"fixed must be a mapping of config keys, got {fixed!r}")
@@ -201,11 +191,5 @@ def parse_tune(raw: Any, path: Path | None = None) -> TuneSpec:
 
 
 def load_tune(path: str | Path) -> TuneSpec:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"tuning file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"tuning file {str(path)!r} is not valid YAML: {err}") from None
+    path, raw = read_yaml(path, "tuning file")
     return parse_tune(raw, path)
