@@ -36,7 +36,8 @@ if ! alive "$DIR/run/munged.pid"; then
     --pid-file="$DIR/run/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munge.seed"
 fi
 
-# slurm.conf: node as `slurmd -C` reports it; linuxproc tracking and cons_tres work without cgroups
+# slurm.conf: node as `slurmd -C` reports it; linuxproc tracking and cons_tres work without cgroups;
+# cred_expire=5: a requeued job may start again after 5 s instead of SLURM's default 120 s
 USER_NAME=$(id -un)
 NODE_LINE=$(slurmd -C | head -n 1)
 NODE=$(echo "$NODE_LINE" | sed -E 's/^NodeName=([^ ]+).*/\1/')
@@ -49,7 +50,7 @@ SlurmctldPort=$PORT
 SlurmdPort=$((PORT + 1))
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$DIR/munge/munge.sock
+AuthInfo=socket=$DIR/munge/munge.sock,cred_expire=5
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/run/slurmctld.pid
