@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmark.results import AUG_ORDER, METHOD_NAMES, variant  # noqa: E402
+from benchmark.results import AUG_ORDER, METHOD_NAMES, prior_text, variant  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -60,7 +60,7 @@ def agreement(frame: pd.DataFrame, metric: str, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for row in points.itertuples(index=False):
         ax.scatter(row.prior_nn_agreement, 100 * getattr(row, metric))
-        ax.annotate(f"{variant('x', row.prior_label).removeprefix('GPS-x ')} {row.dataset}",
+        ax.annotate(f"{prior_text(row.prior_label)} {row.dataset}",
                     (row.prior_nn_agreement, 100 * getattr(row, metric)), fontsize=7)
     ax.set_xlabel("prior_nn_agreement (same-label share of the k nearest)")
     ax.set_ylabel(f"{metric} (%)")

@@ -66,18 +66,30 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     return frame, counts
 
 
-def variant(method: str, prior: str | None, k=None) -> str:
-    """SimCLR / GPS-SimCLR (pixel) / GPS-SimCLR (prior: SimCLR run) / GPS-SimCLR (oracle: labels)."""
-    name = METHOD_NAMES.get(method, method)
-    if prior in (None, "none") or (k == 0 and prior != "oracle"):
-        return name
+def prior_text(prior: str) -> str:
+    """How a prior is named in tables: `pixel`, `prior: simclr strong run`, `oracle: uses labels`."""
     if prior.startswith("run:"):
         spec = prior[4:]
         source = " ".join(part.split("=", 1)[-1] for part in spec.split(",")) if "=" in spec else spec
-        return f"GPS-{name} (prior: {source} run)"
-    if prior == "oracle":
-        return f"GPS-{name} (oracle: uses labels)"
-    return f"GPS-{name} ({prior})"
+        return f"prior: {source} run"
+    return "oracle: uses labels" if prior == "oracle" else prior
+
+
+def variant(method: str, prior: str | None, k=None) -> str:
+    """SimCLR / GPS-SimCLR (pixel) / GPS-SimCLR (prior: simclr strong run) / GPS-SimCLR (oracle: uses labels)."""
+    name = METHOD_NAMES.get(method, method)
+    if prior in (None, "none") or (k == 0 and prior != "oracle"):
+        return name
+    return f"GPS-{name} ({prior_text(prior)})"
+
+
+def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with `variant` (the row name) and `gps` (whether it is a GPS run) columns."""
+    frame = frame.copy()
+    ks = frame["k"] if "k" in frame else [None] * len(frame)
+    frame["variant"] = [variant(m, p, k) for m, p, k in zip(frame["method"], frame["prior_label"], ks)]
+    frame["gps"] = frame["variant"].str.startswith("GPS-")
+    return frame
 
 
 @dataclass
@@ -125,8 +137,7 @@ def build_table(frame: pd.DataFrame, counts: dict[str, int], metric: str = "line
         raise choice_error("metric", metric, METRICS)
     if frame.empty:
         raise ConfigError("no done runs to tabulate (see `gpsbench status`)")
-    frame = frame.copy()
-    frame["variant"] = [variant(m, p, k) for m, p, k in zip(frame["method"], frame["prior_label"], frame.get("k", [None] * len(frame)))]
+    frame = with_variants(frame)
     rows, cols = rows or ["variant"], cols or ["dataset", "aug"]
     for axis in rows + cols:
         if axis not in frame.columns:
@@ -211,17 +222,13 @@ def load_reference(path: Path = REFERENCE) -> pd.DataFrame:
 def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> str:
     """Every cell of ours beside the paper's number for the same dataset, augmentation, method, GPS or
     not (and lr where the paper gives one), with the difference; cells without one say so."""
-    frame = frame.copy()
-    frame["gps"] = [variant(m, p, k).startswith("GPS-") for m, p, k in
-                    zip(frame["method"], frame["prior_label"], frame.get("k", [None] * len(frame)))]
-    frame["variant"] = [variant(m, p, k) for m, p, k in zip(frame["method"], frame["prior_label"],
-                                                              frame.get("k", [None] * len(frame)))]
+    frame = with_variants(frame)
     keys = ["dataset", "aug", "variant", "method", "gps"]
     if "axis_lr" in frame:  # a learning-rate axis: the paper gives some numbers per lr
         frame["lr"] = frame["axis_lr"].astype(float)
         keys.append("lr")
     ours = frame.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
-    ours = _sorted(ours.assign(_v=ours["variant"].str.startswith("GPS-")), ["dataset", "aug", "method", "_v", "variant"])
+    ours = _sorted(ours, ["dataset", "aug", "method", "gps", "variant"])
     lines = ["| dataset | aug | variant | ours | paper | difference | source |", "| --- " * 7 + "|"]
     for row in ours.itertuples(index=False):
         match = reference[(reference["dataset"] == row.dataset) & (reference["aug"] == row.aug)
@@ -266,8 +273,7 @@ def prior_table(frame: pd.DataFrame, metric: str) -> str:
         means = group.groupby(["method", "aug"])[metric].mean()
         gains = [100 * (value - plain[(dataset, m, a)]) for (m, a), value in means.items() if (dataset, m, a) in plain]
         gain = f"{sum(gains) / len(gains):+.2f}" if gains else MISSING
-        label = variant("x", prior).removeprefix("GPS-x ").strip("()")
-        lines.append(f"| {label} | {dataset} | {agreement:.3f} | {gain} | {len(gains)} |")
+        lines.append(f"| {prior_text(prior)} | {dataset} | {agreement:.3f} | {gain} | {len(gains)} |")
     return "\n".join(lines)
 
 

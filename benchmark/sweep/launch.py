@@ -20,7 +20,6 @@ from benchmark.sweep.plan import Cell, Plan, expand
 from benchmark.sweep.registry import TO_RUN, RunState, states
 from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.status import MANIFEST
-from benchmark.tracking import sweep_wandb_mode
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,7 @@ class Selection:
     to_run: list[Cell]
     watch: list[str]
     states: dict[str, RunState]
+    retry_failed: bool = False
 
     def count(self) -> Counter:
         return Counter(state.state for state in self.states.values())
@@ -51,7 +51,7 @@ def select(plan: Plan, sweep_dir: Path, retry_failed: bool) -> Selection:
     rerun = TO_RUN + (("failed",) if retry_failed else ())
     to_run = [cell for cell in plan.cells if found[cell.run_id].state in rerun]
     watch = [run_id for run_id, state in found.items() if state.state in ("running", "queued")]
-    return Selection(to_run, watch, found)
+    return Selection(to_run, watch, found, retry_failed)
 
 
 def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
@@ -89,11 +89,7 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
 
 
 def make_job(cell: Cell, spec, sweep_dir: Path, results_root: Path) -> RunJob:
-    config = dataclasses.replace(
-        cell.config, wandb_mode=sweep_wandb_mode(cell.config.wandb_mode or spec.wandb.mode),
-        wandb_project=spec.wandb.project, wandb_entity=spec.wandb.entity, wandb_group=spec.name, progress=False,
-    )
-    return RunJob(config, sweep_dir / cell.run_id, Path(results_root), cell.tags, depends_on=cell.depends_on,
+    return RunJob(spec.wandb.apply(cell.config, spec.name), sweep_dir / cell.run_id, Path(results_root), cell.tags, depends_on=cell.depends_on,
                   max_attempts=spec.resources.max_attempts)
 
 
@@ -115,9 +111,8 @@ def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
         f"{plan.collapsed} collapsed into identical runs: {len(plan.cells)} runs",
         "  " + ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "running", "queued", "stale",
                                                       "interrupted", "new", "unknown") if counts[s])
-        + f"; {to_run} to run" + (" (failed ones are kept: --retry-failed reruns them)" if counts["failed"]
-                                  and not any(selection.states[c.run_id].state == "failed"
-                                              for c in selection.to_run) else ""),
+        + f"; {to_run} to run" + (" (failed ones are kept: --retry-failed reruns them)"
+                                  if counts["failed"] and not selection.retry_failed else ""),
         f"  requested: {to_run} runs x {res.timeout_min} min x {res.gpus} GPU = "
         f"{to_run * res.timeout_min * res.gpus / 60:.1f} GPU-hours (time limits, the upper bound)" if res.gpus else
         f"  requested: {to_run} CPU runs x {res.timeout_min} min = {to_run * res.timeout_min / 60:.1f} "

@@ -3,6 +3,7 @@ W&B settings. Read and checked as a whole so every problem is reported at once, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -53,6 +54,14 @@ class WandbSettings:
     def validate(self) -> None:
         if self.mode is not None and self.mode not in WANDB_MODES:
             raise choice_error("wandb.mode", self.mode, WANDB_MODES)
+
+    def apply(self, config: RunConfig, group: str) -> RunConfig:
+        """A sweep's or study's run: its W&B settings (group = the sweep or study), no progress bar."""
+        from benchmark.tracking import sweep_wandb_mode
+
+        return dataclasses.replace(config, wandb_mode=sweep_wandb_mode(config.wandb_mode or self.mode),
+                                   wandb_project=self.project, wandb_entity=self.entity, wandb_group=group,
+                                   progress=False)
 
 
 @dataclass(frozen=True)

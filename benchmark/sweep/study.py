@@ -5,7 +5,6 @@ complete or pruned. Each trial is a normal run in the registry, `results/<study>
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import time
@@ -17,7 +16,6 @@ import submitit
 
 from benchmark.sweep.registry import JobProbe
 from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
-from benchmark.tracking import sweep_wandb_mode
 
 DONE_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 MAX_FAILURES_PER_TRIAL = 2  # a worker gives up when failed trials reach twice the budget
@@ -125,11 +123,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
 
         trial.set_user_attr("worker", self.worker_info())
         params = {param.name: param.suggest(trial) for param in self.spec.space}
-        config = self.spec.config(params)
-        config = dataclasses.replace(
-            config, wandb_mode=sweep_wandb_mode(config.wandb_mode or self.spec.wandb.mode),
-            wandb_project=self.spec.wandb.project, wandb_entity=self.spec.wandb.entity,
-            wandb_group=self.spec.name, progress=False)
+        config = self.spec.wandb.apply(self.spec.config(params), self.spec.name)
         for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if other.number != trial.number and other.user_attrs.get("run_id") == config.run_id:
                 raise DuplicateTrial(f"trial {other.number} is training the same run {config.run_id}")
