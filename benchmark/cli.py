@@ -51,14 +51,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from benchmark.perf import run_perf
+    from benchmark.perf import PerfSizes, run_perf
 
     base = {"dataset": "cifar10", "backbone": "resnet18", "aug": "strong", "method": "simclr", "epochs": 1}
     if args.prior is None:  # by default the GPS step: pixel prior (PCA to 256 dims: a quick table), k = 5
         base.update(prior="pixel", k=5, prior_args={"pca_dim": 256})
     config = config_from_args(args, base=base)
+    if args.knn_images is not None and args.knn_images < 11:
+        raise ConfigError(f"--knn-images {args.knn_images}: the exact table needs at least 11 embeddings")
+    if args.approx_images is not None and (args.approx_images < 0 or 0 < args.approx_images < 11):
+        raise ConfigError(f"--approx-images {args.approx_images}: 0 (skip the IVF table) or at least 11 embeddings")
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(f"--workers {args.workers}: 0 (load in the main process) or more DataLoader workers")
+    sizes = PerfSizes.for_run(args.quick, args.knn_images, args.approx_images)
     run_perf(config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir(),
-             knn_images=args.knn_images)
+             sizes=sizes)
     return 0
 
 
@@ -217,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--quick", action="store_true", help="few steps: a couple of minutes on a 2-core CPU")
     perf.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: all cores)")
     perf.add_argument("--out", help="JSON file (default: $GPSBENCH_RESULTS/perf/<host>-<device>.json)")
-    perf.add_argument("--knn-images", type=int, default=50_000, help="embeddings in the timed neighbour search")
+    perf.add_argument("--knn-images", type=int, default=None,
+                      help="embeddings in the timed exact neighbour search (default 50,000; --quick 20,000)")
+    perf.add_argument("--approx-images", type=int, default=None,
+                      help="embeddings in the timed IVF search (default 1,000,000; --quick 100,000; 0 skips it)")
     perf.set_defaults(func=cmd_perf)
 
     prior = commands.add_parser("prior", help="build or load a prior's neighbour table; print its quality and timings")

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from benchmark.errors import ConfigError, choice_error
-from benchmark.params import coerce
+from benchmark.params import coerce, type_hints
 
 PRECISIONS = ("auto", "bf16", "fp32")
 GPS_FIELDS = ("prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index")
@@ -75,7 +75,7 @@ class RunConfig:
     def from_dict(cls, values: Mapping[str, Any], base: "RunConfig | None" = None) -> "RunConfig":
         """Build a config from user values (YAML, CLI, sweep cell), type-checked and validated."""
         known = {f.name: f for f in fields(cls)}
-        hints = typing.get_type_hints(cls)
+        hints = type_hints(cls)
         problems = []
         clean: dict[str, Any] = {}
         for key, value in values.items():

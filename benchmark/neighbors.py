@@ -20,16 +20,18 @@ import torch
 from benchmark.registry import Registry
 from benchmark.rundir import atomic_write_arrays, default_results_dir
 
-APPROXIMATE_ABOVE = 200_000  # `knn_index: auto` switches from exact search to HNSW above this many images
+APPROXIMATE_ABOVE = 200_000  # `knn_index: auto` switches from exact search to IVF above this many images
 RECALL_QUERIES = 1000
 
 METRICS: Registry[str] = Registry("metric")
 METRICS.register("l2")("squared euclidean distance in the embedding (the paper's)")
 METRICS.register("cosine")("1 - cosine similarity")
 INDEXES: Registry[str] = Registry("knn_index")
-INDEXES.register("auto")(f"exact up to {APPROXIMATE_ABOVE:,} images, HNSW above")
+INDEXES.register("auto")(f"exact up to {APPROXIMATE_ABOVE:,} images, IVF above")
 INDEXES.register("exact")("faiss IndexFlat (or torch matmul + top-k on a GPU)")
+INDEXES.register("ivf")("IVF self-join by matrix products, nprobe chosen for recall@K >= 0.95 (benchmark/ivf.py)")
 INDEXES.register("hnsw")("faiss IndexHNSWFlat, recall@K measured against exact search")
+APPROXIMATE = ("ivf", "hnsw")
 
 
 class PairSampler(Protocol):
@@ -119,7 +121,7 @@ class NeighborTable:
     index: np.ndarray  # (N, K) int32, nearest first, self excluded
     dist: np.ndarray  # (N, K) float32
     metric: str
-    method: str  # exact-faiss, exact-torch or hnsw
+    method: str  # exact-faiss, exact-faiss-gpu, exact-torch, ivf or hnsw
     seconds: float  # time to build, or to read the cache
     cached: bool
     recall: float | None = None  # recall@K against exact search (approximate indexes only)
@@ -131,8 +133,10 @@ class NeighborTable:
 
 
 def search_kind(index_kind: str, n: int) -> str:
-    """`exact` or `hnsw`: what `knn_index` means for n images."""
-    return "hnsw" if index_kind == "hnsw" or (index_kind == "auto" and n > APPROXIMATE_ABOVE) else "exact"
+    """`exact`, `ivf` or `hnsw`: what `knn_index` means for n images."""
+    if index_kind == "auto":
+        return "ivf" if n > APPROXIMATE_ABOVE else "exact"
+    return index_kind
 
 
 def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
@@ -141,10 +145,14 @@ def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
     n = len(vectors)
     if k >= n:
         raise ValueError(f"k={k} neighbours asked of only {n} images")
-    approximate = search_kind(index_kind, n) == "hnsw"
-    recall = None
-    if approximate:
-        x = _prepare(vectors, metric)
+    kind = search_kind(index_kind, n)
+    x = _prepare(vectors, metric)
+    if kind == "ivf":
+        from benchmark.ivf import ivf_self_join
+
+        found, raw, _ = ivf_self_join(torch.as_tensor(x).to(device), k + 1, l2=metric == "l2")
+        dist, method = _distances(raw, metric), "ivf"
+    elif kind == "hnsw":
         found, dist = faiss_hnsw(x, k + 1, metric)
         method = "hnsw"
     elif device.type == "cuda" and not _faiss_has_gpu():
@@ -152,12 +160,10 @@ def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
         method = "exact-torch"
     else:
         gpu = device.type == "cuda"
-        x = _prepare(vectors, metric)
         found, dist = faiss_exact(x, x, k + 1, metric, gpu=gpu)
         method = "exact-faiss-gpu" if gpu else "exact-faiss"
     index, dist = _drop_self(found, dist, k)
-    if approximate:
-        recall = recall_at_k(index, x, k, metric)
+    recall = recall_at_k(index, x, k, metric) if kind in APPROXIMATE else None
     return NeighborTable(index, dist, metric, method, time.perf_counter() - started, False, recall)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -32,10 +33,16 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     raise ConfigError(f"{key} must be {names}, got {value!r} ({type(value).__name__})")
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of a dataclass: resolving them evaluates strings, so once per class."""
+    return typing.get_type_hints(cls)
+
+
 def resolve_params(cls: type[P], overrides: Mapping[str, Any], prefix: str, owner: str) -> P:
     """`cls()` with `overrides` applied: unknown keys and wrong types named; numbers must be >= 0;
     a `validate()` method on the dataclass checks anything finer."""
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     values = {}
     for key, value in overrides.items():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from torch.profiler import record_function
 
 from benchmark.augment import BatchAugment, resolve_aug_params
 from benchmark.backbones import build_backbone, resolve_backbone_name
@@ -143,9 +144,12 @@ class PairStep:
     def views(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Both augmented views and the positives' indices (one gather, one augmentation call)."""
         p = self.parts
-        positives = p.gps.sampler(anchors, p.generator)
-        both = p.images[torch.cat([anchors, positives])]
-        v1, v2 = p.augment(both, p.generator).chunk(2)
+        with record_function("gps.sample"):
+            positives = p.gps.sampler(anchors, p.generator)
+        with record_function("gps.gather"):
+            both = p.images[torch.cat([anchors, positives])]
+        with record_function("gps.augment"):
+            v1, v2 = p.augment(both, p.generator).chunk(2)
         return v1, v2, positives
 
     def loss(self, v1: torch.Tensor, v2: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor):
@@ -158,11 +162,14 @@ class PairStep:
         p = self.parts
         v1, v2, positives = self.views(anchors)
         set_lr(p.optimizer, lr)
-        loss = self.loss(v1, v2, anchors, positives)
-        p.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        p.optimizer.step()
-        p.method.after_step(progress)
+        with record_function("model.forward"):
+            loss = self.loss(v1, v2, anchors, positives)
+        with record_function("model.backward"):
+            p.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        with record_function("model.optimizer"):
+            p.optimizer.step()
+            p.method.after_step(progress)
         return loss.detach()
 
 

@@ -70,17 +70,32 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     code = main(["perf", "--quick", "--device", "cpu", "--dataset", "synthetic", "--image-size", "32",
                  "--backbone", "small", "--batch-size", "64", "--workers", "1", "--out", str(out),
                  "--set", "method_args.proj_hidden_dim=128", "--data-dir", str(tmp_path / "data"),
-                 "--knn-images", "3000"])
+                 "--knn-images", "3000", "--approx-images", "5000"])
     assert code == 0
     report = json.loads(out.read_text())
     figures = report["figures_images_per_s"]
     assert set(figures) == {"ceiling", "pipeline", "data_pipeline", "sampler", "dataloader", "dataloader_train"}
     assert 0 < report["ratios"]["sampler_share"] < 1 and report["setup"]["prior"] == "pixel"
-    assert report["knn_seconds"]["exact_3000x512_k10"] > 0 and report["knn_seconds"]["method"] == "exact-faiss"
     assert all(v > 0 for v in figures.values())
     assert report["ratios"]["data_pipeline_vs_dataloader"] == pytest.approx(
         figures["data_pipeline"] / figures["dataloader"])
-    assert "pipeline_vs_ceiling" in capsys.readouterr().out
+    knn = report["knn"]
+    assert knn["exact_3000x512_seconds"] > 0 and knn["exact_method"] == "exact-faiss"
+    assert knn["ivf_method"] == "ivf" and knn["ivf_5000x512_seconds"] > 0 and 0.9 <= knn["ivf_5000x512_recall"] <= 1
+    registry = report["registry"]
+    assert registry["cells"] == 10_000 and all(registry[k] > 0 for k in ("plan_seconds", "states_seconds",
+                                                                           "table_seconds"))
+    assert {"torch", "faiss", "pandas"} <= set(report["versions"])
+    printed = capsys.readouterr().out
+    assert "pipeline_vs_ceiling" in printed and "registry 10,000 cells/runs" in printed
+
+
+@pytest.mark.parametrize("flags, named", [(["--knn-images", "5"], "--knn-images 5"),
+                                          (["--approx-images", "3"], "--approx-images 3"),
+                                          (["--workers", "-1"], "--workers -1")])
+def test_perf_rejects_bad_sizes_before_measuring(flags, named, capsys):
+    assert main(["perf", "--dataset", "digits", "--out", "/nonexistent/perf.json", *flags]) == 2
+    assert named in capsys.readouterr().err
 
 
 def test_prior_command_builds_then_reuses_its_caches(tmp_path, capsys):

@@ -1,11 +1,8 @@
-"""`gpsbench perf`: the suite's training pipeline measured side by side with its alternatives.
-
-All figures come from one process, on one device, with the same backbone, batch and augmentation:
+"""The training step measured side by side, on one device, same backbone, batch and augmentation:
 - ceiling:        model-only step on batches already on the device (no sampling, no augmentation)
 - pipeline:       the real training step of `train` (sampler + gather + augmentation + model)
 - data_pipeline:  sampler + gather + augmentation alone
 - sampler:        the GPS pair sampler alone (sampler_share: its time as a fraction of a pipeline step)
-- knn_seconds:    building the exact neighbour table of 50,000 x 512 embeddings
 - dataloader:     a torch DataLoader with torchvision PIL transforms doing the same augmentation,
                   alone and feeding the same model (dataloader_train)
 Images/s count augmented views (two per pair), as `images_per_s` in result.json does.
@@ -13,20 +10,15 @@ Images/s count augmented views (two per pair), as `images_per_s` in result.json 
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import socket
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from benchmark.augment import AugmentParams
-from benchmark.data import load_dataset
-from benchmark.train import PairStep, build_parts, select_device
+from benchmark.perf.profile import profile_steps
+from benchmark.train import PairStep, build_parts
 
 
 def torchvision_pipeline(params: AugmentParams, mean, std, size: int):
@@ -87,16 +79,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_perf(config, quick: bool, workers: int | None, out: str | None, results_dir: Path,
-             knn_images: int = 50_000) -> dict:
-    device = select_device(config.device)
-    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path,
-                        subset=config.subset, image_size=config.image_size)
+def step_figures(config, data, device: torch.device, quick: bool, workers: int) -> tuple[dict, dict, dict, str]:
+    """Images/s of each measure, the setup they were measured with, and the pipeline step's profile
+    (each scope's share of the time, and the operator table)."""
     parts = build_parts(config, data, device)
     step = PairStep(parts)
     batch = config.batch_size
     views = 2 * batch
-    workers = workers if workers is not None else (os.cpu_count() or 1)
     budget = dict(warmup=1 if quick else 3, seconds=5.0 if quick else 20.0, min_calls=2 if quick else 5)
     if device.type == "cpu" and quick:
         budget["seconds"] = 3.0
@@ -139,65 +128,17 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
 
     figures["dataloader"] = _rate(loader_only, views, device, **budget)
     figures["dataloader_train"] = _rate(loader_train, views, device, **budget)
-    knn = knn_build_seconds(device, n=knn_images)
-    report = {
-        "figures_images_per_s": figures,
-        "ratios": {
-            "pipeline_vs_ceiling": figures["pipeline"] / figures["ceiling"],
-            "data_pipeline_vs_dataloader": figures["data_pipeline"] / figures["dataloader"],
-            "pipeline_vs_dataloader": figures["pipeline"] / figures["dataloader_train"],
-            # seconds per step in the sampler / seconds per training step
-            "sampler_share": figures["pipeline"] / figures["sampler"],
-        },
-        "knn_seconds": knn,
-        "setup": {
-            "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
-            "backbone": config.backbone, "method": config.method, "aug": config.aug, "batch_size": batch,
-            "prior": config.prior, "k": config.k, "sampling": config.sampling,
-            "prior_nn_agreement": parts.gps.prior_nn_agreement,
-            "dataloader_workers": workers, "precision": str(parts.amp_dtype or "fp32"), "compile": config.compile,
-            "quick": quick,
-        },
-        "device": _device_name(device), "host": socket.gethostname(), "cpu_count": os.cpu_count(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    shares, table = profile_steps(lambda: step(anchors(), 1e-3, 0.5), device, steps=2 if quick else 10)
+    setup = {
+        "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
+        "backbone": config.backbone, "method": config.method, "aug": config.aug, "batch_size": batch,
+        "prior": config.prior, "k": config.k, "sampling": config.sampling,
+        "prior_nn_agreement": parts.gps.prior_nn_agreement,
+        "dataloader_workers": workers, "precision": str(parts.amp_dtype or "fp32"), "compile": config.compile,
     }
-    path = Path(out) if out else results_dir / "perf" / f"{socket.gethostname()}-{device.type}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(format_report(report))
-    print(f"written to {path}")
-    return report
-
-
-def knn_build_seconds(device: torch.device, n: int = 50_000, dim: int = 512, k: int = 10) -> dict:
-    """Seconds to build an exact neighbour table of n random dim-d embeddings, as a run would."""
-    from benchmark.neighbors import build_table
-
-    vectors = torch.randn(n, dim, generator=torch.Generator().manual_seed(0))
-    table = build_table(vectors, k, "l2", "exact", device)
-    return {f"exact_{n}x{dim}_k{k}": table.seconds, "method": table.method}
+    return figures, setup, shares, table
 
 
 def _endless(loader):
     while True:
         yield from loader
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def format_report(report: dict) -> str:
-    s = report["setup"]
-    lines = [
-        f"gpsbench perf on {report['device']}: {s['backbone']} {s['method']}, {s['aug']} aug, batch {s['batch_size']}"
-        f" per view, {s['image_size']} px, prior {s['prior']} k={s['k']}, DataLoader workers {s['dataloader_workers']}",
-        f"{'measure':<20}{'images/s':>12}",
-    ]
-    lines += [f"{name:<20}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
-    lines += [f"{name:<30}{value:>10.4g}" for name, value in report["ratios"].items()]
-    lines += [f"knn {name:<26}{value:>8.2f} s" for name, value in report["knn_seconds"].items() if name != "method"]
-    return "\n".join(lines)

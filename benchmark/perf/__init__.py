@@ -1,0 +1,112 @@
+"""`gpsbench perf`: the suite measured side by side with its alternatives, in one process.
+
+- step.py:     training step images/s (ceiling, pipeline, data path, sampler, DataLoader)
+- knn.py:      neighbour-table build seconds, exact and approximate, with recall
+- profile.py:  where the pipeline step's time goes (torch.profiler)
+- registry.py: seconds to plan a 10,000-cell sweep and to collect its 10,000 runs into a table
+One JSON report (results/perf/<host>-<device>.json) holds every figure, the ratios, the setup and
+the versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class PerfSizes:
+    """How much each part measures; --quick keeps the whole run under 2 minutes on 2 CPU cores."""
+
+    exact_images: int = 50_000
+    approx_images: int = 1_000_000
+    registry_seeds: int = 250  # 5 x 2 x 4 x 250 = 10,000 cells
+
+    @classmethod
+    def for_run(cls, quick: bool, exact_images: int | None, approx_images: int | None) -> "PerfSizes":
+        base = cls(exact_images=20_000, approx_images=100_000) if quick else cls()
+        return cls(exact_images if exact_images is not None else base.exact_images,
+                   approx_images if approx_images is not None else base.approx_images, base.registry_seeds)
+
+
+def run_perf(config, quick: bool, workers: int | None, out: str | None, results_dir: Path,
+             sizes: PerfSizes = PerfSizes()) -> dict:
+    from benchmark.data import load_dataset
+    from benchmark.perf.knn import knn_figures
+    from benchmark.perf.registry import registry_seconds
+    from benchmark.perf.step import step_figures
+    from benchmark.train import select_device
+
+    started = time.perf_counter()
+    device = select_device(config.device)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path,
+                        subset=config.subset, image_size=config.image_size)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    figures, setup, shares, profile_table = step_figures(config, data, device, quick, workers)
+    knn = knn_figures(data.train.images, device, sizes.exact_images, sizes.approx_images)
+    registry = registry_seconds(sizes.registry_seeds)
+    report = {
+        "figures_images_per_s": figures,
+        "ratios": {
+            "pipeline_vs_ceiling": figures["pipeline"] / figures["ceiling"],
+            "data_pipeline_vs_dataloader": figures["data_pipeline"] / figures["dataloader"],
+            "pipeline_vs_dataloader": figures["pipeline"] / figures["dataloader_train"],
+            # seconds per step in the sampler / seconds per training step
+            "sampler_share": figures["pipeline"] / figures["sampler"],
+        },
+        "pipeline_profile_shares": shares,
+        "knn": knn,
+        "registry": registry,
+        "setup": {**setup, "quick": quick},
+        "device": _device_name(device), "host": socket.gethostname(), "cpu_count": os.cpu_count(),
+        "versions": _versions(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": time.perf_counter() - started,
+    }
+    path = Path(out) if out else results_dir / "perf" / f"{socket.gethostname()}-{device.type}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    profile_path = path.with_name(path.stem + "-profile.txt")
+    profile_path.write_text(f"torch.profiler, {report['device']}, pipeline step\n{profile_table}\n")
+    print(format_report(report))
+    print(f"written to {path} (operator profile: {profile_path})")
+    return report
+
+
+def _versions() -> dict:
+    import faiss
+    import pandas
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "faiss": faiss.__version__, "pandas": pandas.__version__}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def format_report(report: dict) -> str:
+    s, knn, registry = report["setup"], report["knn"], report["registry"]
+    lines = [
+        f"gpsbench perf on {report['device']}: {s['backbone']} {s['method']}, {s['aug']} aug, batch {s['batch_size']}"
+        f" per view, {s['image_size']} px, prior {s['prior']} k={s['k']}, DataLoader workers {s['dataloader_workers']}",
+        f"{'measure':<30}{'images/s':>12}",
+    ]
+    lines += [f"{name:<30}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
+    lines += [f"{name:<30}{value:>12.4g}" for name, value in report["ratios"].items()]
+    lines += ["pipeline step time: " + ", ".join(f"{scope} {share:.1%}"
+                                                 for scope, share in report["pipeline_profile_shares"].items())]
+    lines += [f"knn {name:<26}{value:>12.4g}" for name, value in knn.items() if isinstance(value, float)]
+    lines += [f"registry {registry['cells']:,} cells/runs: plan {registry['plan_seconds']:.2f} s, states "
+              f"{registry['states_seconds']:.2f} s, table {registry['table_seconds']:.2f} s"]
+    return "\n".join(lines)
