@@ -45,7 +45,7 @@ class RunConfig:
     tau: float | None = None  # radius rules: ball radius; None = adaptive (mean distance to tau_neighbors)
     tau_neighbors: int = 5
     metric: str = "l2"  # l2 (the paper's) or cosine
-    knn_index: str = "auto"  # exact | hnsw | auto (exact up to 200,000 images)
+    knn_index: str = "auto"  # exact | ivf | hnsw | auto (exact up to 200,000 images, ivf above)
     epochs: int = 100
     batch_size: int = 256
     optimizer: str | None = None  # None: the method's recipe

@@ -73,7 +73,7 @@ def choose_nprobe(x: torch.Tensor, centroids: torch.Tensor, k: int, l2: bool, ta
     rng = np.random.default_rng(seed + 1)
     rows = torch.as_tensor(rng.choice(len(x), size=min(TUNE_QUERIES, len(x)), replace=False), device=x.device)
     norms = (x * x).sum(1) if l2 else None
-    truth = torch.cat([_exact_block(x, x[block], block, norms, k) for block in rows.split(256)])  # (Q, k)
+    truth = torch.cat([_exact_block(x, x[block], block, norms, k) for block in rows.split(64)])  # (Q, k)
     truth_lists = nearest_lists(x[truth.reshape(-1)], centroids, 1).view_as(truth)
     order = nearest_lists(x[rows], centroids, len(centroids))  # (Q, nlist): every list, nearest first
     rank = torch.empty_like(order)
@@ -147,6 +147,10 @@ def ivf_self_join(vectors: torch.Tensor, k: int, l2: bool, nlist: int | None = N
             merged_ids = torch.cat([best_ids[block], members[where]], dim=1)
             keep_scores, keep = merged_scores.topk(k, dim=1, largest=False)
             best_scores[block], best_ids[block] = keep_scores, merged_ids.gather(1, keep)
+    short = int((best_ids < 0).any(dim=1).sum())
+    if short:
+        raise ValueError(f"IVF with {nlist} lists and nprobe={nprobe}: {short} points have fewer than {k} candidates "
+                         f"in the lists they probe; use knn_index exact for {n} points, or a smaller k")
     if norms is not None:
         raw = (best_scores + norms[:, None]).clamp_min(0)  # squared distances
     else:

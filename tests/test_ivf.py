@@ -85,3 +85,8 @@ def test_build_table_ivf_and_auto_above_the_threshold(digit_views, monkeypatch):
     np.testing.assert_allclose(table.dist[same, 0], exact.dist[same, 0], rtol=1e-3, atol=5e-3)
     assert search_kind("auto", 200_000) == "exact" and search_kind("auto", 200_001) == "ivf"
     assert search_kind("hnsw", 10) == "hnsw" and search_kind("exact", 10**7) == "exact"
+
+
+def test_too_few_candidates_is_a_clear_error(digit_views):
+    with pytest.raises(ValueError, match="fewer than 60 candidates"):
+        ivf_self_join(torch.from_numpy(digit_views[:2000]), 60, l2=True, nlist=50, nprobe=1)

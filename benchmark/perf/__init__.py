@@ -50,9 +50,17 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
     data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path,
                         subset=config.subset, image_size=config.image_size)
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    figures, setup, shares, profile_table = step_figures(config, data, device, quick, workers)
-    knn = knn_figures(data.train.images, device, sizes.exact_images, sizes.approx_images)
-    registry = registry_seconds(sizes.registry_seeds)
+    phases = {"data": time.perf_counter() - started}
+
+    def timed(phase: str, measure, *args):
+        begun = time.perf_counter()
+        value = measure(*args)
+        phases[phase] = time.perf_counter() - begun
+        return value
+
+    figures, setup, shares, profile_table = timed("step", step_figures, config, data, device, quick, workers)
+    knn = timed("knn", knn_figures, data.train.images, device, sizes.exact_images, sizes.approx_images)
+    registry = timed("registry", registry_seconds, sizes.registry_seeds)
     report = {
         "figures_images_per_s": figures,
         "ratios": {
@@ -69,7 +77,7 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
         "device": _device_name(device), "host": socket.gethostname(), "cpu_count": os.cpu_count(),
         "versions": _versions(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "seconds": time.perf_counter() - started,
+        "phase_seconds": {**phases, "total": time.perf_counter() - started},
     }
     path = Path(out) if out else results_dir / "perf" / f"{socket.gethostname()}-{device.type}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,4 +117,5 @@ def format_report(report: dict) -> str:
     lines += [f"knn {name:<26}{value:>12.4g}" for name, value in knn.items() if isinstance(value, float)]
     lines += [f"registry {registry['cells']:,} cells/runs: plan {registry['plan_seconds']:.2f} s, states "
               f"{registry['states_seconds']:.2f} s, table {registry['table_seconds']:.2f} s"]
+    lines += ["seconds: " + ", ".join(f"{phase} {value:.0f}" for phase, value in report["phase_seconds"].items())]
     return "\n".join(lines)
