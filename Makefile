@@ -11,7 +11,7 @@ PROFILE ?=
 SWEEP_ARGS ?=
 PERF_ARGS ?= --quick $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE),--dataset synthetic --image-size 32)
 
-.PHONY: install test test-fast perf sweep status table clean
+.PHONY: install test test-fast perf perf-gpu sweep status table clean
 
 $(BIN)/gpsbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test-fast: install
 
 perf: install
 	$(BIN)/gpsbench perf $(PERF_ARGS)
+
+# On a GPU machine: the GPU figures (16 DataLoader workers, torch.compile), then the 200-epoch CIFAR-10
+# SimCLR run whose train_seconds + eval_seconds (result.json) is the 7-minute target
+perf-gpu: install
+	$(BIN)/gpsbench perf --device cuda --workers 16 --set compile=true $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE))
+	$(BIN)/gpsbench train --device cuda --dataset cifar10 $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE)) \
+		--method simclr --aug strong --epochs 200 --set compile=true --out results/perf/cifar10-simclr-200ep
 
 sweep: install
 	$(BIN)/gpsbench sweep sweeps/$(DATASET).yaml --executor $(EXECUTOR) $(if $(PROFILE),--profile $(PROFILE)) $(SWEEP_ARGS)
