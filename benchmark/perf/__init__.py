@@ -112,8 +112,8 @@ def format_report(report: dict) -> str:
     ]
     lines += [f"{name:<30}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
     lines += [f"{name:<30}{value:>12.4g}" for name, value in report["ratios"].items()]
-    lines += ["pipeline step time: " + ", ".join(f"{scope} {share:.1%}"
-                                                 for scope, share in report["pipeline_profile_shares"].items())]
+    lines += [f"pipeline step, {clock} time: " + ", ".join(f"{scope} {share:.1%}" for scope, share in shares.items())
+              for clock, shares in report["pipeline_profile_shares"].items()]
     lines += [f"knn {name:<26}{value:>12.4g}" for name, value in knn.items() if isinstance(value, float)]
     lines += [f"registry {registry['cells']:,} cells/runs: plan {registry['plan_seconds']:.2f} s, states "
               f"{registry['states_seconds']:.2f} s, table {registry['table_seconds']:.2f} s"]

@@ -38,7 +38,7 @@ def view_embeddings(images: np.ndarray, n: int, dim: int = 512, seed: int = 0) -
     _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues: 5x faster than an SVD here
     basis = vectors.flip(1)[:, : min(dim, size * size * 3, len(first))].contiguous()
     out = torch.empty(n, basis.shape[1])
-    out[: len(first)] = (first - mean) @ basis
+    out[: len(first)] = centred @ basis
     for start in range(len(first), n, VIEW_CHUNK):
         count = min(VIEW_CHUNK, n - start)
         out[start : start + count] = (views(count) - mean) @ basis
