@@ -25,7 +25,6 @@ import torch.nn as nn
 class Ranks:
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -38,7 +37,7 @@ class Ranks:
 
 def ranks() -> Ranks:
     if dist.is_available() and dist.is_initialized():
-        return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return Ranks(dist.get_rank(), dist.get_world_size())
     return Ranks()
 
 

@@ -3,7 +3,6 @@ for plain and GPS, accuracy vs the prior's neighbour agreement, accuracy vs k, t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmark.results import AUG_ORDER, METHOD_NAMES, prior_text, variant  # noqa: E402
+from benchmark.rundir import RunDir  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -87,10 +87,8 @@ def curves(sweep_dir: Path, frame: pd.DataFrame, out: Path) -> Path | None:
     """Training loss per epoch from metrics.jsonl, one line per cell (mean over seeds)."""
     rows = []
     for run in frame.itertuples(index=False):
-        path = Path(sweep_dir) / run.run_id / "metrics.jsonl"
-        if path.is_file():
-            label = f"{variant(run.method, run.prior_label)}, {run.aug}, {run.dataset}"
-            rows += [{"label": label, **json.loads(line)} for line in path.read_text().splitlines() if line.strip()]
+        label = f"{variant(run.method, run.prior_label)}, {run.aug}, {run.dataset}"
+        rows += [{"label": label, **metrics} for metrics in RunDir(Path(sweep_dir) / run.run_id).read_metrics()]
     if not rows:
         return None
     data = pd.DataFrame(rows)

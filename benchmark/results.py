@@ -145,7 +145,7 @@ def build_table(frame: pd.DataFrame, counts: dict[str, int], metric: str = "line
     frame["_row"], frame["_col"] = _labels(frame, rows), _labels(frame, cols)
     grouped = frame.groupby(["_row", "_col"], sort=False)[metric]
     stats = grouped.agg(["mean", "std", "count"])
-    row_order = list(dict.fromkeys(_sorted(frame, _row_sort_keys(rows, frame))["_row"]))
+    row_order = list(dict.fromkeys(_sorted(frame, _row_sort_keys(rows))["_row"]))
     col_order = list(dict.fromkeys(_sorted(frame, cols)["_col"]))
     pivot = {name: stats[name].unstack().reindex(index=row_order, columns=col_order) for name in ("mean", "std", "count")}
     seeds = frame.groupby(["_row", "_col"])["seed"].nunique().max() if "seed" in frame else 1
@@ -160,13 +160,9 @@ def _sorted(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _row_sort_keys(rows: list[str], frame: pd.DataFrame) -> list[str]:
-    if rows == ["variant"]:  # the paper's order: each method, its plain row first, then its GPS rows
-        order = {m: i for i, m in enumerate(METHOD_NAMES)}
-        frame["_method_order"] = frame["method"].map(lambda m: order.get(m, len(order)))
-        frame["_is_gps"] = frame["variant"].str.startswith("GPS-")
-        return ["_method_order", "_is_gps", "variant"]
-    return rows
+def _row_sort_keys(rows: list[str]) -> list[str]:
+    # the paper's order: each method, its plain row first, then its GPS rows
+    return ["method", "gps", "variant"] if rows == ["variant"] else rows
 
 
 def to_markdown(table: Table) -> str:

@@ -50,8 +50,13 @@ def atomic_write_arrays(path: Path, *array: np.ndarray, **named: np.ndarray) -> 
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def json_text(value: Any) -> str:
+    """How run-directory JSON files are formatted."""
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_bytes(path, json_text(value).encode())
 
 
 def read_json(path: Path) -> Any:

@@ -11,7 +11,6 @@ and tabulating, with the files in the page cache, not the disk's speed.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -33,22 +32,16 @@ def sweep_file(seeds: int = SEEDS) -> dict:
     return {"name": "perf-registry", "grid": {**GRID, "seed": list(range(seeds))}, "fixed": dict(FIXED)}
 
 
-def _write_json(path: Path, value: dict) -> None:
-    """As atomic_write_json formats it, without the fsync per file: a fixture, not a run."""
-    path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
-
-
 def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
-    """Every planned run as a finished run directory, and the sweep's manifest."""
-    from benchmark.rundir import RESULT_KEYS, RunDir
+    """Every planned run as a finished run directory, and the sweep's manifest. Written without the
+    fsync per file of a real run (atomic_write_json): a fixture, not a run."""
+    from benchmark.rundir import RESULT_KEYS, RunDir, json_text
+    from benchmark.sweep.launch import manifest
+    from benchmark.sweep.status import MANIFEST
 
     rng = np.random.default_rng(seed)
     sweep_dir.mkdir(parents=True)
-    _write_json(sweep_dir / "sweep.json", {
-        "name": plan.spec.name, "axes": plan.spec.axes,
-        "runs": [{"run_id": c.run_id, "axes": {k: str(v) for k, v in c.axes.items()}, "depends_on": c.depends_on}
-                 for c in plan.cells],
-    })
+    (sweep_dir / MANIFEST).write_text(json_text(manifest(plan, None)))
     for cell, accuracy in zip(plan.cells, rng.uniform(0.6, 0.9, len(plan.cells))):
         config = cell.config
         run = RunDir(sweep_dir / cell.run_id)
@@ -61,9 +54,9 @@ def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
             "train_seconds": 400.0, "images_per_s": 50_000.0,
         }
         assert set(RESULT_KEYS) <= set(result)
-        _write_json(run.config, config.to_dict())
-        _write_json(run.status, {"state": "done", "attempt": 1, "error": None, "updated": time.time()})
-        _write_json(run.result, result)
+        run.config.write_text(json_text(config.to_dict()))
+        run.status.write_text(json_text({"state": "done", "attempt": 1, "error": None, "updated": time.time()}))
+        run.result.write_text(json_text(result))
 
 
 def registry_seconds(seeds: int = SEEDS) -> dict:

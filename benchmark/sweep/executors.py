@@ -264,9 +264,11 @@ class SlurmExecutor:
             status = run_state(launch.sweep_dir / run_id, probe).status
             if status.get("executor") == "slurm" and status.get("job_id"):
                 array_of[run_id] = str(status["job_id"]).split("_")[0]
-        first = [job for job in launch.jobs if job.depends_on not in array_of and
-                 job.depends_on not in {j.run_id for j in launch.jobs}]
-        stages = [first, [job for job in launch.jobs if job not in first]]
+        launching = {job.run_id for job in launch.jobs}
+        first, second = [], []  # second: the jobs whose prior source is in this launch or already queued
+        for job in launch.jobs:
+            (second if job.depends_on in array_of or job.depends_on in launching else first).append(job)
+        stages = [first, second]
         for stage in stages:
             for chunk in chunks(stage, size):
                 waits_for = sorted({array_of[j.depends_on] for j in chunk if j.depends_on in array_of})

@@ -17,7 +17,7 @@ from benchmark.rundir import atomic_write_json, read_json
 from benchmark.sweep.executors import EXECUTORS, ExecutorOptions, Launch, Progress
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.plan import Cell, Plan, expand
-from benchmark.sweep.registry import TO_RUN, RunState, states
+from benchmark.sweep.registry import RUN_STATES, TO_RUN, RunState, states
 from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.status import MANIFEST
 
@@ -93,12 +93,17 @@ def make_job(cell: Cell, spec, sweep_dir: Path, results_root: Path) -> RunJob:
                   max_attempts=spec.resources.max_attempts)
 
 
-def write_manifest(plan: Plan, sweep_dir: Path, request: SweepRequest) -> None:
-    atomic_write_json(sweep_dir / MANIFEST, {
-        "name": plan.spec.name, "file": str(request.file), "axes": plan.spec.axes, "written": time.time(),
+def manifest(plan: Plan, file: Path | None) -> dict:
+    """sweep.json: the planned runs, which `status` and `table` read (runs never started count as missing)."""
+    return {
+        "name": plan.spec.name, "file": str(file) if file else None, "axes": plan.spec.axes, "written": time.time(),
         "runs": [{"run_id": c.run_id, "axes": {k: str(v) for k, v in c.axes.items()}, "depends_on": c.depends_on}
                  for c in plan.cells],
-    })
+    }
+
+
+def write_manifest(plan: Plan, sweep_dir: Path, request: SweepRequest) -> None:
+    atomic_write_json(sweep_dir / MANIFEST, manifest(plan, request.file))
 
 
 def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
@@ -109,8 +114,7 @@ def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
     lines = [
         f"sweep {spec.name} -> {sweep_dir}: {plan.grid_size} cells ({shape}), {plan.excluded} excluded, "
         f"{plan.collapsed} collapsed into identical runs: {len(plan.cells)} runs",
-        "  " + ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "running", "queued", "stale",
-                                                      "interrupted", "new", "unknown") if counts[s])
+        "  " + ", ".join(f"{counts[s]} {s}" for s in RUN_STATES if counts[s])
         + f"; {to_run} to run" + (" (failed ones are kept: --retry-failed reruns them)"
                                   if counts["failed"] and not selection.retry_failed else ""),
         f"  requested: {to_run} runs x {res.timeout_min} min x {res.gpus} GPU = "

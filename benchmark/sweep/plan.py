@@ -27,11 +27,16 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return " ".join(f"{axis}={value}" for axis, value in self.axes.items())
+        return axes_label(self.axes)
 
     @property
     def tags(self) -> list[str]:
         return [f"{axis}={value}" for axis, value in self.axes.items()]
+
+
+def axes_label(axes: dict[str, Any]) -> str:
+    """`method=simclr aug=weak ...`: how a cell is named in messages."""
+    return " ".join(f"{axis}={value}" for axis, value in axes.items())
 
 
 @dataclass
@@ -118,7 +123,7 @@ def expand(spec: SweepSpec, overrides: Sequence[str] = ()) -> Plan:
             config = RunConfig.from_dict(values)
             return config.with_overrides(list(overrides)) if overrides else config
         except ConfigError as err:
-            problems.setdefault(str(err), []).append(" ".join(f"{a}={v}" for a, v in axes.items()))
+            problems.setdefault(str(err), []).append(axes_label(axes))
             return None
 
     built: dict[tuple[str, ...], Cell] = {}
@@ -136,14 +141,13 @@ def expand(spec: SweepSpec, overrides: Sequence[str] = ()) -> Plan:
         try:
             target = _source_axes(spec, axes, selector)
         except ConfigError as err:
-            problems.setdefault(str(err), []).append(" ".join(f"{a}={v}" for a, v in axes.items()))
+            problems.setdefault(str(err), []).append(axes_label(axes))
             continue
         source = built.get(_key(target))
         if source is None:
-            wanted = " ".join(f"{a}={v}" for a, v in target.items())
+            wanted = axes_label(target)
             problems.setdefault(f"prior {selector!r} names no cell of the sweep (no cell {wanted}: "
-                                f"excluded, not on the grid, or invalid)", []).append(
-                " ".join(f"{a}={v}" for a, v in axes.items()))
+                                f"excluded, not on the grid, or invalid)", []).append(axes_label(axes))
             continue
         config = build(axes, {**values, "prior": f"{SELECTOR}{source.run_id}"})
         if config is not None:

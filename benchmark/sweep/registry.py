@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from benchmark.rundir import RunDir, read_json
+from benchmark.rundir import RunDir
 
 # done, failed: final. running: a live job trains it. queued: submitted, its job alive.
 # stale: `running` but its job is gone. interrupted: `pending` without a live job (Ctrl-C, requeue
@@ -105,7 +105,3 @@ def states(sweep_dir: Path, run_ids: Iterable[str], probe: JobProbe | None = Non
     probe = probe or JobProbe()
     return {run_id: run_state(Path(sweep_dir) / run_id, probe) for run_id in run_ids}
 
-
-def read_result(sweep_dir: Path, run_id: str) -> dict | None:
-    path = RunDir(Path(sweep_dir) / run_id).result
-    return read_json(path) if path.is_file() else None

@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import yaml
 
+from benchmark.sweep.plan import set_key
 from benchmark.sweep.tuning import TuneSpec
 
 
@@ -53,10 +54,9 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
 
 
 def plots(study: optuna.Study, spec: TuneSpec, folder: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from benchmark.plots import _save  # importing it selects the Agg backend
 
     trials = study.get_trials(deepcopy=False)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -77,10 +77,7 @@ def plots(study: optuna.Study, spec: TuneSpec, folder: Path) -> list[Path]:
     ax.set_ylabel(spec.objective)
     ax.set_title(f"{spec.name}: optimisation history")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    made = [folder / "history.png"]
-    fig.savefig(made[0], dpi=120)
-    plt.close(fig)
+    made = [_save(fig, folder / "history.png")]
     importances = param_importances(study)
     if importances:
         fig, ax = plt.subplots(figsize=(5, 0.6 + 0.4 * len(importances)))
@@ -88,10 +85,7 @@ def plots(study: optuna.Study, spec: TuneSpec, folder: Path) -> list[Path]:
         ax.invert_yaxis()
         ax.set_xlabel("importance (fANOVA)")
         ax.set_title(f"{spec.name}: parameter importances")
-        fig.tight_layout()
-        made.append(folder / "importances.png")
-        fig.savefig(made[-1], dpi=120)
-        plt.close(fig)
+        made.append(_save(fig, folder / "importances.png"))
     return made
 
 
@@ -105,11 +99,7 @@ def export(study: optuna.Study, spec: TuneSpec, path: Path) -> str:
     best = study.best_trial
     block: dict = {}
     for name, value in best.params.items():
-        section, dot, entry = name.partition(".")
-        if dot:
-            block.setdefault(section, {})[entry] = value
-        else:
-            block[name] = value
+        set_key(block, name, value)
     method = best.params.get("method", spec.fixed.get("method", "simclr"))
     block.pop("method", None)
     text = (f"# best of study {spec.name} ({spec.path}): trial {best.number}, {spec.objective} {best.value:.4f},\n"
