@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -146,17 +147,21 @@ def sample_crop_boxes(
         fw, fh = round(height * ratio[1]), height
     else:
         fw, fh = width, height
-    fallback = torch.tensor([(height - fh) // 2, (width - fw) // 2, fh, fw], device=device, dtype=w.dtype)
-    boxes = torch.stack([top, left, h, w], dim=1)
-    return torch.where(any_fit[:, None], boxes, fallback)
+    fallback = ((height - fh) // 2, (width - fw) // 2, fh, fw)  # Python scalars: no host-to-device copy
+    return torch.stack([torch.where(any_fit, value, float(alt)) for value, alt in zip((top, left, h, w), fallback)],
+                       dim=1)
 
 
 class BatchAugment:
-    """Augments a batch of uint8 NHWC images on their own device; randomness from the given generator."""
+    """Augments a batch of uint8 NHWC images on their own device; per-sample randomness from the given
+    generator. The colour-jitter order, which Python control flow needs, comes from a host RNG
+    (`order_rng`, seeded with `seed`): drawing it on the device and reading it back would make the
+    host wait for the GPU at every step."""
 
-    def __init__(self, params: AugmentParams, mean, std, device: torch.device | str = "cpu"):
+    def __init__(self, params: AugmentParams, mean, std, device: torch.device | str = "cpu", seed: int = 0):
         self.params = params
         self.device = torch.device(device)
+        self.order_rng = random.Random(seed)
         self.mean = torch.tensor(mean, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
         self.luma = torch.tensor(LUMA, device=self.device).view(1, 3, 1, 1)
@@ -226,8 +231,7 @@ class BatchAugment:
             ops.append(lambda t: _blend(t, self._grey(t), factor(2, p.saturation)))
         if p.hue > 0:
             ops.append(lambda t: _shift_hue(t, factor(3, p.hue, centre=0.0)))
-        order = torch.randperm(len(ops), generator=gen, device=self.device).tolist() if len(ops) > 1 else [0]
-        for i in order[: len(ops)]:
+        for i in self.order_rng.sample(range(len(ops)), len(ops)):
             x = ops[i](x)
         return x
 
@@ -267,7 +271,7 @@ def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     hue = torch.where(flat, torch.zeros_like(hue), hue)
     hue = torch.remainder(hue / 6.0 + shift.squeeze(1), 1.0)
     # HSV -> RGB in closed form: channel = v - v*s*clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6
-    offsets = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    offsets = torch.arange(5.0, 0.0, -2.0, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # 5, 3, 1
     k = torch.remainder(offsets + 6.0 * hue.unsqueeze(1), 6.0)
     ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
     return maxc.unsqueeze(1) * (1.0 - sat.unsqueeze(1) * ramp)

@@ -98,6 +98,8 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
         raise ConfigError(f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
                           f"valid: a multiple of {ranks.world_size}")
     torch.manual_seed(config.seed)
+    if device.type == "cuda":  # every step has the same shapes: let cuDNN time its convolution algorithms once
+        torch.backends.cudnn.benchmark = True
     backbone, feat_dim = build_backbone(config.backbone, data.image_size, config.pretrained, config.weights)
     context = MethodContext(num_train=len(data.train), epochs=config.epochs)
     method = build_method(config.method, backbone, feat_dim, config.method_args, context).to(device)
@@ -105,8 +107,9 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
     optim = resolve_optim(config)
     optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"])
     params = resolve_aug_params(config.aug, config.aug_args, data.image_size)
+    stream_seed = config.seed + RANK_SEED_STRIDE * ranks.rank
     generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed + RANK_SEED_STRIDE * ranks.rank)
+    generator.manual_seed(stream_seed)
     forward, order_generator = method, None
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -125,7 +128,7 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
         config=config, data=data, device=device,
         images=torch.from_numpy(data.train.images).to(device),
         method=method, optimizer=optimizer, gps=gps,
-        augment=BatchAugment(params, data.mean, data.std, device),
+        augment=BatchAugment(params, data.mean, data.std, device, seed=stream_seed),
         generator=generator, amp_dtype=autocast_dtype(config.precision, device), optim=optim,
         ranks=ranks, forward=forward, order_generator=order_generator,
     )
@@ -197,6 +200,7 @@ def _checkpoint_state(parts: RunParts, run_id: str, epoch: int, clock: "TrainClo
         "method": parts.method.state_dict(),
         "optimizer": parts.optimizer.state_dict(),
         "generator": parts.generator.get_state(),
+        "augment_order": parts.augment.order_rng.getstate(),
         "order_generator": None if parts.order_generator is None else parts.order_generator.get_state(),
         "position": None if position is None else {
             "step": position.step, "order": position.order.cpu(), "loss_sum": position.loss_sum.cpu(),
@@ -222,8 +226,12 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
     parts.optimizer.load_state_dict(state["optimizer"])
     if parts.ranks.is_main:
         parts.generator.set_state(state["generator"])
+        if "augment_order" in state:  # checkpoints before it existed resume with a fresh order stream
+            parts.augment.order_rng.setstate(state["augment_order"])
     else:  # rank 0's draws are saved; the others start a fresh stream of their own from here
-        parts.generator.manual_seed(parts.config.seed + RANK_SEED_STRIDE * parts.ranks.rank + 7919 * state["epoch"])
+        reseed = parts.config.seed + RANK_SEED_STRIDE * parts.ranks.rank + 7919 * state["epoch"]
+        parts.generator.manual_seed(reseed)
+        parts.augment.order_rng.seed(reseed)
     if parts.order_generator is not None and state.get("order_generator") is not None:
         parts.order_generator.set_state(state["order_generator"])
     saved = state.get("position")

@@ -89,8 +89,10 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     shares = report["pipeline_profile_shares"]["host"]  # and "device" on a GPU
     assert sum(shares.values()) == pytest.approx(1.0) and shares["model.backward"] > 0 and shares["gps.augment"] > 0
     assert "aten::" in (tmp_path / "perf-profile.txt").read_text()  # the operator table beside the report
+    assert report["pipeline_host_syncs"] == {}  # the host never waits for the device inside a step
     printed = capsys.readouterr().out
     assert "pipeline_vs_ceiling" in printed and "registry 10,000 cells/runs" in printed
+    assert "host syncs per pipeline step: none" in printed
 
 
 @pytest.mark.parametrize("flags, named", [(["--knn-images", "5"], "--knn-images 5"),

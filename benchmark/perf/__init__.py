@@ -58,7 +58,8 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
         phases[phase] = time.perf_counter() - begun
         return value
 
-    figures, setup, shares, profile_table = timed("step", step_figures, config, data, device, quick, workers)
+    step = timed("step", step_figures, config, data, device, quick, workers)
+    figures = step.figures
     knn = timed("knn", knn_figures, data.train.images, device, sizes.exact_images, sizes.approx_images)
     registry = timed("registry", registry_seconds, sizes.registry_seeds)
     report = {
@@ -70,10 +71,11 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
             # seconds per step in the sampler / seconds per training step
             "sampler_share": figures["pipeline"] / figures["sampler"],
         },
-        "pipeline_profile_shares": shares,
+        "pipeline_profile_shares": step.profile_shares,
+        "pipeline_host_syncs": step.host_syncs,
         "knn": knn,
         "registry": registry,
-        "setup": {**setup, "quick": quick},
+        "setup": {**step.setup, "quick": quick},
         "device": _device_name(device), "host": socket.gethostname(), "cpu_count": os.cpu_count(),
         "versions": _versions(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -83,7 +85,7 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     profile_path = path.with_name(path.stem + "-profile.txt")
-    profile_path.write_text(f"torch.profiler, {report['device']}, pipeline step\n{profile_table}\n")
+    profile_path.write_text(f"torch.profiler, {report['device']}, pipeline step\n{step.profile_table}\n")
     print(format_report(report))
     print(f"written to {path} (operator profile: {profile_path})")
     return report
@@ -114,6 +116,9 @@ def format_report(report: dict) -> str:
     lines += [f"{name:<30}{value:>12.4g}" for name, value in report["ratios"].items()]
     lines += [f"pipeline step, {clock} time: " + ", ".join(f"{scope} {share:.1%}" for scope, share in shares.items())
               for clock, shares in report["pipeline_profile_shares"].items()]
+    syncs = report["pipeline_host_syncs"]
+    lines += ["host syncs per pipeline step: " + ("none" if not syncs else
+                                                  "; ".join(f"{n} x {where}" for where, n in syncs.items()))]
     lines += [f"knn {name:<26}{value:>12.4g}" for name, value in knn.items() if isinstance(value, float)]
     lines += [f"registry {registry['cells']:,} cells/runs: plan {registry['plan_seconds']:.2f} s, states "
               f"{registry['states_seconds']:.2f} s, table {registry['table_seconds']:.2f} s"]

@@ -11,6 +11,7 @@ Images/s count augmented views (two per pair), as `images_per_s` in result.json 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 
 from benchmark.augment import AugmentParams
 from benchmark.perf.profile import profile_steps
+from benchmark.syncs import record_host_syncs, summarize
 from benchmark.train import PairStep, build_parts
 
 
@@ -79,9 +81,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def step_figures(config, data, device: torch.device, quick: bool, workers: int) -> tuple[dict, dict, dict, str]:
-    """Images/s of each measure, the setup they were measured with, and the pipeline step's profile
-    (each scope's share of the time, and the operator table)."""
+@dataclass
+class StepMeasures:
+    figures: dict[str, float]  # views/s of each measure
+    setup: dict  # what they were measured with
+    profile_shares: dict[str, dict[str, float]]  # each scope's share of the pipeline step, host and device time
+    profile_table: str  # torch.profiler's operator table
+    host_syncs: dict[str, int]  # host syncs in one pipeline step, where they are (none: the host runs ahead)
+
+
+def step_figures(config, data, device: torch.device, quick: bool, workers: int) -> StepMeasures:
+    """Images/s of each measure, the setup they were measured with, the pipeline step's profile and
+    its host syncs."""
     parts = build_parts(config, data, device)
     step = PairStep(parts)
     batch = config.batch_size
@@ -130,14 +141,26 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
     figures["dataloader"] = _rate(loader_only, views, device, **budget)
     figures["dataloader_train"] = _rate(loader_train, views, device, **warm)  # workers warm from `dataloader`
     shares, table = profile_steps(lambda: step(anchors(), 1e-3, 0.5), device, steps=1 if quick else 10)
+    with record_host_syncs() as syncs:
+        step(anchors(), 1e-3, 0.5)
     setup = {
         "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
         "backbone": config.backbone, "method": config.method, "aug": config.aug, "batch_size": batch,
         "prior": config.prior, "k": config.k, "sampling": config.sampling,
         "prior_nn_agreement": parts.gps.prior_nn_agreement,
         "dataloader_workers": workers, "precision": str(parts.amp_dtype or "fp32"), "compile": config.compile,
+        **(_compile_counts() if config.compile else {}),
     }
-    return figures, setup, shares, table
+    return StepMeasures(figures, setup, shares, table, summarize(syncs))
+
+
+def _compile_counts() -> dict[str, int]:
+    """Graphs torch.compile made and graph breaks it hit: every measure shares one forward, so more
+    than one graph means a recompile (a guard failed: a shape, a stride, a flag changed)."""
+    from torch._dynamo.utils import counters
+
+    return {"compiled_graphs": int(counters["stats"]["unique_graphs"]),
+            "graph_breaks": int(sum(counters["graph_break"].values()))}
 
 
 def _endless(loader):

@@ -1,0 +1,109 @@
+"""Host syncs: the calls inside a training step that make the host wait for the device.
+
+On a GPU the host queues kernels ahead of the device; one call per step that reads a device value
+(`.item()`, `float(t)`, `if t:`, `.tolist()`, `.cpu()`), sizes a result by its data (a boolean mask,
+`nonzero`) or copies Python values into a new tensor (`torch.tensor([...], device=...)`) drains that
+queue, so the device idles while the host launches the rest of the step. They are recognised by what
+they are, not by timing, so a CPU test finds them too: a dispatch mode sees the aten operations, and
+the Tensor methods that read data without dispatching are wrapped while it is active. On CUDA,
+torch's own sync debug mode is switched on too, for what a dispatch mode cannot see.
+"""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+PACKAGE = Path(__file__).resolve().parent
+
+SYNC_OPS = {
+    "aten._local_scalar_dense.default": "reads a device value on the host (.item(), float(), bool(), if)",
+    "aten.nonzero.default": "sizes a result by the data (nonzero)",
+    "aten.masked_select.default": "sizes a result by the data (masked_select)",
+    "aten.lift_fresh.default": "copies host values into a new tensor (torch.tensor / as_tensor)",
+}
+HOST_READS = {  # Tensor methods that hand device data to the host without going through the dispatcher
+    "tolist": "reads device values on the host (.tolist())",
+    "numpy": "reads device values on the host (.numpy())",
+    "cpu": "copies to the host (.cpu())",
+}
+
+
+class SyncRecorder(TorchDispatchMode):
+    """Records each host sync as 'reason at file:line' (the innermost frame of this package)."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def note(self, reason: str) -> None:
+        self.found.append(f"{reason} at {_caller()}")
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        if name in SYNC_OPS:
+            self.note(SYNC_OPS[name])
+        elif name in ("aten.index.Tensor", "aten.index_put_.default", "aten.index_put.default") and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in _flat(args[1])
+        ):
+            self.note("sizes a result by the data (boolean mask index)")
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def record_host_syncs() -> Iterator[list[str]]:
+    """Collects the host syncs of the calls made inside the block into the yielded list."""
+    recorder = SyncRecorder()
+    originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+    def wrap(name: str):
+        original = originals[name]
+
+        def read(self, *args, **kwargs):
+            recorder.note(HOST_READS[name])
+            return original(self, *args, **kwargs)
+
+        return read
+
+    cuda = torch.cuda.is_available()
+    try:
+        for name in HOST_READS:
+            setattr(torch.Tensor, name, wrap(name))
+        with warnings.catch_warnings(record=True) as caught, recorder:
+            warnings.simplefilter("always")
+            if cuda:
+                torch.cuda.set_sync_debug_mode("warn")
+            try:
+                yield recorder.found
+            finally:
+                if cuda:
+                    torch.cuda.set_sync_debug_mode("default")
+        recorder.found.extend(f"CUDA: {w.message}" for w in caught if "synchronizing" in str(w.message))
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+def summarize(found: list[str]) -> dict[str, int]:
+    """Distinct syncs and how often each occurred."""
+    return dict(Counter(found))
+
+
+def _flat(indices) -> list:
+    return list(indices) if isinstance(indices, (list, tuple)) else [indices]
+
+
+def _caller() -> str:
+    """The innermost frame inside this package (other than this module): where to fix it."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        path = Path(frame.filename).resolve()
+        if path.is_relative_to(PACKAGE) and path != Path(__file__).resolve():
+            return f"{path.relative_to(PACKAGE.parent)}:{frame.lineno}"
+    return "outside benchmark/"
