@@ -29,13 +29,10 @@ class LARS(torch.optim.Optimizer):
                 continue
             grads = [p.grad for p in params]
             wd, eta = group["weight_decay"], group["eta"]
-            if group["lars"]:
-                w_norms = torch._foreach_norm(params)
-                g_norms = torch._foreach_norm(grads)
-                trust = [
-                    torch.where((w > 0) & (g > 0), eta * w / (g + wd * w), torch.ones_like(w))
-                    for w, g in zip(w_norms, g_norms)
-                ]
+            if group["lars"]:  # all trust ratios at once: a handful of launches, not several per tensor
+                w = torch.stack(torch._foreach_norm(params))
+                g = torch.stack(torch._foreach_norm(grads))
+                trust = torch.where((w > 0) & (g > 0), eta * w / (g + wd * w), 1.0).unbind()
             if wd:
                 grads = torch._foreach_add(grads, params, alpha=wd)
             if group["lars"]:

@@ -69,8 +69,8 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     out = tmp_path / "perf.json"
     code = main(["perf", "--quick", "--device", "cpu", "--dataset", "synthetic", "--image-size", "32",
                  "--backbone", "small", "--batch-size", "64", "--workers", "1", "--out", str(out),
-                 "--set", "method_args.proj_hidden_dim=128", "--data-dir", str(tmp_path / "data"),
-                 "--knn-images", "3000", "--approx-images", "5000"])
+                 "--set", "method_args.proj_hidden_dim=128", "--set", "compile=true",
+                 "--data-dir", str(tmp_path / "data"), "--knn-images", "3000", "--approx-images", "5000"])
     assert code == 0
     report = json.loads(out.read_text())
     figures = report["figures_images_per_s"]
@@ -90,6 +90,8 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     assert sum(shares.values()) == pytest.approx(1.0) and shares["model.backward"] > 0 and shares["gps.augment"] > 0
     assert "aten::" in (tmp_path / "perf-profile.txt").read_text()  # the operator table beside the report
     assert report["pipeline_host_syncs"] == {}  # the host never waits for the device inside a step
+    # torch.compile: every measure (model step, pipeline, DataLoader-fed) ran one graph, no recompile
+    assert (report["setup"]["compiled_graphs"], report["setup"]["graph_breaks"]) == (1, 0)
     printed = capsys.readouterr().out
     assert "pipeline_vs_ceiling" in printed and "registry 10,000 cells/runs" in printed
     assert "host syncs per pipeline step: none" in printed

@@ -93,6 +93,7 @@ class StepMeasures:
 def step_figures(config, data, device: torch.device, quick: bool, workers: int) -> StepMeasures:
     """Images/s of each measure, the setup they were measured with, the pipeline step's profile and
     its host syncs."""
+    compiles_before = _compile_counts()
     parts = build_parts(config, data, device)
     step = PairStep(parts)
     batch = config.batch_size
@@ -149,7 +150,8 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
         "prior": config.prior, "k": config.k, "sampling": config.sampling,
         "prior_nn_agreement": parts.gps.prior_nn_agreement,
         "dataloader_workers": workers, "precision": str(parts.amp_dtype or "fp32"), "compile": config.compile,
-        **(_compile_counts() if config.compile else {}),
+        **({name: count - compiles_before[name] for name, count in _compile_counts().items()}
+           if config.compile else {}),
     }
     return StepMeasures(figures, setup, shares, table, summarize(syncs))
 
