@@ -18,18 +18,19 @@ VIEW_CHUNK = 8192
 
 
 @torch.no_grad()
-def view_embeddings(images: np.ndarray, n: int, dim: int = 512, seed: int = 0) -> torch.Tensor:
-    """(n, dim) float32: random-resized crops (scale 0.08-1, flipped half the time) of `images`,
-    flattened, centred and projected onto the top `dim` principal components of the first views."""
+def view_embeddings(images: np.ndarray, n: int, dim: int = 512, seed: int = 0,
+                    device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """(n, dim) float32 on `device`: random-resized crops (scale 0.08-1, flipped half the time) of
+    `images`, flattened, centred and projected onto the top `dim` principal components of the first views."""
     from benchmark.augment import AugmentParams, BatchAugment
 
     size = images.shape[1]
-    augment = BatchAugment(AugmentParams(crop=True, flip_p=0.5), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    generator = torch.Generator().manual_seed(seed)
-    pixels = torch.as_tensor(images)
+    augment = BatchAugment(AugmentParams(crop=True, flip_p=0.5), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    pixels = torch.as_tensor(images).to(device)
 
     def views(count: int) -> torch.Tensor:
-        picks = torch.randint(0, len(pixels), (count,), generator=generator)
+        picks = torch.randint(0, len(pixels), (count,), generator=generator, device=device)
         return augment(pixels[picks], generator).contiguous().flatten(1)
 
     first = views(min(n, PCA_FIT_VIEWS))
@@ -37,7 +38,7 @@ def view_embeddings(images: np.ndarray, n: int, dim: int = 512, seed: int = 0) -
     centred = first - mean
     _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues: 5x faster than an SVD here
     basis = vectors.flip(1)[:, : min(dim, size * size * 3, len(first))].contiguous()
-    out = torch.empty(n, basis.shape[1])
+    out = torch.empty(n, basis.shape[1], device=device)
     out[: len(first)] = centred @ basis
     for start in range(len(first), n, VIEW_CHUNK):
         count = min(VIEW_CHUNK, n - start)
@@ -51,7 +52,7 @@ def knn_figures(images: np.ndarray, device: torch.device, exact_n: int, approx_n
     from benchmark.neighbors import build_table
 
     started = time.perf_counter()
-    vectors = view_embeddings(images, max(exact_n, approx_n))
+    vectors = view_embeddings(images, max(exact_n, approx_n), device=device)
     dim = vectors.shape[1]
     report: dict = {"embedding": f"pixel prior (PCA {dim}) of random-resized crops", "k": k,
                     "embedding_seconds": time.perf_counter() - started}
