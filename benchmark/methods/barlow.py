@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.distributed import gather
-from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
+from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp, off_diagonal_squares
 
 
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: float = 1e-5) -> torch.Tensor:
@@ -18,10 +18,8 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: flo
     z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + eps)
     z2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + eps)
     c = z1.T @ z2 / n
-    diagonal = torch.diagonal(c)
-    on_diag = (1 - diagonal).pow(2).sum()
-    off_diag = c.pow(2).sum() - diagonal.pow(2).sum()
-    return on_diag + lambd * off_diag
+    on_diag = (1 - torch.diagonal(c)).pow(2).sum()
+    return on_diag + lambd * off_diagonal_squares(c)
 
 
 @dataclass(frozen=True)

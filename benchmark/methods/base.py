@@ -1,4 +1,4 @@
-"""What every method shares: its registry, its optimiser recipe, and two tiny helpers."""
+"""What every method shares: its registry, its optimiser recipe, and small helpers."""
 
 from __future__ import annotations
 
@@ -59,3 +59,9 @@ def mlp(dims: list[int], last_bn: bool = False) -> nn.Sequential:
         elif last_bn:
             layers.append(nn.BatchNorm1d(dims[i + 1], affine=False))
     return nn.Sequential(*layers)
+
+
+def off_diagonal_squares(m: torch.Tensor) -> torch.Tensor:
+    """Sum of the squared off-diagonal entries of a square matrix: all squares minus the diagonal's,
+    not a boolean mask (whose data-sized result makes the host wait for the GPU)."""
+    return m.pow(2).sum() - torch.diagonal(m).pow(2).sum()

@@ -8,13 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.distributed import gather
-from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
-
-
-def _off_diagonal_squares(m: torch.Tensor) -> torch.Tensor:
-    """Sum of the squared off-diagonal entries (all squares minus the diagonal's: no boolean mask,
-    whose data-sized result would make the host wait for the GPU)."""
-    return m.pow(2).sum() - torch.diagonal(m).pow(2).sum()
+from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp, off_diagonal_squares
 
 
 def vicreg_loss(
@@ -30,7 +24,7 @@ def vicreg_loss(
     std1, std2 = torch.sqrt(z1.var(dim=0) + eps), torch.sqrt(z2.var(dim=0) + eps)
     variance = F.relu(1 - std1).mean() / 2 + F.relu(1 - std2).mean() / 2
     cov1, cov2 = z1.T @ z1 / (n - 1), z2.T @ z2 / (n - 1)
-    covariance = _off_diagonal_squares(cov1) / d + _off_diagonal_squares(cov2) / d
+    covariance = off_diagonal_squares(cov1) / d + off_diagonal_squares(cov2) / d
     return sim_weight * invariance + var_weight * variance + cov_weight * covariance
 
 
