@@ -1,6 +1,6 @@
 """`gpsbench perf`: the suite measured side by side with its alternatives, in one process.
 
-- step.py:     training step images/s (ceiling, pipeline, data path, sampler, DataLoader)
+- step.py:     training step images/s (ceiling, pipeline, data path, sampler, DataLoader), host syncs
 - knn.py:      neighbour-table build seconds, exact and approximate, with recall
 - profile.py:  where the pipeline step's time goes (torch.profiler)
 - registry.py: seconds to plan a 10,000-cell sweep and to collect its 10,000 runs into a table
