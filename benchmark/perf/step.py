@@ -141,7 +141,9 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
 
     figures["dataloader"] = _rate(loader_only, views, device, **budget)
     figures["dataloader_train"] = _rate(loader_train, views, device, **warm)  # workers warm from `dataloader`
-    profiled = lambda: profile_steps(lambda: step(anchors(), 1e-3, 0.5), device, steps=1 if quick else 10)  # noqa: E731
+    def profiled() -> tuple[dict, str]:
+        return profile_steps(lambda: step(anchors(), 1e-3, 0.5), device, steps=1 if quick else 10)
+
     if quick:  # one step for both (a ResNet-18 step takes ~9 s on 2 CPU cores); the recorder's per-op cost
         with record_host_syncs() as syncs:  # then enters the host shares: < 0.1% of such a step
             shares, table = profiled()
