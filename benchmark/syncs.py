@@ -78,13 +78,14 @@ def record_host_syncs() -> Iterator[list[str]]:
             setattr(torch.Tensor, name, wrap(name))
         with warnings.catch_warnings(record=True) as caught, recorder:
             warnings.simplefilter("always")
+            previous = torch.cuda.get_sync_debug_mode() if cuda else 0
             if cuda:
                 torch.cuda.set_sync_debug_mode("warn")
             try:
                 yield recorder.found
             finally:
                 if cuda:
-                    torch.cuda.set_sync_debug_mode("default")
+                    torch.cuda.set_sync_debug_mode(previous)
         recorder.found.extend(f"CUDA: {w.message}" for w in caught if "synchronizing" in str(w.message))
     finally:
         for name, original in originals.items():
