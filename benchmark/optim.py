@@ -64,7 +64,7 @@ OptimizerBuilder = Callable[[list[dict], float], torch.optim.Optimizer]
 OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
 OPTIMIZERS.register("lars")(lambda groups, lr: LARS(groups, lr=lr))
 OPTIMIZERS.register("sgd")(lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.9))
-OPTIMIZERS.register("adamw")(lambda groups, lr: torch.optim.AdamW(groups, lr=lr))
+OPTIMIZERS.register("adamw")(lambda groups, lr: torch.optim.AdamW(groups, lr=lr, fused=True))
 
 
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:

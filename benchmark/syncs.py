@@ -37,42 +37,51 @@ HOST_READS = {  # Tensor methods that hand device data to the host without going
 
 
 class SyncRecorder(TorchDispatchMode):
-    """Records each host sync as 'reason at file:line' (the innermost frame of this package)."""
+    """Records each host sync as 'reason at file:line' (the innermost frame of this package).
 
-    def __init__(self):
+    On a CPU run every tensor stands in for a device tensor; on an accelerator only operations on
+    its tensors count (reading a CPU scalar there makes nothing wait)."""
+
+    def __init__(self, device: torch.device):
         super().__init__()
+        self.on_cpu = device.type == "cpu"
         self.found: list[str] = []
+
+    def on_device(self, tensors) -> bool:
+        return any(isinstance(t, torch.Tensor) and (self.on_cpu or t.device.type != "cpu") for t in tensors)
 
     def note(self, reason: str) -> None:
         self.found.append(f"{reason} at {_caller()}")
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = str(func)
-        if name in SYNC_OPS:
+        if name in SYNC_OPS and self.on_device(args):
             self.note(SYNC_OPS[name])
-        elif name in ("aten.index.Tensor", "aten.index_put_.default", "aten.index_put.default") and any(
-            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in _flat(args[1])
-        ):
-            self.note("sizes a result by the data (boolean mask index)")
+        elif name in ("aten.index.Tensor", "aten.index_put_.default", "aten.index_put.default"):
+            masks = [i for i in _flat(args[1]) if isinstance(i, torch.Tensor) and i.dtype == torch.bool]
+            if self.on_device(masks):
+                self.note("sizes a result by the data (boolean mask index)")
         return func(*args, **(kwargs or {}))
 
 
 @contextmanager
-def record_host_syncs() -> Iterator[list[str]]:
-    """Collects the host syncs of the calls made inside the block into the yielded list."""
-    recorder = SyncRecorder()
+def record_host_syncs(device: torch.device = torch.device("cpu")) -> Iterator[list[str]]:
+    """Collects the host syncs of the calls made inside the block, on a run on `device`, into the
+    yielded list."""
+    recorder = SyncRecorder(device)
     originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
 
     def wrap(name: str):
         original = originals[name]
 
         def read(self, *args, **kwargs):
-            recorder.note(HOST_READS[name])
+            if recorder.on_device([self]):
+                recorder.note(HOST_READS[name])
             return original(self, *args, **kwargs)
 
         return read
 
-    cuda = torch.cuda.is_available()
+    cuda = device.type == "cuda"
     try:
         for name in HOST_READS:
             setattr(torch.Tensor, name, wrap(name))

@@ -48,6 +48,18 @@ def test_clean_tensor_code_has_no_syncs_and_the_methods_come_back():
     assert {name: getattr(torch.Tensor, name) for name in HOST_READS} == originals
 
 
+def test_on_an_accelerator_only_its_own_tensors_count():
+    """Reading a CPU scalar (an optimiser's step count, say) makes no GPU wait; reading a device
+    value does. The meta device stands in for the accelerator."""
+    host, device = torch.rand(4), torch.rand(4, device="meta")
+    with record_host_syncs(torch.device("meta")) as found:
+        host.sum().item(), host.tolist(), host[host > 0.5], torch.tensor([1.0])
+        for read in (lambda: device.sum().item(), device.tolist):
+            with pytest.raises((RuntimeError, NotImplementedError)):  # a meta tensor has no values to read
+                read()
+    assert len(found) == 2 and ".item()" in found[0] and ".tolist()" in found[1]
+
+
 def test_a_sync_is_located_in_the_suite_code_that_made_it():
     bank, labels = torch.randn(20, 4), torch.arange(20) % 2
     with record_host_syncs() as found:
@@ -77,6 +89,8 @@ RUNS = [
     {"method": "simclr", "prior": "pixel", "k": 4, "sampling": "radius", "include_self": True},
     {"method": "simclr", "prior": "pixel", "k": 4, "sampling": "farthest-in-ball"},
     {"method": "simclr", "prior": "oracle"},
+    {"method": "vicreg", "optimizer": "adamw"},
+    {"method": "barlow", "optimizer": "sgd"},
 ]
 
 

@@ -145,11 +145,11 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
         return profile_steps(lambda: step(anchors(), 1e-3, 0.5), device, steps=1 if quick else 10)
 
     if quick:  # one step for both (a ResNet-18 step takes ~9 s on 2 CPU cores); the recorder's per-op cost
-        with record_host_syncs() as syncs:  # then enters the host shares: < 0.1% of such a step
+        with record_host_syncs(device) as syncs:  # then enters the host shares: < 0.1% of such a step
             shares, table = profiled()
     else:  # apart: on a GPU the recorder would weigh on the host shares of a 15 ms step
         shares, table = profiled()
-        with record_host_syncs() as syncs:
+        with record_host_syncs(device) as syncs:
             step(anchors(), 1e-3, 0.5)
     setup = {
         "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
