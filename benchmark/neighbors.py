@@ -86,10 +86,11 @@ def faiss_hnsw(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarr
 
 
 @torch.no_grad()
-def torch_exact(vectors: torch.Tensor, k: int, metric: str, device: torch.device,
+def torch_exact(prepared: np.ndarray, k: int, metric: str, device: torch.device,
                 chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k-NN by matmul + top-k on the device (the GPU path when faiss-GPU is not installed)."""
-    x = torch.as_tensor(_prepare(vectors, metric)).to(device)
+    """Exact k-NN by matmul + top-k on the device (the GPU path when faiss-GPU is not installed), of
+    vectors as `_prepare` gives them."""
+    x = torch.as_tensor(prepared).to(device)
     norms = (x * x).sum(1)
     found, dists = [], []
     for start in range(0, len(x), chunk):
@@ -156,7 +157,7 @@ def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
         found, dist = faiss_hnsw(x, k + 1, metric)
         method = "hnsw"
     elif device.type == "cuda" and not _faiss_has_gpu():
-        found, dist = torch_exact(vectors, k + 1, metric, device)
+        found, dist = torch_exact(x, k + 1, metric, device)
         method = "exact-torch"
     else:
         gpu = device.type == "cuda"

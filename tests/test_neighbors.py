@@ -163,7 +163,7 @@ def test_torch_exact_matches_faiss_exact():
     vectors = torch.from_numpy(x)
     for metric in ("l2", "cosine"):
         prepared = nb._prepare(vectors, metric)
-        t_idx, t_dist = torch_exact(vectors, 9, metric, CPU, chunk=128)  # several chunks, a ragged last one
+        t_idx, t_dist = torch_exact(prepared, 9, metric, CPU, chunk=128)  # several chunks, a ragged last one
         f_idx, f_dist = faiss_exact(prepared, prepared, 9, metric)
         assert t_idx.shape == f_idx.shape == (700, 9)
         assert (t_idx[:, 0] == np.arange(700)).all() and (f_idx[:, 0] == np.arange(700)).all()

@@ -141,6 +141,7 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
 
     figures["dataloader"] = _rate(loader_only, views, device, **budget)
     figures["dataloader_train"] = _rate(loader_train, views, device, **warm)  # workers warm from `dataloader`
+
     def profiled() -> tuple[dict, str]:
         return profile_steps(lambda: step(anchors(), 1e-3, 0.5), device, steps=1 if quick else 10)
 

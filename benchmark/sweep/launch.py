@@ -89,8 +89,8 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
 
 
 def make_job(cell: Cell, spec, sweep_dir: Path, results_root: Path) -> RunJob:
-    return RunJob(spec.wandb.apply(cell.config, spec.name), sweep_dir / cell.run_id, Path(results_root), cell.tags, depends_on=cell.depends_on,
-                  max_attempts=spec.resources.max_attempts)
+    return RunJob(spec.wandb.apply(cell.config, spec.name), sweep_dir / cell.run_id, Path(results_root), cell.tags,
+                  depends_on=cell.depends_on, max_attempts=spec.resources.max_attempts)
 
 
 def manifest(plan: Plan, file: Path | None) -> dict:
