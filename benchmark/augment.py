@@ -1,8 +1,14 @@
-"""Batched augmentation on the device, with per-sample random parameters.
+"""Batched augmentation on the device, with per-sample random parameters and a pipeline per view.
 
-uint8 NHWC in, normalised float NCHW (channels_last) out. One call augments a whole batch with a
-handful of tensor ops, so the GPU is not starved by a CPU DataLoader (see DESIGN.md, Speed).
-Presets follow the paper: `weak` is the horizontal flip alone, `strong` the SimCLR/BYOL recipe.
+uint8 NHWC in, normalised float NCHW (channels_last) out. One call augments both views of a batch
+(the anchors' rows, then the positives' rows) with a handful of tensor ops, so the GPU is not
+starved by a CPU DataLoader (see DESIGN.md, Speed). Each view may have its own pipeline, as the
+reference recipes do (BYOL's second view is solarised): the two views' settings sit in a small
+table on the device and every op reads its row's values, so an asymmetric pair costs one call too.
+
+Presets: `none`, `weak` (the paper's: horizontal flip only), `crop` (crop + flip) mean the same for
+every method; `strong` is the method's reference recipe (solo-learn's augmentation file for that
+method: see each method's `recipe`).
 """
 
 from __future__ import annotations
@@ -20,11 +26,17 @@ from benchmark.errors import ConfigError, choice_error
 from benchmark.registry import Registry
 
 LUMA = (0.2989, 0.587, 0.114)  # ITU-R 601 weights, exactly as torchvision's rgb_to_grayscale
-BLUR_MIN_SIZE = 96  # the strong preset blurs only images this large (SimCLR's ImageNet recipe)
+LARGE_IMAGE_SIZE = 96  # `strong` takes a recipe's large-image (ImageNet) pipeline from this side up
+INTERPOLATIONS = ("bilinear", "bicubic")
+VIEWS = ("view1", "view2")
+SHARED_KEYS = ("crop_ratio", "size", "interpolation")  # one batch tensor: both views share these
 
 
 @dataclass(frozen=True)
 class AugmentParams:
+    """One view's pipeline: crop -> colour jitter -> grayscale -> blur -> solarise (flip anywhere:
+    it commutes), solo-learn's order (solo/data/pretrain_dataloader.py, build_transform_pipeline)."""
+
     flip_p: float = 0.0
     crop: bool = False
     crop_scale: tuple[float, float] = (0.08, 1.0)
@@ -39,71 +51,168 @@ class AugmentParams:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_p: float = 0.0
     size: int | None = None  # output side; None keeps the input size
+    interpolation: str = "bicubic"  # of crop and resize: solo-learn's RandomResizedCrop uses BICUBIC
 
-    def validate(self) -> None:
+    def validate(self, prefix: str = "aug_args") -> None:
         problems = []
         for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                problems.append(f"aug_args.{name} must be in [0, 1], got {getattr(self, name)}")
+                problems.append(f"{prefix}.{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("brightness", "contrast", "saturation"):
             if getattr(self, name) < 0:
-                problems.append(f"aug_args.{name} must be >= 0, got {getattr(self, name)}")
+                problems.append(f"{prefix}.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.hue <= 0.5:
-            problems.append(f"aug_args.hue must be in [0, 0.5], got {self.hue}")
+            problems.append(f"{prefix}.hue must be in [0, 0.5], got {self.hue}")
         for name in ("crop_scale", "crop_ratio", "blur_sigma"):
             low, high = getattr(self, name)
             if not 0 < low <= high:
-                problems.append(f"aug_args.{name} must be (low, high) with 0 < low <= high, got {getattr(self, name)}")
+                problems.append(f"{prefix}.{name} must be (low, high) with 0 < low <= high, got {getattr(self, name)}")
         if self.crop_scale[1] > 1:
-            problems.append(f"aug_args.crop_scale must not exceed 1, got {self.crop_scale}")
+            problems.append(f"{prefix}.crop_scale must not exceed 1, got {self.crop_scale}")
         if self.size is not None and self.size < 1:
-            problems.append(f"aug_args.size must be positive, got {self.size}")
+            problems.append(f"{prefix}.size must be positive, got {self.size}")
+        if self.interpolation not in INTERPOLATIONS:
+            problems.append(str(choice_error(f"{prefix}.interpolation", self.interpolation, INTERPOLATIONS)))
         if problems:
             raise ConfigError("; ".join(problems))
 
 
-PresetFn = Callable[[int], dict[str, Any]]
-AUGMENTATIONS: Registry[PresetFn] = Registry("augmentation")
+@dataclass(frozen=True)
+class ViewPair:
+    """The pipelines of the two views: view1 augments the anchors, view2 their positives."""
 
-AUGMENTATIONS.register("none")(lambda size: {})
-AUGMENTATIONS.register("weak")(lambda size: {"flip_p": 0.5})
-AUGMENTATIONS.register("crop")(lambda size: {"flip_p": 0.5, "crop": True})
-AUGMENTATIONS.register("strong")(
-    lambda size: {
-        "flip_p": 0.5, "crop": True, "jitter_p": 0.8, "grayscale_p": 0.2,
-        "blur_p": 0.5 if size >= BLUR_MIN_SIZE else 0.0,
-    }
+    view1: AugmentParams
+    view2: AugmentParams
+
+    @property
+    def symmetric(self) -> bool:
+        return self.view1 == self.view2
+
+    @classmethod
+    def both(cls, params: AugmentParams) -> "ViewPair":
+        return cls(params, params)
+
+
+@dataclass(frozen=True)
+class ReferencePipeline:
+    """A reference augmentation file: each view's AugmentParams values, and the file they come from."""
+
+    view1: Mapping[str, Any]
+    view2: Mapping[str, Any]
+    source: str
+
+
+# solo-learn's shared augmentation files (scripts/pretrain/<cifar|imagenet-100>/augmentations/*.yaml at
+# vturrisi/solo-learn 9187ea3, the same values as aarashfeizi/gps-ssl's copies); each method's recipe
+# names the one it uses. Values not listed are AugmentParams' defaults (flip 0.5 is listed).
+_CIFAR_ASYMMETRIC_VIEW = {  # scripts/pretrain/cifar/augmentations/asymmetric.yaml (both entries)
+    "crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
+    "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "flip_p": 0.5,
+}
+SOLO_CIFAR_ASYMMETRIC = ReferencePipeline(
+    view1={**_CIFAR_ASYMMETRIC_VIEW, "solarize_p": 0.0},  # first entry: solarization prob 0.0
+    view2={**_CIFAR_ASYMMETRIC_VIEW, "solarize_p": 0.2},  # second entry: solarization prob 0.2
+    source="solo-learn scripts/pretrain/cifar/augmentations/asymmetric.yaml",
+)
+SOLO_IMAGENET_ASYMMETRIC = ReferencePipeline(  # scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml
+    view1={**_CIFAR_ASYMMETRIC_VIEW, "blur_p": 1.0, "solarize_p": 0.0},  # first entry: blur 1.0
+    view2={**_CIFAR_ASYMMETRIC_VIEW, "blur_p": 0.1, "solarize_p": 0.2},  # second: blur 0.1, solarization 0.2
+    source="solo-learn scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml",
 )
 
 
-def resolve_aug_params(preset: str, overrides: Mapping[str, Any], image_size: int) -> AugmentParams:
-    """Preset values for this image size, then the user's overrides, type-checked."""
-    values = dict(AUGMENTATIONS.get(preset)(image_size))
-    known = {f.name: f for f in dataclasses.fields(AugmentParams)}
+@dataclass(frozen=True)
+class StrongRecipe:
+    """A method's `strong` augmentation: its small-image (CIFAR) and large-image (ImageNet) files."""
+
+    small: ReferencePipeline
+    large: ReferencePipeline
+
+    def at(self, image_size: int) -> ReferencePipeline:
+        return self.large if image_size >= LARGE_IMAGE_SIZE else self.small
+
+
+# -------------------------------------------------------------------------------- presets
+PresetFn = Callable[[int, str], tuple[Mapping[str, Any], Mapping[str, Any]]]
+AUGMENTATIONS: Registry[PresetFn] = Registry("augmentation")
+
+
+def _same(values: Mapping[str, Any]) -> PresetFn:
+    return lambda size, method: (values, values)
+
+
+def _method_recipe(size: int, method: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    from benchmark.methods import METHODS
+
+    pipeline = METHODS.get(method).recipe.strong.at(size)
+    return pipeline.view1, pipeline.view2
+
+
+AUGMENTATIONS.register("none")(_same({}))
+AUGMENTATIONS.register("weak")(_same({"flip_p": 0.5}))  # the paper's weak DA: horizontal flip only
+AUGMENTATIONS.register("crop")(_same({"flip_p": 0.5, "crop": True}))
+AUGMENTATIONS.register("strong")(_method_recipe)
+
+
+def _coerce_aug_value(key: str, value: Any, prefix: str) -> Any:
+    default = getattr(AugmentParams(), key)
+    if isinstance(default, tuple):
+        if not (isinstance(value, (list, tuple)) and len(value) == 2) or any(isinstance(v, bool) for v in value):
+            raise ConfigError(f"{prefix}.{key} must be a pair [low, high], got {value!r}")
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{prefix}.{key} must be a pair of numbers, got {value!r}") from None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{prefix}.{key} must be true or false, got {value!r}")
+        return value
+    if key == "size":
+        if not (value is None or (isinstance(value, int) and not isinstance(value, bool))):
+            raise ConfigError(f"{prefix}.size must be an integer or null, got {value!r}")
+        return value
+    if key == "interpolation":
+        if not isinstance(value, str):
+            raise ConfigError(f"{prefix}.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{prefix}.{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _apply(values: dict[str, Any], overrides: Mapping[str, Any], prefix: str) -> None:
+    known = {f.name for f in dataclasses.fields(AugmentParams)}
     for key, value in overrides.items():
         if key not in known:
-            raise choice_error("aug_args key", key, known)
-        default = getattr(AugmentParams(), key)
-        if isinstance(default, tuple):
-            if not (isinstance(value, (list, tuple)) and len(value) == 2):
-                raise ConfigError(f"aug_args.{key} must be a pair [low, high], got {value!r}")
-            value = tuple(float(v) for v in value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"aug_args.{key} must be true or false, got {value!r}")
-        elif key == "size":
-            if not (value is None or (isinstance(value, int) and not isinstance(value, bool))):
-                raise ConfigError(f"aug_args.size must be an integer or null, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"aug_args.{key} must be a number, got {value!r}")
-        else:
-            value = float(value)
-        values[key] = value
-    params = AugmentParams(**values)
-    params.validate()
-    return params
+            raise choice_error(f"{prefix} key", key, sorted(known) + (list(VIEWS) if prefix == "aug_args" else []))
+        values[key] = _coerce_aug_value(key, value, prefix)
 
 
+def resolve_aug_params(preset: str, overrides: Mapping[str, Any], image_size: int, method: str = "simclr") -> ViewPair:
+    """Both views' pipelines: the preset for this image size and method, then the user's overrides,
+    type-checked. A plain key (`solarize_p: 0.1`) sets both views; `view1: {...}` / `view2: {...}` set
+    one. crop_ratio, size and interpolation must be the same in both views."""
+    first, second = (dict(v) for v in AUGMENTATIONS.get(preset)(image_size, method))
+    shared = {k: v for k, v in overrides.items() if k not in VIEWS}
+    for values in (first, second):
+        _apply(values, shared, "aug_args")
+    for name, values in zip(VIEWS, (first, second)):
+        own = overrides.get(name, {})
+        if not isinstance(own, Mapping):
+            raise ConfigError(f"aug_args.{name} must be a mapping of aug_args keys, got {own!r}")
+        _apply(values, own, f"aug_args.{name}")
+    pair = ViewPair(AugmentParams(**first), AugmentParams(**second))
+    pair.view1.validate("aug_args" if pair.symmetric else "aug_args.view1")
+    if not pair.symmetric:
+        pair.view2.validate("aug_args.view2")
+    differ = [k for k in SHARED_KEYS if getattr(pair.view1, k) != getattr(pair.view2, k)]
+    if differ:
+        raise ConfigError(f"aug_args: the two views must share {', '.join(differ)} (one batch tensor); got "
+                          + ", ".join(f"{k} {getattr(pair.view1, k)!r} vs {getattr(pair.view2, k)!r}" for k in differ))
+    return pair
+
+
+# ----------------------------------------------------------------------------- helpers
 def to_unit_float(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [0, 1] (a view of the NHWC bytes: channels_last), optionally
     resized to size x size (bilinear, antialiased)."""
@@ -118,14 +227,18 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size:
     return ((to_unit_float(images, size) - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+Bound = float | torch.Tensor  # a Python number, or a per-sample column that broadcasts against (n, attempts)
+
+
 def sample_crop_boxes(
-    n: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
+    n: int, height: int, width: int, scale: tuple[Bound, Bound], ratio: tuple[float, float],
     generator: torch.Generator, device: torch.device, attempts: int = 10,
 ) -> torch.Tensor:
     """torchvision's RandomResizedCrop rule, vectorised: (n, 4) boxes (top, left, h, w) in pixels.
 
     Each sample tries `attempts` (area, log-aspect) draws and keeps the first that fits; when none
-    fits it falls back to the centre crop with the aspect ratio clamped, as torchvision does.
+    fits it falls back to the centre crop with the aspect ratio clamped, as torchvision does. The
+    scale bounds may be per-sample (n, 1) columns.
     """
     area = height * width
     u = torch.rand(n, attempts, 4, generator=generator, device=device)
@@ -152,102 +265,148 @@ def sample_crop_boxes(
                        dim=1)
 
 
+# The per-view numbers BatchAugment keeps on the device, one row per view.
+_COLUMNS = ("flip_p", "crop", "scale_lo", "scale_hi", "jitter_p", "brightness", "contrast", "saturation", "hue",
+            "grayscale_p", "blur_p", "sigma_lo", "sigma_hi", "solarize_p")
+
+
+def _row(p: AugmentParams) -> list[float]:
+    return [p.flip_p, float(p.crop), *p.crop_scale, p.jitter_p, p.brightness, p.contrast, p.saturation, p.hue,
+            p.grayscale_p, p.blur_p, *p.blur_sigma, p.solarize_p]
+
+
 class BatchAugment:
     """Augments a batch of uint8 NHWC images on their own device; per-sample randomness from the given
-    generator. The colour-jitter order, which Python control flow needs, comes from a host RNG
-    (`order_rng`, seeded with `seed`): drawing it on the device and reading it back would make the
-    host wait for the GPU at every step."""
+    generator. With two different view pipelines the batch's first half takes view1's and its second
+    half view2's (train.py stacks anchors, then positives). The colour-jitter order, which Python
+    control flow needs, comes from a host RNG (`order_rng`, seeded with `seed`): drawing it on the
+    device and reading it back would make the host wait for the GPU at every step."""
 
-    def __init__(self, params: AugmentParams, mean, std, device: torch.device | str = "cpu", seed: int = 0):
-        self.params = params
+    def __init__(self, views: ViewPair | AugmentParams, mean, std, device: torch.device | str = "cpu", seed: int = 0):
+        self.views = views if isinstance(views, ViewPair) else ViewPair.both(views)
         self.device = torch.device(device)
         self.order_rng = random.Random(seed)
         self.mean = torch.tensor(mean, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
         self.luma = torch.tensor(LUMA, device=self.device).view(1, 3, 1, 1)
+        pipelines = (self.views.view1,) if self.views.symmetric else (self.views.view1, self.views.view2)
+        self.table = torch.tensor([_row(p) for p in pipelines], device=self.device)
+        self.uses = {name: max(getattr(p, name) for p in pipelines)
+                     for name in ("flip_p", "crop", "jitter_p", "brightness", "contrast", "saturation", "hue",
+                                  "grayscale_p", "blur_p", "solarize_p")}
+        self.sigma_max = max(p.blur_sigma[1] for p in pipelines)
+        shared = self.views.view1
+        self.crop_ratio, self.size, self.interpolation = shared.crop_ratio, shared.size, shared.interpolation
+
+    @property
+    def params(self) -> AugmentParams:
+        """The pipeline of both views (symmetric pairs only)."""
+        if not self.views.symmetric:
+            raise ValueError("the two views have different pipelines: read .views")
+        return self.views.view1
+
+    def _column(self, values: torch.Tensor, name: str) -> torch.Tensor:
+        """Each sample's value of one setting, shaped (n, 1, 1, 1) (or (1, 1, 1, 1) when symmetric)."""
+        return values[:, _COLUMNS.index(name)].view(-1, 1, 1, 1)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        p = self.params
         n, height, width, _ = images.shape
-        size = p.size or height
+        if len(self.table) > 1:
+            if n % 2:
+                raise ValueError(f"two view pipelines need an even batch (anchors, then positives), got {n}")
+            values = self.table[(torch.arange(n, device=self.device) >= n // 2).long()]
+        else:
+            values = self.table
+        col = lambda name: self._column(values, name)  # noqa: E731
+        size = self.size or height
         x = to_unit_float(images)
-        flips = torch.rand(n, generator=generator, device=self.device) < p.flip_p
-        if p.crop or size != height or size != width:
-            x = self._crop_flip(x, flips, size, generator)
-        elif p.flip_p > 0:
+        flips = torch.rand(n, generator=generator, device=self.device) < col("flip_p").view(-1)
+        if self.uses["crop"] or size != height or size != width:
+            x = self._crop_flip(x, flips, size, values, generator)
+        elif self.uses["flip_p"] > 0:
             x = torch.where(flips.view(n, 1, 1, 1), x.flip(-1), x)
-        if p.jitter_p > 0:
-            x = self._jitter(x, generator)
-        if p.grayscale_p > 0:
-            grey = torch.rand(n, generator=generator, device=self.device) < p.grayscale_p
-            x = torch.where(grey.view(n, 1, 1, 1), self._grey(x).expand_as(x), x)
-        if p.blur_p > 0:
-            x = self._blur(x, generator)
-        if p.solarize_p > 0:
-            sol = torch.rand(n, generator=generator, device=self.device) < p.solarize_p
-            x = torch.where(sol.view(n, 1, 1, 1) & (x >= 0.5), 1.0 - x, x)
+        if self.uses["jitter_p"] > 0:
+            x = self._jitter(x, col, generator)
+        if self.uses["grayscale_p"] > 0:
+            grey = torch.rand(n, 1, 1, 1, generator=generator, device=self.device) < col("grayscale_p")
+            x = torch.where(grey, self._grey(x).expand_as(x), x)
+        if self.uses["blur_p"] > 0:
+            x = self._blur(x, col, generator)
+        if self.uses["solarize_p"] > 0:
+            sol = torch.rand(n, 1, 1, 1, generator=generator, device=self.device) < col("solarize_p")
+            x = torch.where(sol & (x >= 0.5), 1.0 - x, x)
         return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------- geometry
-    def _crop_flip(self, x: torch.Tensor, flips: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-        """Crop, resize and flip in one bilinear grid_sample (align_corners=False, like a resize)."""
+    def _crop_flip(self, x: torch.Tensor, flips: torch.Tensor, size: int, values: torch.Tensor,
+                   gen: torch.Generator) -> torch.Tensor:
+        """Crop, resize and flip in one grid_sample (align_corners=False, like a resize); bicubic
+        results are clamped to [0, 1] as an 8-bit image's would be."""
         n, _, height, width = x.shape
-        if self.params.crop:
-            top, left, h, w = sample_crop_boxes(
-                n, height, width, self.params.crop_scale, self.params.crop_ratio, gen, self.device
-            ).unbind(1)
+        full = (torch.zeros(n, device=self.device), torch.zeros(n, device=self.device),
+                torch.full((n,), float(height), device=self.device), torch.full((n,), float(width), device=self.device))
+        if self.uses["crop"]:
+            column = lambda name: values[:, _COLUMNS.index(name)].view(-1, 1)  # noqa: E731
+            boxes = sample_crop_boxes(n, height, width, (column("scale_lo"), column("scale_hi")), self.crop_ratio,
+                                      gen, self.device).unbind(1)
+            cropped = values[:, _COLUMNS.index("crop")] > 0
+            top, left, h, w = (torch.where(cropped, b, f) for b, f in zip(boxes, full))
         else:
-            top = left = torch.zeros(n, device=self.device)
-            h, w = torch.full((n,), float(height), device=self.device), torch.full((n,), float(width), device=self.device)
+            top, left, h, w = full
         theta = torch.zeros(n, 2, 3, device=self.device)
         theta[:, 0, 0] = torch.where(flips, -w / width, w / width)
         theta[:, 0, 2] = (2 * left + w) / width - 1
         theta[:, 1, 1] = h / height
         theta[:, 1, 2] = (2 * top + h) / height - 1
         grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        out = F.grid_sample(x, grid, mode=self.interpolation, padding_mode="border", align_corners=False)
+        return out.clamp_(0.0, 1.0) if self.interpolation == "bicubic" else out
 
     # -------------------------------------------------------------------- colour
     def _grey(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.luma).sum(dim=1, keepdim=True)
 
-    def _jitter(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """ColorJitter with per-sample factors (identity where the p-coin says no), in a random order."""
-        p, n = self.params, x.shape[0]
+    def _jitter(self, x: torch.Tensor, col: Callable[[str], torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+        """ColorJitter with per-sample factors (identity where the p-coin says no), in a random order.
+        A factor of strength s is uniform in [max(0, 1 - s), 1 + s] (hue: [-s, s]), as torchvision's."""
+        n = x.shape[0]
         u = torch.rand(n, 5, generator=gen, device=self.device)
-        apply = (u[:, 4] < p.jitter_p).view(n, 1, 1, 1)
+        apply = u[:, 4].view(n, 1, 1, 1) < col("jitter_p")
 
-        def factor(column: int, spread: float, centre: float = 1.0) -> torch.Tensor:
-            low = max(0.0, centre - spread) if centre else -spread
+        def factor(column: int, name: str, centre: float = 1.0) -> torch.Tensor:
+            spread = col(name)
+            low = torch.clamp(centre - spread, min=0.0) if centre else -spread
             value = low + (centre + spread - low) * u[:, column].view(n, 1, 1, 1)
             return torch.where(apply, value, torch.full_like(value, centre))
 
         ops = []
-        if p.brightness > 0:
-            ops.append(lambda t: (t * factor(0, p.brightness)).clamp_(0, 1))
-        if p.contrast > 0:
-            ops.append(lambda t: _blend(t, self._grey(t).mean(dim=(2, 3), keepdim=True), factor(1, p.contrast)))
-        if p.saturation > 0:
-            ops.append(lambda t: _blend(t, self._grey(t), factor(2, p.saturation)))
-        if p.hue > 0:
-            ops.append(lambda t: _shift_hue(t, factor(3, p.hue, centre=0.0)))
+        if self.uses["brightness"] > 0:
+            ops.append(lambda t: (t * factor(0, "brightness")).clamp_(0, 1))
+        if self.uses["contrast"] > 0:
+            ops.append(lambda t: _blend(t, self._grey(t).mean(dim=(2, 3), keepdim=True), factor(1, "contrast")))
+        if self.uses["saturation"] > 0:
+            ops.append(lambda t: _blend(t, self._grey(t), factor(2, "saturation")))
+        if self.uses["hue"] > 0:
+            ops.append(lambda t: _shift_hue(t, factor(3, "hue", centre=0.0)))
         for i in self.order_rng.sample(range(len(ops)), len(ops)):
             x = ops[i](x)
         return x
 
-    def _blur(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Gaussian blur with a per-sample sigma, as one grouped separable convolution."""
+    def _blur(self, x: torch.Tensor, col: Callable[[str], torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+        """Gaussian blur with a per-sample sigma, as one grouped separable convolution. solo-learn blurs
+        with PIL's GaussianBlur(radius=sigma), whose support grows with sigma whatever the image size:
+        the kernel reaches 3 sigma (of the largest sigma), with edge pixels repeated as PIL does."""
         n, c, height, _ = x.shape
-        lo, hi = self.params.blur_sigma
         u = torch.rand(n, 2, generator=gen, device=self.device)
+        lo, hi = col("sigma_lo").view(-1), col("sigma_hi").view(-1)
         sigma = lo + (hi - lo) * u[:, 0]
-        sigma = torch.where(u[:, 1] < self.params.blur_p, sigma, torch.full_like(sigma, 1e-3))
-        radius = max(1, int(0.1 * height) // 2)
+        sigma = torch.where(u[:, 1] < col("blur_p").view(-1), sigma, torch.full_like(sigma, 1e-3))
+        radius = max(1, math.ceil(3 * self.sigma_max))
         t = torch.arange(-radius, radius + 1, device=self.device, dtype=x.dtype)
         kernel = torch.exp(-(t[None, :] ** 2) / (2 * sigma[:, None] ** 2))
         kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (n*c, k)
         flat = x.reshape(1, n * c, height, -1)
-        flat = F.pad(flat, (radius, radius, radius, radius), mode="reflect")
+        flat = F.pad(flat, (radius, radius, radius, radius), mode="replicate")
         flat = F.conv2d(flat, kernel[:, None, None, :], groups=n * c)
         flat = F.conv2d(flat, kernel[:, None, :, None], groups=n * c)
         return flat.reshape_as(x)

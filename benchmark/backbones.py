@@ -1,4 +1,11 @@
-"""Backbones: any timm model by name (CIFAR stem for small images), plus a small CNN for CPU runs."""
+"""Backbones: the reference CIFAR ResNets, any timm model by name, and a small CNN for CPU runs.
+
+At 64 px or less a ResNet name (`resnet18`, `resnet50`, ...) without pretrained weights means the
+reference implementation's CIFAR ResNet (`cifar_resnet18`, ...): torchvision's ResNet, its own
+initialisation, with solo-learn's stem (solo/methods/base.py: a 3x3 stride-1 conv1 with padding 2,
+no max-pool). `timm:<name>` always means timm's model (at 64 px or less with a 3x3 stride-1,
+padding-1 conv1 and no max-pool, and timm's zero-initialised last BatchNorm of each block).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ import torch.nn as nn
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
 
-CIFAR_STEM_MAX_SIZE = 64  # below this a 7x7/2 stem + maxpool throws away most of the image
+CIFAR_STEM_MAX_SIZE = 64  # up to this side a 7x7/2 stem + maxpool would throw away most of the image
 SMALL_IMAGE_BACKBONE = 24  # "auto": the small CNN below this side (digits), resnet18 above
+TIMM_PREFIX = "timm:"
+CIFAR_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision's names
 
 Builder = Callable[[], nn.Module]
 BACKBONES: Registry[Builder] = Registry("backbone")
@@ -42,22 +51,45 @@ class SmallCNN(nn.Module):
 BACKBONES.register("small")(SmallCNN)
 
 
-def resolve_backbone_name(name: str, image_size: int) -> str:
+def _cifar_resnet(name: str) -> Builder:
+    def build() -> nn.Module:
+        import torchvision
+
+        model = torchvision.models.get_model(name, weights=None)  # torchvision's init, zero_init_residual off
+        model.conv1 = nn.Conv2d(3, model.conv1.out_channels, kernel_size=3, stride=1, padding=2, bias=False)
+        model.maxpool = nn.Identity()
+        model.num_features = model.fc.in_features
+        model.fc = nn.Identity()
+        return model
+
+    return build
+
+
+for _name in CIFAR_RESNETS:
+    BACKBONES.register(f"cifar_{_name}")(_cifar_resnet(_name))
+
+
+def resolve_backbone_name(name: str, image_size: int, pretrained: bool = False, weights: object = None) -> str:
+    """The backbone a name builds at this image size: `auto` is the small CNN below 24 px, else
+    resnet18; a ResNet name at <= 64 px without pretrained weights is the reference CIFAR ResNet."""
     if name == "auto":
-        return "small" if image_size < SMALL_IMAGE_BACKBONE else "resnet18"
+        name = "small" if image_size < SMALL_IMAGE_BACKBONE else "resnet18"
+    if name in CIFAR_RESNETS and image_size <= CIFAR_STEM_MAX_SIZE and not (pretrained or weights):
+        return f"cifar_{name}"
     return name
 
 
 def check_backbone(name: str) -> None:
     import timm
 
-    if name == "auto" or name in BACKBONES or timm.is_model(name):
+    bare = name.removeprefix(TIMM_PREFIX)
+    if name == "auto" or name in BACKBONES or timm.is_model(bare):
         return
-    close = difflib.get_close_matches(name, BACKBONES.names() + timm.list_models(), n=3)
+    close = difflib.get_close_matches(bare, BACKBONES.names() + timm.list_models(), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise ConfigError(
         f"unknown backbone {name!r}{hint}; valid: auto, {', '.join(BACKBONES.names())}, "
-        "or any timm model name (python -c 'import timm; print(timm.list_models())')"
+        "or any timm model name, optionally as timm:<name> (python -c 'import timm; print(timm.list_models())')"
     )
 
 
@@ -67,13 +99,13 @@ def build_backbone(
 ) -> tuple[nn.Module, int]:
     """A feature extractor (images -> (N, D) features) and D.
 
-    ImageNet-style stems get the CIFAR stem (3x3 stride-1 conv1, no maxpool) on images <= 64 px,
+    timm's ImageNet-style stems get a CIFAR stem (3x3 stride-1 conv1, no maxpool) on images <= 64 px,
     unless pretrained weights are loaded: those were learnt with the original stem. `cifar_stem`
     overrides that choice (to rebuild an earlier run's backbone from its checkpoint).
     """
     if cifar_stem is None:
         cifar_stem = image_size <= CIFAR_STEM_MAX_SIZE and not (pretrained or weights)
-    name = resolve_backbone_name(name, image_size)
+    name = resolve_backbone_name(name, image_size, pretrained, weights)
     check_backbone(name)
     if name in BACKBONES:
         model = BACKBONES.get(name)()
@@ -81,7 +113,8 @@ def build_backbone(
         import timm
 
         try:
-            model = timm.create_model(name, pretrained=pretrained and weights is None, num_classes=0)
+            model = timm.create_model(name.removeprefix(TIMM_PREFIX), pretrained=pretrained and weights is None,
+                                      num_classes=0)
         except Exception as err:
             if not pretrained:
                 raise
@@ -114,6 +147,12 @@ def load_weights(model: nn.Module, path: Path) -> None:
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=False)
+    load_state(model, state, f"weights file {str(path)!r}")
+
+
+def load_state(model: nn.Module, state, source: str) -> None:
+    """Load the tensors of `state` that fit `model` (a state dict, possibly wrapped, or this suite's
+    checkpoint); every backbone tensor must be there. `source` names it in errors."""
     if isinstance(state, dict) and isinstance(state.get("method"), dict):  # this suite's checkpoint.pt
         state = {k[len("backbone."):]: v for k, v in state["method"].items() if k.startswith("backbone.")}
     for key in ("state_dict", "model"):
@@ -123,8 +162,8 @@ def load_weights(model: nn.Module, path: Path) -> None:
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
-        raise ConfigError(f"weights file {str(path)!r} has no tensor that fits {type(model).__name__}")
+        raise ConfigError(f"{source} has no tensor that fits {type(model).__name__}")
     model.load_state_dict(usable, strict=False)
     missing = sorted(set(own) - set(usable))
     if any(not k.endswith("num_batches_tracked") for k in missing):
-        raise ConfigError(f"weights file {str(path)!r} lacks {len(missing)} backbone tensors, e.g. {missing[:3]}")
+        raise ConfigError(f"{source} lacks {len(missing)} backbone tensors, e.g. {missing[:3]}")

@@ -77,7 +77,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
                         image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
     print(f"{data.name}: {data.num_classes} classes, {data.image_size}x{data.image_size} px, "
-          f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}, fingerprint {data.fingerprint()}")
+          f"train {len(data.train)}, val {len(data.val)} (pretraining: {len(data.pretrain)}), test {len(data.test)}, "
+          f"fingerprint {data.fingerprint()}")
     return 0
 
 
@@ -97,10 +98,10 @@ def cmd_prior(args: argparse.Namespace) -> int:
                         image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
     load_seconds = time.perf_counter() - started
     setup = build_sampler(config, data, select_device(config.device), results_dir=default_results_dir())
-    report = {"dataset": config.dataset, "train_images": len(data.train), "prior": config.prior, "k": config.k,
+    report = {"dataset": config.dataset, "train_images": len(data.pretrain), "prior": config.prior, "k": config.k,
               "metric": config.metric, "sampling": config.sampling, "prior_nn_agreement": setup.prior_nn_agreement,
               "data_seconds": load_seconds, **setup.report}
-    anchors = torch.arange(min(len(data.train), 8))
+    anchors = torch.arange(min(len(data.pretrain), 8))
     report["example_positives"] = {int(a): int(p) for a, p in zip(anchors, setup.sampler(anchors, torch.Generator()))}
     width = max(len(key) for key in report)
     for key, value in report.items():
@@ -209,6 +210,14 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    """Print every method's reference recipe as the Markdown table README.md holds."""
+    from benchmark.recipes import recipe_table
+
+    print(recipe_table(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpsbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="decode, cache and describe a dataset")
     _add_run_flags(data)
     data.set_defaults(func=cmd_data)
+
+    recipes = commands.add_parser("recipes", help="every method's reference recipe, with its sources (Markdown)")
+    recipes.set_defaults(func=cmd_recipes)
     return parser
 
 

@@ -21,6 +21,7 @@ from benchmark.params import coerce, type_hints
 PRECISIONS = ("auto", "bf16", "fp32")
 GPS_FIELDS = ("prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index")
 WANDB_MODES = ("online", "offline", "disabled")
+ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args")
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,11 @@ class RunConfig:
     epochs: int = 100
     batch_size: int = 256
     optimizer: str | None = None  # None: the method's recipe
+    optimizer_args: dict = field(default_factory=dict)  # overrides of the optimiser's settings (LARS eta, ...)
     lr: float | None = None  # None: the method's base lr x batch_size / 256
     weight_decay: float | None = None
-    warmup_epochs: int | None = None  # None: min(10, epochs // 10)
+    warmup_epochs: int | None = None  # None: the recipe's 10, at most epochs // 10
+    warmup_start_lr: float | None = None  # None: the recipe's 3e-5
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
     seed: int = 0
     val_fraction: float = 0.1
@@ -114,9 +117,14 @@ class RunConfig:
             value = yaml.safe_load(raw) if raw else ""
             if "." in key:  # method_args.temperature=0.5
                 section, sub = key.split(".", 1)
-                if section not in ("method_args", "aug_args", "prior_args"):
-                    raise ConfigError(f"only method_args.*, aug_args.* and prior_args.* take dotted keys, got {key!r}")
-                values.setdefault(section, dict(getattr(self, section)))[sub] = value
+                if section not in ARGS_BLOCKS:
+                    raise ConfigError(f"only {', '.join(b + '.*' for b in ARGS_BLOCKS)} take dotted keys, got {key!r}")
+                block = values.setdefault(section, dict(getattr(self, section)))
+                *parents, leaf = sub.split(".")  # aug_args.view2.solarize_p=0.2
+                for parent in parents:
+                    nested = block.get(parent)
+                    block[parent] = block = dict(nested) if isinstance(nested, dict) else {}
+                block[leaf] = value
             else:
                 values[key] = value
         return RunConfig.from_dict(values, self)
@@ -129,7 +137,7 @@ class RunConfig:
         from benchmark.data import DATASETS
         from benchmark.methods import METHODS, resolve_method_params
         from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
-        from benchmark.optim import OPTIMIZERS
+        from benchmark.optim import OPTIMIZERS, resolve_optim
         from benchmark.priors import check_prior
 
         problems: list[str] = []
@@ -143,10 +151,13 @@ class RunConfig:
         check(lambda: DATASETS.get(self.dataset))
         check(lambda: METHODS.get(self.method))
         check(lambda: resolve_method_params(self.method, self.method_args) if self.method in METHODS else None)
-        check(lambda: resolve_aug_params(self.aug, self.aug_args, image_size=32))
+        if self.method in METHODS:
+            check(lambda: resolve_aug_params(self.aug, self.aug_args, image_size=32, method=self.method))
         check(lambda: check_backbone(self.backbone))
         if self.optimizer is not None:
             check(lambda: OPTIMIZERS.get(self.optimizer))
+        if self.method in METHODS and (self.optimizer is None or self.optimizer in OPTIMIZERS):
+            check(lambda: resolve_optim(self))  # optimizer_args against the optimiser that will run
         if self.precision not in PRECISIONS:
             problems.append(str(choice_error("precision", self.precision, PRECISIONS)))
         if self.wandb_mode is not None and self.wandb_mode not in WANDB_MODES:
@@ -174,7 +185,7 @@ class RunConfig:
             problems.append(f"eval_every must be >= 0, got {self.eval_every}")
         if not 0.0 < self.val_fraction < 1.0:
             problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        for name in ("lr", "weight_decay"):
+        for name in ("lr", "weight_decay", "warmup_start_lr"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 problems.append(f"{name} must be >= 0, got {value}")

@@ -320,7 +320,7 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     if not config.is_gps:
         return GPSSetup(IdentitySampler())
     if config.prior == "oracle":
-        labels = torch.as_tensor(data.train.labels, device=device)
+        labels = torch.as_tensor(data.pretrain.labels, device=device)
         return GPSSetup(SameClassSampler(labels), 1.0, {"prior": "oracle (uses labels)"})
     from benchmark.data import default_data_dir
     from benchmark.priors import PriorContext, build_prior, prior_embeddings
@@ -339,7 +339,7 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     index_t = torch.as_tensor(table.index, device=device)
     dist_t = torch.as_tensor(table.dist, device=device)
     sampler = SAMPLING_RULES.get(config.sampling)(index_t, dist_t, config.k, tau, config.include_self)
-    agreement = prior_nn_agreement(table.index, data.train.labels, config.k)
+    agreement = prior_nn_agreement(table.index, data.pretrain.labels, config.k)
     report = {
         "prior": config.prior, "embedding_key": embedding.key, "embedding_dim": int(embedding.vectors.shape[1]),
         "embedding_seconds": embedding.seconds, "embedding_cached": embedding.cached,

@@ -1,25 +1,68 @@
-"""Optimisers (LARS, SGD, AdamW) and the warm-up + cosine learning-rate schedule."""
+"""Optimisers (LARS, SGD, AdamW) with typed settings, and the warm-up + cosine learning-rate schedule.
+
+What a method's recipe leaves unset comes from the defaults here, which are those of the reference
+implementation, solo-learn (the base of the official GPS code): its LARS class
+(`solo/utils/lars.py`), its optimiser defaults (`solo/args/pretrain.py`) and its scheduler defaults
+(`solo/methods/base.py`). The CIFAR recipes then switch on what solo-learn's CIFAR files switch on.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
 
+from benchmark.errors import ConfigError
+from benchmark.params import resolve_params
 from benchmark.registry import Registry
+
+WARMUP_EPOCHS = 10  # solo-learn solo/methods/base.py: scheduler.warmup_epochs default
+WARMUP_START_LR = 3e-5  # solo-learn solo/methods/base.py: scheduler.warmup_start_lr default
+
+
+@dataclass(frozen=True)
+class LARSParams:
+    momentum: float = 0.9  # solo-learn solo/args/pretrain.py: lars momentum default
+    eta: float = 1e-3  # solo-learn solo/args/pretrain.py: lars eta default (the CIFAR recipes set 0.02)
+    clip_lr: bool = False  # solo-learn solo/args/pretrain.py (the CIFAR recipes set True)
+    exclude_bias_n_norm: bool = False  # solo-learn solo/args/pretrain.py (the CIFAR recipes set True)
+    eps: float = 1e-8  # solo-learn solo/utils/lars.py
+
+
+@dataclass(frozen=True)
+class SGDParams:
+    momentum: float = 0.9  # solo-learn solo/args/pretrain.py: sgd momentum default
+
+
+@dataclass(frozen=True)
+class AdamWParams:
+    beta1: float = 0.9  # solo-learn solo/args/pretrain.py: adamw betas default [0.9, 0.999]
+    beta2: float = 0.999
+
+    def validate(self) -> None:
+        if not (self.beta1 < 1 and self.beta2 < 1):
+            raise ConfigError(f"optimizer_args beta1 and beta2 must be < 1, got {self.beta1}, {self.beta2}")
 
 
 class LARS(torch.optim.Optimizer):
-    """SGD with momentum and layer-wise trust ratio eta * ||w|| / (||g|| + wd * ||w||) (You et al. 2017).
+    """SGD with momentum and a layer-wise trust ratio (You et al. 2017), as solo-learn computes it.
 
-    Groups with `lars=False` (biases, norm layers) take plain momentum SGD, as in SimCLR/BYOL.
-    Uses foreach kernels and no host syncs, so a step costs a few launches, not one per tensor.
+    In a group with `lars=True`, a tensor w with gradient g and weight decay wd takes the step
+    d = r * (g + wd * w) with r = eta * ||w|| / (||g|| + wd * ||w|| + eps); with `clip_lr`,
+    r = min(r / lr, 1), so that lr * r = min(eta * ||w|| / (...), lr). Where ||w|| or ||g|| is 0,
+    d = g (no decay, as solo-learn). Groups with `lars=False` (biases and norm parameters when they
+    are excluded) take plain momentum SGD with their own weight decay (0 in the recipes).
+    Then v <- momentum * v + d and w <- w - lr * v. Foreach kernels, no host syncs.
     """
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 0.02):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True))
+    def __init__(self, params, lr: float, momentum: float = 0.9, eta: float = 1e-3, clip_lr: bool = False,
+                 eps: float = 1e-8):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=0.0, eta=eta, clip_lr=clip_lr,
+                                      eps=eps, lars=True))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -28,71 +71,109 @@ class LARS(torch.optim.Optimizer):
             if not params:
                 continue
             grads = [p.grad for p in params]
-            wd, eta = group["weight_decay"], group["eta"]
+            wd = group["weight_decay"]
             if group["lars"]:  # all trust ratios at once: a handful of launches, not several per tensor
                 w = torch.stack(torch._foreach_norm(params))
                 g = torch.stack(torch._foreach_norm(grads))
-                trust = torch.where((w > 0) & (g > 0), eta * w / (g + wd * w), 1.0).unbind()
-            if wd:
-                grads = torch._foreach_add(grads, params, alpha=wd)
-            if group["lars"]:
-                grads = torch._foreach_mul(grads, trust)
+                ratio = group["eta"] * w / (g + wd * w + group["eps"])
+                if group["clip_lr"]:
+                    ratio = torch.clamp(ratio / group["lr"], max=1.0)  # lr 0: inf, clipped to 1
+                adapted = (w > 0) & (g > 0)
+                steps = torch._foreach_mul(grads, torch.where(adapted, ratio, 1.0).unbind())
+                if wd:
+                    torch._foreach_add_(steps, torch._foreach_mul(params, torch.where(adapted, wd * ratio, 0.0).unbind()))
+            else:
+                steps = torch._foreach_add(grads, params, alpha=wd) if wd else grads
             buffers = []
-            for p, g in zip(params, grads):
+            for p in params:
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = torch.zeros_like(p)
                 buffers.append(state["momentum_buffer"])
             torch._foreach_mul_(buffers, group["momentum"])
-            torch._foreach_add_(buffers, grads)
+            torch._foreach_add_(buffers, steps)
             torch._foreach_add_(params, buffers, alpha=-group["lr"])
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weights get decay (and LARS adaptation); biases and norm parameters get neither."""
+def param_groups(model: nn.Module, weight_decay: float, exclude_bias_n_norm: bool = True) -> list[dict]:
+    """Weights get decay (and LARS adaptation); with `exclude_bias_n_norm`, biases and norm
+    parameters (every tensor of one dimension) get neither, else they are treated as weights."""
     decay, plain = [], []
     for param in model.parameters():
         if param.requires_grad:
-            (decay if param.ndim > 1 else plain).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay, "lars": True},
-        {"params": plain, "weight_decay": 0.0, "lars": False},
-    ]
+            (decay if param.ndim > 1 or not exclude_bias_n_norm else plain).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay, "lars": True}]
+    if plain:
+        groups.append({"params": plain, "weight_decay": 0.0, "lars": False})
+    return groups
 
 
-OptimizerBuilder = Callable[[list[dict], float], torch.optim.Optimizer]
-OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
-OPTIMIZERS.register("lars")(lambda groups, lr: LARS(groups, lr=lr))
-OPTIMIZERS.register("sgd")(lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.9))
-OPTIMIZERS.register("adamw")(lambda groups, lr: torch.optim.AdamW(groups, lr=lr, fused=True))
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimiser: its typed settings (`optimizer_args`) and how it is built from parameter groups."""
+
+    Params: type
+    build: Callable[[list[dict], float, Any], torch.optim.Optimizer]
+    adapts_layers: bool = False  # LARS: groups carry the `lars` flag
 
 
-def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay)
-    if name != "lars":
+OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+OPTIMIZERS.register("lars")(OptimizerSpec(
+    LARSParams, lambda groups, lr, p: LARS(groups, lr=lr, momentum=p.momentum, eta=p.eta, clip_lr=p.clip_lr, eps=p.eps),
+    adapts_layers=True))
+OPTIMIZERS.register("sgd")(OptimizerSpec(
+    SGDParams, lambda groups, lr, p: torch.optim.SGD(groups, lr=lr, momentum=p.momentum)))
+OPTIMIZERS.register("adamw")(OptimizerSpec(  # torch's fused kernel: no host reads of its step counts
+    AdamWParams, lambda groups, lr, p: torch.optim.AdamW(groups, lr=lr, betas=(p.beta1, p.beta2), fused=True)))
+
+
+def resolve_optimizer_args(name: str, overrides: Mapping[str, Any]):
+    """The optimiser's typed settings: its defaults, then `overrides`, type-checked."""
+    return resolve_params(OPTIMIZERS.get(name).Params, overrides, "optimizer_args", name)
+
+
+def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
+                    args: Mapping[str, Any] | None = None) -> torch.optim.Optimizer:
+    spec = OPTIMIZERS.get(name)
+    params = resolve_optimizer_args(name, args or {})
+    groups = param_groups(model, weight_decay, getattr(params, "exclude_bias_n_norm", True))
+    if not spec.adapts_layers:
         for group in groups:
             group.pop("lars")
-    return OPTIMIZERS.get(name)(groups, lr)
+    return spec.build(groups, lr, params)
 
 
 def resolve_optim(config) -> dict:
-    """Optimiser, lr (base lr x batch / 256), weight decay and warm-up from the method's recipe
-    wherever the config leaves them unset."""
+    """Optimiser, lr (base lr x batch / 256, as solo-learn scales it), weight decay, optimiser settings
+    and warm-up from the method's recipe wherever the config leaves them unset. The recipe's optimiser
+    settings apply only to the recipe's optimiser. The warm-up is the recipe's 10 epochs in every run
+    of 100 epochs or more (all reference runs); shorter runs warm up for a tenth of their epochs, so
+    that a 30-epoch CPU run is not a third warm-up."""
     from benchmark.methods import METHODS
 
     recipe = METHODS.get(config.method).recipe
+    name = config.optimizer or recipe.optimizer
+    defaults = dict(recipe.optimizer_args) if name == recipe.optimizer else {}
+    args = resolve_optimizer_args(name, {**defaults, **config.optimizer_args})
+    warmup = config.warmup_epochs if config.warmup_epochs is not None else min(recipe.warmup_epochs, config.epochs // 10)
     return {
-        "optimizer": config.optimizer or recipe.optimizer,
+        "optimizer": name,
         "lr": config.lr if config.lr is not None else recipe.lr * config.batch_size / 256,
         "weight_decay": config.weight_decay if config.weight_decay is not None else recipe.weight_decay,
-        "warmup_epochs": config.warmup_epochs if config.warmup_epochs is not None else min(10, config.epochs // 10),
+        "optimizer_args": dataclasses.asdict(args),
+        "warmup_epochs": warmup,
+        "warmup_start_lr": config.warmup_start_lr if config.warmup_start_lr is not None else recipe.warmup_start_lr,
     }
 
 
-def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
-    """Linear warm-up from base/warmup to base, then cosine decay to 0 at total_steps."""
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, start_lr: float = 0.0) -> float:
+    """solo-learn's LinearWarmupCosineAnnealingLR stepped per step (solo/utils/lr_scheduler.py):
+    linear from `start_lr` at step 0 to `base_lr` at step warmup_steps - 1, then cosine from base_lr
+    at warmup_steps to 0 at total_steps."""
     if warmup_steps and step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
+        if warmup_steps == 1:
+            return start_lr
+        return start_lr + step * (base_lr - start_lr) / (warmup_steps - 1)
     span = max(1, total_steps - warmup_steps)
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
 

@@ -91,9 +91,10 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
                 results_dir: Path | None = None, ranks: Ranks = Ranks()) -> RunParts:
     """`batch_size` is the global batch: with W processes each trains on batch_size / W pairs a step,
     so the run (and its run_id, and its lr scaled by the batch) is the same on 1 or W GPUs."""
-    if config.batch_size > len(data.train):
-        raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.train)} training images of "
-                          f"{config.dataset}; valid: 2 to {len(data.train)}")
+    n_images = len(data.pretrain)  # pretraining sees every training image (labels unused)
+    if config.batch_size > n_images:
+        raise ConfigError(f"batch_size {config.batch_size} exceeds the {n_images} training images of "
+                          f"{config.dataset}; valid: 2 to {n_images}")
     if config.batch_size % ranks.world_size:
         raise ConfigError(f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
                           f"valid: a multiple of {ranks.world_size}")
@@ -101,12 +102,12 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
     if device.type == "cuda":  # every step has the same shapes: let cuDNN time its convolution algorithms once
         torch.backends.cudnn.benchmark = True
     backbone, feat_dim = build_backbone(config.backbone, data.image_size, config.pretrained, config.weights)
-    context = MethodContext(num_train=len(data.train), epochs=config.epochs)
+    context = MethodContext(num_train=n_images, epochs=config.epochs)
     method = build_method(config.method, backbone, feat_dim, config.method_args, context).to(device)
     method = method.to(memory_format=torch.channels_last)
     optim = resolve_optim(config)
-    optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"])
-    params = resolve_aug_params(config.aug, config.aug_args, data.image_size)
+    optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"], optim["optimizer_args"])
+    views = resolve_aug_params(config.aug, config.aug_args, data.image_size, config.method)
     stream_seed = config.seed + RANK_SEED_STRIDE * ranks.rank
     generator = torch.Generator(device=device)
     generator.manual_seed(stream_seed)
@@ -126,9 +127,9 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
         barrier()
     return RunParts(
         config=config, data=data, device=device,
-        images=torch.from_numpy(data.train.images).to(device),
+        images=torch.from_numpy(data.pretrain.images).to(device),
         method=method, optimizer=optimizer, gps=gps,
-        augment=BatchAugment(params, data.mean, data.std, device, seed=stream_seed),
+        augment=BatchAugment(views, data.mean, data.std, device, seed=stream_seed),
         generator=generator, amp_dtype=autocast_dtype(config.precision, device), optim=optim,
         ranks=ranks, forward=forward, order_generator=order_generator,
     )
@@ -241,7 +242,8 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
 
 
 def _online_knn(parts: RunParts) -> float:
-    """kNN accuracy on val with the current backbone (train bank), for the learning curve."""
+    """kNN accuracy on val with the current backbone, for the learning curve; the bank is train
+    without val, so no val image finds itself."""
     data, device = parts.data, parts.device
     bank = extract_features(parts.method.backbone, data.train.images, data.mean, data.std, device)
     val = extract_features(parts.method.backbone, data.val.images, data.mean, data.std, device)
@@ -322,8 +324,8 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
             "train_seconds": clock.seconds,
             "images_per_s": clock.views / clock.seconds if clock.seconds > 0 else None,
             "eval_seconds": time.perf_counter() - eval_start,
-            "backbone": resolve_backbone_name(config.backbone, data.image_size),
-            "num_train": len(data.train), "device": str(device), "world_size": ranks.world_size,
+            "backbone": resolve_backbone_name(config.backbone, data.image_size, config.pretrained, config.weights),
+            "num_train": len(data.pretrain), "device": str(device), "world_size": ranks.world_size,
         }
         run.write_result(result)
         run.write_status("done", error=None)
@@ -367,7 +369,7 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         for i in range(first, steps):
             global_step = (epoch - 1) * steps + i
             anchors = parts.anchors(order, i)
-            lr = lr_at(global_step, total_steps, warmup_steps, parts.optim["lr"])
+            lr = lr_at(global_step, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"])
             loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps)
             if interrupt is not None and _stop_requested(parts, interrupt, i):
                 here = EpochPosition(i + 1, order, loss_sum, carried + time.perf_counter() - started)

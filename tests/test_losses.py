@@ -82,18 +82,19 @@ def column_stats(z, unbiased):
     return means, variances
 
 
-def ref_vicreg(z1, z2, sim_w, var_w, cov_w, eps=1e-4):
-    """VICReg (Bardes et al. 2022) as in its official code (the scale its default weights were tuned
-    at): the invariance is the mean squared error over all N*D entries, each branch's hinge on the
-    std is averaged over dimensions and halved, the covariance term uses the (N-1)-normalised
-    covariance, its squared off-diagonal entries summed and divided by D."""
+def ref_vicreg(z1, z2, sim_w, var_w, cov_w, eps=1e-4, variance_reduction="sum"):
+    """VICReg (Bardes et al. 2022): the invariance is the mean squared error over all N*D entries,
+    each branch's hinge on the std is averaged over dimensions and the two branches added (solo-learn's
+    solo/losses/vicreg.py; halved with "mean", as the VICReg authors' main_vicreg.py), the covariance
+    term uses the (N-1)-normalised covariance, its squared off-diagonal entries summed and divided by D."""
     a, b = rows(z1), rows(z2)
     n, d = len(a), len(a[0])
     invariance = sum((a[i][j] - b[i][j]) ** 2 for i in range(n) for j in range(d)) / (n * d)
     variance = covariance = 0.0
     for z in (a, b):
         means, variances = column_stats(z, unbiased=True)
-        variance += sum(max(0.0, 1.0 - math.sqrt(v + eps)) for v in variances) / d / 2
+        variance += sum(max(0.0, 1.0 - math.sqrt(v + eps)) for v in variances) / d / (
+            2 if variance_reduction == "mean" else 1)
         for j in range(d):
             for k in range(d):
                 if j != k:
@@ -189,10 +190,20 @@ def test_nnclr_loss_is_not_symmetric_in_general_but_scale_invariant():
 # ---------------------------------------------------------------------------- VICReg
 @pytest.mark.parametrize("weights", [(25.0, 25.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)])
 @pytest.mark.parametrize("scale", [0.3, 2.0])  # 0.3: the variance hinge is active; 2.0: it is not
-def test_vicreg_loss_matches_reference(weights, scale):
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_vicreg_loss_matches_reference(weights, scale, reduction):
     z1, z2 = scale * rand(N, D, seed=11), scale * rand(N, D, seed=12)
-    got = vicreg_loss(z1, z2, *weights).item()
-    assert got == pytest.approx(ref_vicreg(z1, z2, *weights), **TOL)
+    got = vicreg_loss(z1, z2, *weights, variance_reduction=reduction).item()
+    assert got == pytest.approx(ref_vicreg(z1, z2, *weights, variance_reduction=reduction), **TOL)
+
+
+def test_vicreg_variance_reduction_defaults_to_solo_learns_sum():
+    assert METHODS.get("vicreg").Params().variance_reduction == "sum"
+    z1, z2 = 0.3 * rand(N, D, seed=11), 0.3 * rand(N, D, seed=12)
+    summed, halved = (vicreg_loss(z1, z2, 0.0, 1.0, 0.0, variance_reduction=r).item() for r in ("sum", "mean"))
+    assert summed == pytest.approx(2 * halved) and summed > 0
+    with pytest.raises(ConfigError, match="unknown method_args.variance_reduction 'half'.*mean, sum"):
+        resolve_method_params("vicreg", {"variance_reduction": "half"})
 
 
 def test_vicreg_terms_vanish_where_the_paper_says():
@@ -205,7 +216,7 @@ def test_vicreg_terms_vanish_where_the_paper_says():
     assert (wide.std(dim=0) >= 1).all()
     assert vicreg_loss(wide, wide * 2, 0.0, 1.0, 0.0).item() == 0.0
     narrow = z / z.std(dim=0) * 0.5
-    expected = 1 - math.sqrt(0.25 + 1e-4)  # same for each column and each branch
+    expected = 2 * (1 - math.sqrt(0.25 + 1e-4))  # same for each column and each branch; the branches add
     assert vicreg_loss(narrow, narrow, 0.0, 1.0, 0.0).item() == pytest.approx(expected, abs=1e-6)
     # covariance: 0 for decorrelated columns
     h = hadamard(8)[:, 1 : D + 1]
@@ -335,20 +346,24 @@ def test_byol_target_gets_no_gradient_and_defaults_follow_the_paper():
     assert not any(p.requires_grad for p in method.target.parameters())
 
 
-def test_nnclr_queue_is_fifo_and_capped_by_num_train():
-    method = build("nnclr", num_train=20)  # queue_size 65536 by default, capped at 20 training images
-    assert method.queue.shape == (20, 16)
-    assert int(method.queue_filled) == 0 and int(method.queue_ptr) == 0
+def test_nnclr_queue_starts_as_random_unit_vectors_and_is_fifo():
+    """solo-learn's queue: 65,536 random unit vectors (whatever the data size), then a FIFO of the
+    first view's normalised projections."""
+    method = build("nnclr", num_train=20)
+    assert method.queue.shape == (65536, 16) and int(method.queue_ptr) == 0
+    torch.testing.assert_close(method.queue.norm(dim=1), torch.ones(65536))
+    method = build("nnclr", num_train=20, queue_size=20)
+    start = method.queue.clone()
     method.after_step(0.0)  # nothing pending: nothing happens
-    assert int(method.queue_filled) == 0
+    assert torch.equal(method.queue, start)
     enqueued = []
-    for step, (filled, ptr) in enumerate([(8, 8), (16, 16), (20, 4), (20, 12)]):
+    for step, ptr in enumerate([8, 16, 4, 12]):
         method(*views(seed=step))
         pending = method._pending.clone()
         assert torch.allclose(pending.norm(dim=1), torch.ones(8))
         method.after_step(step / 4)
         enqueued.append(pending)
-        assert (int(method.queue_filled), int(method.queue_ptr)) == (filled, ptr)
+        assert int(method.queue_ptr) == ptr
     # slot k holds the (k)th enqueued row modulo 20, newest overwriting oldest
     stream = torch.cat(enqueued)  # 32 rows pushed into 20 slots
     expected = torch.empty(20, 16)
@@ -357,41 +372,52 @@ def test_nnclr_queue_is_fifo_and_capped_by_num_train():
     assert torch.equal(method.queue, expected)
 
 
-def test_nnclr_queue_capped_by_queue_size_and_batch_larger_than_queue():
-    method = build("nnclr", num_train=50, queue_size=5)
-    assert len(method.queue) == 5
+def test_nnclr_batch_larger_than_queue():
+    method = build("nnclr", queue_size=5)
     method(*views())
     pending = method._pending.clone()
     method.after_step(0.0)
     # only the first 5 of the 8 rows fit; the pointer advances by what was written, back to slot 0
-    assert int(method.queue_filled) == 5 and int(method.queue_ptr) == 0
-    assert torch.equal(method.queue, pending[:5])
-    method(*views(seed=1))
-    pending = method._pending.clone()
-    method.after_step(0.1)
-    assert int(method.queue_filled) == 5 and int(method.queue_ptr) == 0
-    assert torch.equal(method.queue, pending[:5])
-    assert build("nnclr", num_train=3).queue.shape[0] == 3
+    assert int(method.queue_ptr) == 0 and torch.equal(method.queue, pending[:5])
 
 
-def test_nnclr_nearest_uses_only_filled_slots():
-    method = build("nnclr", num_train=20)
+def test_nnclr_nearest_is_the_most_similar_queue_entry():
+    method = build("nnclr", queue_size=20)
     z = torch.randn(4, 16, generator=torch.Generator().manual_seed(3))
-    # empty queue: each row stands in for itself (normalised)
-    torch.testing.assert_close(method.nearest(z), F.normalize(z, dim=1))
     queue = F.normalize(torch.randn(20, 16, generator=torch.Generator().manual_seed(4)), dim=1)
     method.queue.copy_(queue)
-    method.queue_filled.fill_(7)
-    got = method.nearest(z)
-    sims = F.normalize(z, dim=1) @ queue[:7].T
-    assert torch.equal(got, queue[:7][sims.argmax(dim=1)])
-    # unfilled (zero) slots are never chosen, even when every filled one has negative similarity
-    method.queue.zero_()
-    method.queue[0, 0], method.queue[1, 1] = 1.0, 1.0
-    method.queue_filled.fill_(2)
-    query = torch.zeros(1, 16)
-    query[0, 0], query[0, 1] = -1.0, -2.0
-    assert torch.equal(method.nearest(query)[0], method.queue[0])
+    sims = [[cosine(a, b) for b in rows(queue)] for a in rows(z)]
+    expected = torch.stack([queue[max(range(20), key=row.__getitem__)] for row in sims])
+    assert torch.equal(method.nearest(z), expected)
+    assert torch.equal(method.nearest(z * 7.0), expected)  # cosine: the scale of z does not matter
+
+
+def test_heads_follow_solo_learn():
+    """SimCLR's projector has no BatchNorm; NNCLR's projector ends in an affine BatchNorm; every
+    Linear has a bias (solo/methods/<method>.py)."""
+    simclr = build("simclr")
+    assert [type(m).__name__ for m in simclr.projector] == ["Linear", "ReLU", "Linear"]
+    nnclr = build("nnclr")
+    assert [type(m).__name__ for m in nnclr.projector] == [
+        "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
+    assert nnclr.projector[-1].affine
+    for name in METHODS.names():
+        assert all(m.bias is not None for m in build(name).modules() if isinstance(m, torch.nn.Linear)), name
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_batchnorm_statistics_per_view_or_joint(name):
+    """bn_per_view (solo-learn's way, the default): the backbone runs once per view, so a view's
+    features do not depend on the other view; joint: one pass over both, so they do."""
+    v1, v2 = views(seed=5)
+    other = views(seed=6)[1]
+    for per_view in (True, False):
+        method = build(name, bn_per_view=per_view)
+        method.train()
+        h1, _ = method.embed_pair(v1, v2)
+        h1_other, _ = method.embed_pair(v1, other)
+        assert torch.allclose(h1, h1_other) == per_view, (name, per_view)
+    assert METHODS.get(name).Params().bn_per_view
 
 
 # ---------------------------------------------------------------------------- params

@@ -427,7 +427,7 @@ def synthetic(tmp_path_factory):
 
 def pixel_neighbours(data, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force float64 k-NN of the flattened, centred pixels in [0, 1] (self excluded)."""
-    x = data.train.images.reshape(len(data.train), -1).astype(np.float64) / 255
+    x = data.pretrain.images.reshape(len(data.pretrain), -1).astype(np.float64) / 255
     x -= x.mean(axis=0)
     sq = (x * x).sum(1)
     d2 = sq[:, None] + sq[None, :] - 2 * x @ x.T
@@ -441,15 +441,17 @@ def test_build_sampler_pixel_prior(synthetic, tmp_path):
     config = RunConfig.from_dict({"dataset": "synthetic", "prior": "pixel", "k": 5})
     setup = build_sampler(config, synthetic, CPU, cache_root=tmp_path / "cache", results_dir=tmp_path / "results")
     assert isinstance(setup.sampler, KnnUniformSampler)
-    n = len(synthetic.train)
+    n = len(synthetic.pretrain)
     truth, d = pixel_neighbours(synthetic, 5)
-    # no near-tie at the 5th neighbour (gaps >= 5e-5, far above float32 error): the 5-NN set is well defined
-    assert (d[:, 5] - d[:, 4] > 2e-5).all()
+    # where the 5th and 6th neighbours are not near-tied (gap > 2e-5, far above float32 error; 999 of
+    # the 1,000 images) the 5-NN set is well defined, and every draw must come from it
+    defined = d[:, 5] - d[:, 4] > 2e-5
+    assert defined.sum() >= n - 2
     anchors = torch.arange(n).repeat(10)
     drawn = setup.sampler(anchors, gen(0)).numpy()
-    assert (truth[anchors.numpy()] == drawn[:, None]).any(axis=1).all()
-    labels = synthetic.train.labels
-    assert setup.prior_nn_agreement == pytest.approx(float((labels[truth] == labels[:, None]).mean()))
+    assert (truth[anchors.numpy()] == drawn[:, None]).any(axis=1)[defined[anchors.numpy()]].all()
+    labels = synthetic.pretrain.labels
+    assert setup.prior_nn_agreement == pytest.approx(float((labels[truth] == labels[:, None]).mean()), abs=1e-3)
     report = setup.report
     assert report["embedding_cached"] is False and report["table_cached"] is False
     assert report["embedding_dim"] == 16 * 16 * 3 and report["table_method"] == "exact-faiss"
@@ -477,7 +479,7 @@ def test_build_sampler_plain_and_oracle(synthetic, tmp_path):
     oracle = build_sampler(RunConfig.from_dict({"dataset": "synthetic", "prior": "oracle"}), synthetic, CPU,
                            cache_root=tmp_path, results_dir=tmp_path)
     assert isinstance(oracle.sampler, SameClassSampler) and oracle.prior_nn_agreement == 1.0
-    labels = torch.as_tensor(synthetic.train.labels)
+    labels = torch.as_tensor(synthetic.pretrain.labels)
     anchors = torch.arange(len(labels)).repeat(5)
     drawn = oracle.sampler(anchors, gen(0))
     assert (labels[drawn] == labels[anchors]).all() and (drawn != anchors).all()
@@ -488,11 +490,13 @@ def test_embedding_key_follows_data_and_prior(synthetic, tmp_path):
     pixel = build_prior("pixel", {})
     key = embedding_key(pixel, "pixel", synthetic)
     assert len(key) == 16
-    # equal inputs: same key (separately built priors, explicit defaults, a reloaded dataset, another val split)
+    # equal inputs: same key (separately built priors, explicit defaults, a reloaded dataset, another test
+    # split); the pretraining images (train + val) are what it hashes
     assert embedding_key(build_prior("pixel", {}), "pixel", synthetic) == key
     assert embedding_key(build_prior("pixel", {"pca_dim": None, "whiten": False}), "pixel", synthetic) == key
     assert embedding_key(pixel, "pixel", load_dataset("synthetic", data_dir=tmp_path)) == key
-    assert embedding_key(pixel, "pixel", dataclasses.replace(synthetic, val=synthetic.test)) == key
+    assert embedding_key(pixel, "pixel", dataclasses.replace(synthetic, test=synthetic.val)) == key
+    assert embedding_key(pixel, "pixel", dataclasses.replace(synthetic, val=synthetic.test)) != key
     # the data's content changes it
     assert embedding_key(pixel, "pixel", load_dataset("synthetic", data_dir=tmp_path, subset=500)) != key
     images = synthetic.train.images.copy()

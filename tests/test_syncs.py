@@ -73,7 +73,8 @@ def digits(tmp_path_factory):
 
 
 def pair_step(digits, **values) -> tuple[PairStep, torch.Tensor]:
-    heads = {**HEADS, **({"pred_hidden_dim": 128} if values.get("method") in ("byol", "nnclr") else {})}
+    heads = {**HEADS, **({"pred_hidden_dim": 128} if values.get("method") in ("byol", "nnclr") else {}),
+             **({"queue_size": 1024} if values.get("method") == "nnclr" else {})}
     config = RunConfig.from_dict({"dataset": "digits", "batch_size": BATCH, "epochs": 1, "progress": False,
                                   "method_args": heads, **values})
     parts = build_parts(config, digits, torch.device("cpu"))
@@ -116,8 +117,10 @@ def test_compiled_step_is_one_graph_and_matches_eager(method, digits):
         with torch.no_grad():
             v1, v2, positives = compiled.views(anchors)
             eager.views(anchors)  # the same draws: both steps then train on the same views
+        # inductor's float32 reductions differ in the last bits (NNCLR's nearest neighbour can then flip
+        # for a row): equal to 5e-4, where a wrong graph is off by whole units
         assert compiled.loss(v1, v2, anchors, positives).item() == pytest.approx(
-            eager.loss(v1, v2, anchors, positives).item(), rel=1e-4, abs=1e-5)
+            eager.loss(v1, v2, anchors, positives).item(), rel=5e-4, abs=1e-5)
         compiled(anchors, 0.1, i / 3)
         eager(anchors, 0.1, i / 3)
     with record_host_syncs() as found:

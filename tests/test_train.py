@@ -25,6 +25,8 @@ def config(**values) -> RunConfig:
     heads = dict(SMALL_HEADS)
     if values.get("method") in ("byol", "nnclr"):
         heads["pred_hidden_dim"] = 256
+    if values.get("method") == "nnclr":
+        heads["queue_size"] = 4096
     return RunConfig.from_dict({**FAST, "method_args": heads, **values})
 
 
@@ -88,7 +90,7 @@ def test_interrupt_checkpoints_mid_epoch_and_resumes_exactly(tmp_path, digits):
     an uninterrupted run bit for bit (CPU)."""
     cfg = config(method="byol", aug="strong", epochs=3, checkpoint_every=10)
     straight = train_run(cfg, tmp_path / "straight", data=digits)
-    steps = len(digits.train) // cfg.batch_size
+    steps = len(digits.pretrain) // cfg.batch_size
     polls = iter(range(10_000))
     stop_at = steps + 2  # inside epoch 2, after its second step
 

@@ -53,12 +53,13 @@ def load_dataset(
         val = _resize(val, image_size) if val is not None else None
     if subset is not None:
         train = train.take(class_balanced_subset(train.labels, subset, VAL_SEED + 1))
-    if val is None:
+    carved = val is None
+    if carved:
         train, val = carve_validation(train, val_fraction, val_max)
     elif len(val) > val_max:
         val = val.take(class_balanced_subset(val.labels, val_max, VAL_SEED))
     mean, std = channel_stats(train.images)
-    return DatasetSplits(name, train, val, test, list(raw.classes), mean, std)
+    return DatasetSplits(name, train, val, test, list(raw.classes), mean, std, val_carved=carved)
 
 
 def _resize(split: Split, size: int) -> Split:

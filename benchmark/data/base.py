@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -51,6 +52,10 @@ class RawDataset:
 
 @dataclass
 class DatasetSplits:
+    """`train` and `val` partition the official training split when val is carved from it (the
+    labelled splits the probe is fit and chosen on); `pretrain` is every training image, which
+    self-supervised pretraining, priors and the kNN bank use (labels unused by pretraining)."""
+
     name: str
     train: Split
     val: Split
@@ -58,6 +63,7 @@ class DatasetSplits:
     classes: list[str]
     mean: tuple[float, float, float]  # per-channel, in [0, 1], from the training split
     std: tuple[float, float, float]
+    val_carved: bool = True  # False where the dataset ships its own validation split (MedMNIST)
 
     @property
     def num_classes(self) -> int:
@@ -67,11 +73,19 @@ class DatasetSplits:
     def image_size(self) -> int:
         return self.train.images.shape[1]
 
+    @functools.cached_property
+    def pretrain(self) -> Split:
+        """train + val (rows in that order) where val was carved from train, else train."""
+        if not self.val_carved:
+            return self.train
+        return Split(np.concatenate([self.train.images, self.val.images]),
+                     np.concatenate([self.train.labels, self.val.labels]))
+
     def fingerprint(self) -> str:
-        """Content hash of the training images and labels: keys caches that depend on the data."""
+        """Content hash of the pretraining images and labels: keys caches that depend on the data."""
         digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.train.images).data)
-        digest.update(np.ascontiguousarray(self.train.labels).data)
+        digest.update(np.ascontiguousarray(self.pretrain.images).data)
+        digest.update(np.ascontiguousarray(self.pretrain.labels).data)
         return digest.hexdigest()[:16]
 
 

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.distributed import gather
-from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp, off_diagonal_squares
+from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
+from benchmark.methods.base import (
+    METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp, off_diagonal_squares,
+)
 
 
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: float = 1e-5) -> torch.Tensor:
@@ -23,21 +26,27 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: flo
 
 
 @dataclass(frozen=True)
-class BarlowParams:
-    proj_hidden_dim: int = 2048
-    proj_output_dim: int = 2048
-    lambd: float = 0.0051
-    scale_loss: float = 1.0
+class BarlowParams(MethodParams):
+    proj_hidden_dim: int = 2048  # solo-learn scripts/pretrain/cifar/barlow.yaml: method_kwargs
+    proj_output_dim: int = 2048  # same file
+    lambd: float = 0.0051  # solo-learn solo/methods/barlow_twins.py: method_kwargs.lamb default
+    scale_loss: float = 0.1  # solo-learn scripts/pretrain/cifar/barlow.yaml: method_kwargs
 
 
 @METHODS.register("barlow")
 class BarlowTwins(SSLMethod):
     Params = BarlowParams
-    recipe = Recipe(optimizer="lars", lr=0.3, weight_decay=1e-4)
+    recipe = Recipe(  # solo-learn scripts/pretrain/cifar/barlow.yaml (optimizer block; augmentations: asymmetric)
+        optimizer="lars", lr=0.3, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,
+        source="solo-learn scripts/pretrain/cifar/barlow.yaml",
+        heads_source="solo-learn solo/methods/barlow_twins.py",
+        strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
+    )
 
     def __init__(self, backbone, feat_dim: int, params: BarlowParams, context: MethodContext):
         super().__init__(backbone)
         self.params = params
+        # solo-learn solo/methods/barlow_twins.py: (Linear-BN-ReLU) x 2, Linear
         self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_hidden_dim, params.proj_output_dim])
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:

@@ -1,29 +1,57 @@
-"""What every method shares: its registry, its optimiser recipe, and small helpers."""
+"""What every method shares: its registry, its reference recipe, its common settings, small helpers.
+
+Each method's file holds its recipe: the optimiser, learning rate, weight decay, warm-up and strong
+augmentation of solo-learn's CIFAR recipe for it (the base of the official GPS code), every value
+with the file it comes from. Heads and loss settings are the defaults of the method's Params.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
 
+from benchmark.augment import StrongRecipe
+from benchmark.optim import WARMUP_EPOCHS, WARMUP_START_LR
 from benchmark.registry import Registry
 
 METHODS: Registry[type] = Registry("method")
 
+# optimizer.kwargs of every solo-learn CIFAR recipe (scripts/pretrain/cifar/<method>.yaml)
+SOLO_CIFAR_LARS = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
+
 
 @dataclass(frozen=True)
 class Recipe:
-    """The published optimiser settings; lr is the base lr for a batch of 256 (scaled linearly)."""
+    """The reference training recipe of a method: lr is the base lr for a batch of 256 (scaled
+    linearly, as solo-learn does), `strong` the method's own strong augmentation, `source` the file
+    of the optimiser values, `heads_source` the file its heads and loss follow."""
 
     optimizer: str
     lr: float
     weight_decay: float
+    strong: StrongRecipe
+    source: str
+    heads_source: str
+    optimizer_args: Mapping[str, Any] = field(default_factory=dict)
+    warmup_epochs: int = WARMUP_EPOCHS
+    warmup_start_lr: float = WARMUP_START_LR
+
+
+@dataclass(frozen=True)
+class MethodParams:
+    """Settings every method has (each method's Params extends it)."""
+
+    # solo-learn runs the backbone once per view (solo/methods/base.py, training_step over the crops),
+    # so BatchNorm normalises each view with its own statistics; false: both views in one pass (joint)
+    bn_per_view: bool = True
 
 
 @dataclass(frozen=True)
 class MethodContext:
-    """Facts about the run a method may size itself by (e.g. NNCLR's queue <= training images)."""
+    """Facts about the run a method may size itself by."""
 
     num_train: int
     epochs: int
@@ -34,30 +62,37 @@ class SSLMethod(nn.Module):
     `uses_pair_ids` also gets ids=(anchor indices, positive indices) (SimCLR's false-negative mask)."""
 
     uses_pair_ids = False
+    params: MethodParams
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def embed_pair(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backbone features of both views in one pass (one kernel launch per layer instead of two)."""
-        h = self.backbone(torch.cat([v1, v2]))
-        return h.chunk(2)
+    def embed_pair(self, v1: torch.Tensor, v2: torch.Tensor, network: nn.Module | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`network`'s (default: the backbone's) outputs of both views: one pass per view (BatchNorm
+        statistics per view, the reference's way) or, with bn_per_view false, one pass over both."""
+        network = network or self.backbone
+        if self.params.bn_per_view:
+            return network(v1), network(v2)
+        return network(torch.cat([v1, v2])).chunk(2)
 
     def after_step(self, progress: float) -> None:
         """Called after each optimiser step with progress in [0, 1]; default: nothing."""
 
 
-def mlp(dims: list[int], last_bn: bool = False) -> nn.Sequential:
-    """Linear-BN-ReLU blocks between the given widths; the last layer is linear (optionally + BN)."""
+def mlp(dims: list[int], last_bn: bool = False, last_bn_affine: bool = True, hidden_bn: bool = True) -> nn.Sequential:
+    """Linear(-BN)-ReLU blocks between the given widths; the last layer is linear (optionally + BN).
+    Every Linear has a bias, as solo-learn's heads (a bias before BatchNorm is cancelled by it)."""
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
         last = i == len(dims) - 2
-        layers.append(nn.Linear(dims[i], dims[i + 1], bias=last and not last_bn))  # BN follows otherwise
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
         if not last:
-            layers += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU(inplace=True)]
+            layers += [nn.BatchNorm1d(dims[i + 1])] if hidden_bn else []
+            layers.append(nn.ReLU())
         elif last_bn:
-            layers.append(nn.BatchNorm1d(dims[i + 1], affine=False))
+            layers.append(nn.BatchNorm1d(dims[i + 1], affine=last_bn_affine))
     return nn.Sequential(*layers)
 
 

@@ -11,7 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.errors import ConfigError
-from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
+from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
+from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -25,12 +26,12 @@ def ema_momentum(base: float, final: float, progress: float) -> float:
 
 
 @dataclass(frozen=True)
-class BYOLParams:
-    proj_hidden_dim: int = 4096
-    proj_output_dim: int = 256
-    pred_hidden_dim: int = 4096
-    tau_base: float = 0.99
-    tau_final: float = 1.0
+class BYOLParams(MethodParams):
+    proj_hidden_dim: int = 4096  # solo-learn scripts/pretrain/cifar/byol.yaml: method_kwargs
+    proj_output_dim: int = 256  # same file
+    pred_hidden_dim: int = 4096  # same file
+    tau_base: float = 0.99  # same file: momentum.base_tau
+    tau_final: float = 1.0  # same file: momentum.final_tau
 
     def validate(self) -> None:
         if not 0.0 <= self.tau_base <= self.tau_final <= 1.0:
@@ -40,11 +41,17 @@ class BYOLParams:
 @METHODS.register("byol")
 class BYOL(SSLMethod):
     Params = BYOLParams
-    recipe = Recipe(optimizer="lars", lr=1.0, weight_decay=1e-5)
+    recipe = Recipe(  # solo-learn scripts/pretrain/cifar/byol.yaml (optimizer block; augmentations: asymmetric)
+        optimizer="lars", lr=1.0, weight_decay=1e-5, optimizer_args=SOLO_CIFAR_LARS,
+        source="solo-learn scripts/pretrain/cifar/byol.yaml",
+        heads_source="solo-learn solo/methods/byol.py",
+        strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
+    )
 
     def __init__(self, backbone, feat_dim: int, params: BYOLParams, context: MethodContext):
         super().__init__(backbone)
         self.params = params
+        # solo-learn solo/methods/byol.py: Linear-BN-ReLU-Linear for both
         self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_output_dim])
         self.predictor = mlp([params.proj_output_dim, params.pred_hidden_dim, params.proj_output_dim])
         self.target = nn.Sequential(copy.deepcopy(backbone), copy.deepcopy(self.projector))
@@ -55,7 +62,7 @@ class BYOL(SSLMethod):
         h1, h2 = self.embed_pair(v1, v2)
         p1, p2 = self.predictor(self.projector(h1)), self.predictor(self.projector(h2))
         with torch.no_grad():
-            t1, t2 = self.target(torch.cat([v1, v2])).chunk(2)
+            t1, t2 = self.embed_pair(v1, v2, self.target)
         return byol_loss(p1, t2) + byol_loss(p2, t1)
 
     @torch.no_grad()

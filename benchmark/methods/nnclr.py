@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
 from benchmark.distributed import gather
 from benchmark.errors import ConfigError
-from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
+from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
 
 
 def nnclr_loss(nn1: torch.Tensor, p2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -19,43 +20,49 @@ def nnclr_loss(nn1: torch.Tensor, p2: torch.Tensor, temperature: float) -> torch
 
 
 @dataclass(frozen=True)
-class NNCLRParams:
-    proj_hidden_dim: int = 2048
-    proj_output_dim: int = 256
-    pred_hidden_dim: int = 4096
-    queue_size: int = 65536  # capped at the number of training images
-    temperature: float = 0.2
+class NNCLRParams(MethodParams):
+    proj_hidden_dim: int = 2048  # solo-learn scripts/pretrain/cifar/nnclr.yaml: method_kwargs
+    proj_output_dim: int = 256  # same file
+    pred_hidden_dim: int = 4096  # same file
+    queue_size: int = 65536  # same file (not capped: a queue larger than the data holds repeats)
+    temperature: float = 0.2  # same file
 
     def validate(self) -> None:
         if self.temperature <= 0:
             raise ConfigError(f"method_args.temperature must be > 0, got {self.temperature}")
+        if self.queue_size < 1:
+            raise ConfigError(f"method_args.queue_size must be >= 1, got {self.queue_size}")
 
 
 @METHODS.register("nnclr")
 class NNCLR(SSLMethod):
     Params = NNCLRParams
-    recipe = Recipe(optimizer="lars", lr=0.4, weight_decay=1e-5)
+    recipe = Recipe(  # solo-learn scripts/pretrain/cifar/nnclr.yaml (optimizer block; augmentations: asymmetric)
+        optimizer="lars", lr=0.4, weight_decay=1e-5, optimizer_args=SOLO_CIFAR_LARS,
+        source="solo-learn scripts/pretrain/cifar/nnclr.yaml",
+        heads_source="solo-learn solo/methods/nnclr.py",
+        strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
+    )
 
     def __init__(self, backbone, feat_dim: int, params: NNCLRParams, context: MethodContext):
         super().__init__(backbone)
         self.params = params
+        # solo-learn solo/methods/nnclr.py: projector (Linear-BN-ReLU) x 2, Linear-BN (affine);
+        # predictor Linear-BN-ReLU-Linear
         dims = [feat_dim, params.proj_hidden_dim, params.proj_hidden_dim, params.proj_output_dim]
         self.projector = mlp(dims, last_bn=True)
         self.predictor = mlp([params.proj_output_dim, params.pred_hidden_dim, params.proj_output_dim])
-        size = max(1, min(params.queue_size, context.num_train))
-        self.register_buffer("queue", torch.zeros(size, params.proj_output_dim))
+        # solo-learn: the queue starts as random unit vectors, so the first steps' "neighbours" are noise
+        # that real projections soon displace (each is nearer its kind than a random direction)
+        queue = F.normalize(torch.randn(params.queue_size, params.proj_output_dim), dim=1)
+        self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
         self._pending: torch.Tensor | None = None
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
-        """Nearest queue entry (cosine) of each row; the row itself while the queue is still empty."""
-        z = F.normalize(z.float(), dim=1)
-        sims = z @ self.queue.T
-        valid = torch.arange(len(self.queue), device=z.device) < self.queue_filled
-        sims = sims.masked_fill(~valid, float("-inf"))
-        found = self.queue[sims.argmax(dim=1)]
-        return torch.where(self.queue_filled > 0, found, z)
+        """The most cosine-similar queue entry of each row."""
+        sims = F.normalize(z.float(), dim=1) @ self.queue.T
+        return self.queue[sims.argmax(dim=1)]
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
@@ -76,5 +83,4 @@ class NNCLR(SSLMethod):
         slots = (self.queue_ptr + torch.arange(len(batch), device=batch.device)) % size
         self.queue.index_copy_(0, slots, batch.to(self.queue.dtype))
         self.queue_ptr.copy_((self.queue_ptr + len(batch)) % size)
-        self.queue_filled.copy_(torch.clamp(self.queue_filled + len(batch), max=size))
         self._pending = None

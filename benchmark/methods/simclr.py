@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from benchmark.distributed import gather, gather_ids
 from benchmark.errors import ConfigError
-from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod, mlp
+from benchmark.augment import ReferencePipeline, StrongRecipe
+from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
 
 
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
@@ -37,10 +38,10 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
 
 
 @dataclass(frozen=True)
-class SimCLRParams:
-    proj_hidden_dim: int = 2048
-    proj_output_dim: int = 256
-    temperature: float = 0.2
+class SimCLRParams(MethodParams):
+    proj_hidden_dim: int = 2048  # solo-learn scripts/pretrain/cifar/simclr.yaml: method_kwargs
+    proj_output_dim: int = 256  # same file
+    temperature: float = 0.2  # same file
     mask_false_negatives: bool = False  # GPS: a positive that is also an anchor is not a negative
 
     def validate(self) -> None:
@@ -48,15 +49,34 @@ class SimCLRParams:
             raise ConfigError(f"method_args.temperature must be > 0, got {self.temperature}")
 
 
+# solo-learn's `symmetric.yaml`, SimCLR's augmentation file; both views alike (num_crops: 2)
+_SYMMETRIC_VIEW = {
+    "crop": True, "crop_scale": (0.08, 1.0),  # rrc: crop_min_scale 0.08, crop_max_scale 1.0
+    "jitter_p": 0.8, "brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2,  # color_jitter
+    "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0, "flip_p": 0.5,
+}
+
+
 @METHODS.register("simclr")
 class SimCLR(SSLMethod):
     Params = SimCLRParams
-    recipe = Recipe(optimizer="lars", lr=0.4, weight_decay=1e-5)
+    recipe = Recipe(  # solo-learn scripts/pretrain/cifar/simclr.yaml (optimizer block)
+        optimizer="lars", lr=0.4, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,
+        source="solo-learn scripts/pretrain/cifar/simclr.yaml",
+        heads_source="solo-learn solo/methods/simclr.py",
+        strong=StrongRecipe(
+            small=ReferencePipeline(_SYMMETRIC_VIEW, _SYMMETRIC_VIEW,
+                                    "solo-learn scripts/pretrain/cifar/augmentations/symmetric.yaml"),
+            large=ReferencePipeline(_SYMMETRIC_VIEW, _SYMMETRIC_VIEW,  # the same values at 224 px
+                                    "solo-learn scripts/pretrain/imagenet-100/augmentations/symmetric.yaml"),
+        ),
+    )
 
     def __init__(self, backbone, feat_dim: int, params: SimCLRParams, context: MethodContext):
         super().__init__(backbone)
         self.params = params
-        self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_output_dim])
+        # solo-learn solo/methods/simclr.py: Linear-ReLU-Linear, no BatchNorm
+        self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_output_dim], hidden_bn=False)
         self.uses_pair_ids = params.mask_false_negatives
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor, ids=None) -> torch.Tensor:

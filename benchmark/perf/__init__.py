@@ -60,7 +60,7 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
 
     step = timed("step", step_figures, config, data, device, quick, workers)
     figures = step.figures
-    knn = timed("knn", knn_figures, data.train.images, device, sizes.exact_images, sizes.approx_images)
+    knn = timed("knn", knn_figures, data.pretrain.images, device, sizes.exact_images, sizes.approx_images)
     registry = timed("registry", registry_seconds, sizes.registry_seeds)
     report = {
         "figures_images_per_s": figures,

@@ -23,34 +23,52 @@ from benchmark.syncs import record_host_syncs, summarize
 from benchmark.train import PairStep, build_parts
 
 
+class PILGaussianBlur:
+    """solo-learn's blur (solo/data/pretrain_dataloader.py): PIL's GaussianBlur with a uniform sigma."""
+
+    def __init__(self, sigma: tuple[float, float]):
+        self.sigma = sigma
+
+    def __call__(self, image):
+        import random
+
+        from PIL import ImageFilter
+
+        return image.filter(ImageFilter.GaussianBlur(radius=random.uniform(*self.sigma)))
+
+
 def torchvision_pipeline(params: AugmentParams, mean, std, size: int):
-    """The same augmentation as `params`, the usual way: torchvision transforms on PIL images."""
+    """The same augmentation as `params`, the usual way: torchvision transforms on PIL images, in
+    solo-learn's order (crop, jitter, grayscale, blur, solarisation, flip)."""
     import torchvision.transforms as T
 
     steps = []
+    mode = T.InterpolationMode(params.interpolation)
     if params.crop:
-        steps.append(T.RandomResizedCrop(params.size or size, scale=params.crop_scale, ratio=params.crop_ratio))
+        steps.append(T.RandomResizedCrop(params.size or size, scale=params.crop_scale, ratio=params.crop_ratio,
+                                         interpolation=mode))
     elif params.size and params.size != size:
-        steps.append(T.Resize(params.size))
-    if params.flip_p:
-        steps.append(T.RandomHorizontalFlip(params.flip_p))
+        steps.append(T.Resize(params.size, interpolation=mode))
     if params.jitter_p:
         jitter = T.ColorJitter(params.brightness, params.contrast, params.saturation, params.hue)
         steps.append(T.RandomApply([jitter], p=params.jitter_p))
     if params.grayscale_p:
         steps.append(T.RandomGrayscale(params.grayscale_p))
     if params.blur_p:
-        kernel = max(3, int(0.1 * (params.size or size)) // 2 * 2 + 1)
-        steps.append(T.RandomApply([T.GaussianBlur(kernel, params.blur_sigma)], p=params.blur_p))
+        steps.append(T.RandomApply([PILGaussianBlur(params.blur_sigma)], p=params.blur_p))
     if params.solarize_p:
         steps.append(T.RandomSolarize(128, p=params.solarize_p))
+    if params.flip_p:
+        steps.append(T.RandomHorizontalFlip(params.flip_p))
     steps += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)
 
 
 class TwoViewDataset(torch.utils.data.Dataset):
-    def __init__(self, images: np.ndarray, transform):
-        self.images, self.transform = images, transform
+    """Each image twice, through the first and the second view's transforms."""
+
+    def __init__(self, images: np.ndarray, transforms: tuple):
+        self.images, self.transforms = images, transforms
 
     def __len__(self) -> int:
         return len(self.images)
@@ -59,7 +77,7 @@ class TwoViewDataset(torch.utils.data.Dataset):
         from PIL import Image
 
         image = Image.fromarray(self.images[i])
-        return self.transform(image), self.transform(image)
+        return tuple(transform(image) for transform in self.transforms)
 
 
 def _rate(fn: Callable[[], None], views_per_call: int, device: torch.device, warmup: int, seconds: float,
@@ -123,9 +141,10 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
     figures["data_pipeline"] = _rate(lambda: step.views(anchors()), views, device, **budget)
     figures["sampler"] = _rate(lambda: parts.gps.sampler(fixed_anchors, parts.generator), views, device, **budget)
 
-    transform = torchvision_pipeline(parts.augment.params, data.mean, data.std, data.image_size)
+    pipelines = (parts.augment.views.view1, parts.augment.views.view2)
+    transforms = tuple(torchvision_pipeline(p, data.mean, data.std, data.image_size) for p in pipelines)
     loader = torch.utils.data.DataLoader(
-        TwoViewDataset(data.train.images, transform), batch_size=batch, shuffle=True, drop_last=True,
+        TwoViewDataset(data.pretrain.images, transforms), batch_size=batch, shuffle=True, drop_last=True,
         num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers > 0 else None,
     )

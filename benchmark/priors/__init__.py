@@ -70,7 +70,8 @@ class Embedding:
 
 
 def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: torch.device) -> Embedding:
-    """The prior's embedding of the training images: from the cache, or computed and cached."""
+    """The prior's embedding of the pretraining images (every training image): from the cache, or
+    computed and cached."""
     started = time.perf_counter()
     key = embedding_key(prior, spec, data)
     path = Path(cache_root) / "embeddings" / f"{key}.npy"
@@ -78,9 +79,9 @@ def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: to
         vectors = torch.from_numpy(np.load(path))
         return Embedding(vectors, key, time.perf_counter() - started, cached=True)
     vectors = prior.embed(data, device).float().contiguous()
-    if len(vectors) != len(data.train) or not torch.isfinite(vectors).all():
+    if len(vectors) != len(data.pretrain) or not torch.isfinite(vectors).all():
         raise RuntimeError(f"prior {spec!r} gave {tuple(vectors.shape)} embeddings (finite: "
-                           f"{bool(torch.isfinite(vectors).all())}) for {len(data.train)} images")
+                           f"{bool(torch.isfinite(vectors).all())}) for {len(data.pretrain)} images")
     atomic_write_arrays(path, vectors.numpy())
     atomic_write_json(path.with_suffix(".json"), {"prior": spec, "dataset": data.name, "shape": list(vectors.shape)})
     return Embedding(vectors, key, time.perf_counter() - started, cached=False)

@@ -85,7 +85,7 @@ class _AutoencoderPrior(Prior):
         p = self.params
         torch.manual_seed(p.seed)
         generator = torch.Generator(device=device).manual_seed(p.seed)
-        x = _prepare(data.train.images, p.size, device)
+        x = _prepare(data.pretrain.images, p.size, device)
         model = ConvAutoencoder(p.size, p.latent_dim, self.variational, p.beta).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
         for _ in range(p.epochs):

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from benchmark.backbones import (
-    CIFAR_STEM_MAX_SIZE, build_backbone, check_backbone, load_weights, resolve_backbone_name,
+    CIFAR_STEM_MAX_SIZE, build_backbone, check_backbone, load_state, load_weights, resolve_backbone_name,
 )
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, choice_error
 from benchmark.evaluate import extract_features
 from benchmark.priors.base import PRIORS, Prior, file_digest
 from benchmark.rundir import read_json
@@ -39,17 +39,38 @@ class RandomPrior(Prior):
     def embed(self, data, device: torch.device) -> torch.Tensor:
         torch.manual_seed(self.params.seed)
         model, _ = build_backbone(self.params.backbone, data.image_size)
-        return extract_features(model.to(device), data.train.images, data.mean, data.std, device).cpu()
+        return extract_features(model.to(device), data.pretrain.images, data.mean, data.std, device).cpu()
+
+
+PRIOR_INPUTS = ("model", "native")
+TORCHVISION_WEIGHTS = "torchvision:"  # prior_args.weights: torchvision:<weights tag>, e.g. torchvision:IMAGENET1K_V2
 
 
 @dataclass(frozen=True)
-class PretrainedParams:
-    weights: str | None = None  # local weights file; None = download (timm: HF hub; clip: `pretrained` tag)
-    pretrained: str | None = None  # clip only: open_clip's pretrained tag, e.g. "openai", "laion2b_s34b_b79k"
+class TimmParams:
+    # a local weights file; `torchvision:<tag>`: torchvision's weights of the same model (timm's ResNets
+    # share torchvision's parameter names), downloaded by torchvision; None: timm's default weights
+    weights: str | None = None
+    batch_size: int = 256
+    # model: the model's resolution and normalisation. native: the dataset's own resolution and mean/std,
+    # as the official GPS code feeds its ImageNet ResNet-50 (32 px CIFAR images, CIFAR's statistics)
+    input: str = "model"
+
+    def validate(self) -> None:
+        if self.input not in PRIOR_INPUTS:
+            raise choice_error("prior_args.input", self.input, PRIOR_INPUTS)
+
+
+@dataclass(frozen=True)
+class ClipParams:
+    weights: str | None = None  # local weights file; None: the `pretrained` tag (downloads)
+    pretrained: str | None = None  # open_clip's pretrained tag, e.g. "openai", "laion2b_s34b_b79k"
     batch_size: int = 256
 
 
-def _weights_identity(params: PretrainedParams, fallback: str) -> str:
+def _weights_identity(params: TimmParams | ClipParams, fallback: str) -> str:
+    if params.weights and params.weights.startswith(TORCHVISION_WEIGHTS):
+        return params.weights
     if params.weights:
         path = Path(params.weights)
         if not path.is_file():
@@ -58,12 +79,29 @@ def _weights_identity(params: PretrainedParams, fallback: str) -> str:
     return fallback
 
 
+def _torchvision_state(model_name: str, spec: str) -> dict:
+    """torchvision's weights `spec` (torchvision:<tag>) of a model: its state dict, downloaded once
+    into torch's hub cache. timm's ResNets use torchvision's parameter names, so the dict loads as is."""
+    import torchvision
+
+    tag = spec[len(TORCHVISION_WEIGHTS):]
+    try:
+        weights = torchvision.models.get_model_weights(model_name)[tag]
+    except (ValueError, KeyError):
+        raise ConfigError(f"prior_args.weights {spec!r}: torchvision has no weights {tag!r} for {model_name!r}") from None
+    try:
+        return weights.get_state_dict(progress=False)
+    except Exception as err:  # no network: the message says what to do instead
+        raise ConfigError(f"prior_args.weights {spec!r} could not be downloaded ({type(err).__name__}); "
+                          f"pass prior_args.weights=<local file> (torchvision's {model_name} state dict)") from None
+
+
 @PRIORS.register("timm")
 class TimmPrior(Prior):
-    """`timm:<model>`: pooled features of a pretrained timm model, on images resized to the model's
-    resolution and normalised with its statistics."""
+    """`timm:<model>`: pooled features of a pretrained timm model, on images at the model's resolution
+    and normalisation (`input: model`) or at the dataset's own (`input: native`, the paper's way)."""
 
-    Params = PretrainedParams
+    Params = TimmParams
     needs_arg = True
 
     @classmethod
@@ -76,32 +114,45 @@ class TimmPrior(Prior):
     def _model(self):
         import timm
 
+        weights = self.params.weights
         try:
-            model = timm.create_model(self.arg, pretrained=self.params.weights is None, num_classes=0)
+            model = timm.create_model(self.arg, pretrained=weights is None, num_classes=0)
         except Exception as err:
             raise ConfigError(
                 f"prior timm:{self.arg}: pretrained weights could not be fetched ({type(err).__name__}); "
                 "pass prior_args.weights=<local file>"
             ) from None
-        if self.params.weights:
-            load_weights(model, Path(self.params.weights))
+        if weights and weights.startswith(TORCHVISION_WEIGHTS):
+            load_state(model, _torchvision_state(self.arg, weights), weights)
+        elif weights:
+            load_weights(model, Path(weights))
         cfg = timm.data.resolve_data_config({}, model=model)
         return model, cfg
 
+    def _input(self, data, cfg) -> tuple[tuple, tuple, int | None]:
+        """Normalisation and resolution the images are fed at (see PretrainedParams.input)."""
+        if self.params.input == "native":
+            return data.mean, data.std, None
+        return cfg["mean"], cfg["std"], cfg["input_size"][-1]
+
     def identity(self, data) -> dict:
-        return {"weights": _weights_identity(self.params, f"timm-pretrained:{self.arg}")}
+        identity = {"weights": _weights_identity(self.params, f"timm-pretrained:{self.arg}")}
+        if self.params.input == "native":
+            identity.update(mean=data.mean, std=data.std)
+        return identity
 
     def embed(self, data, device: torch.device) -> torch.Tensor:
         model, cfg = self._model()
-        return extract_features(model.to(device), data.train.images, cfg["mean"], cfg["std"], device,
-                                batch_size=self.params.batch_size, size=cfg["input_size"][-1]).cpu()
+        mean, std, size = self._input(data, cfg)
+        return extract_features(model.to(device), data.pretrain.images, mean, std, device,
+                                batch_size=self.params.batch_size, size=size).cpu()
 
 
 @PRIORS.register("clip")
 class ClipPrior(Prior):
     """`clip:<model>`: open_clip's image encoder (pretrained tag or a local weights file)."""
 
-    Params = PretrainedParams
+    Params = ClipParams
     needs_arg = True
 
     @classmethod
@@ -131,7 +182,7 @@ class ClipPrior(Prior):
         size = visual.image_size[0] if isinstance(visual.image_size, (tuple, list)) else visual.image_size
         mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
         std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-        return extract_features(model.to(device), data.train.images, mean, std, device,
+        return extract_features(model.to(device), data.pretrain.images, mean, std, device,
                                 batch_size=self.params.batch_size, size=size, forward=model.encode_image).cpu()
 
 
@@ -168,7 +219,12 @@ class RunPrior(Prior):
     def embed(self, data, device: torch.device) -> torch.Tensor:
         run = self.run_dir()
         config = read_json(run / "config.json")
-        stem = data.image_size <= CIFAR_STEM_MAX_SIZE and not (config.get("pretrained") or config.get("weights"))
-        model, _ = build_backbone(config["backbone"], data.image_size, cifar_stem=stem)
+        pretrained_init = bool(config.get("pretrained") or config.get("weights"))
+        # the architecture the run trained: its result names it; else as its config resolves here
+        name = resolve_backbone_name(config["backbone"], data.image_size, pretrained_init)
+        if (run / "result.json").is_file():
+            name = read_json(run / "result.json").get("backbone", name)
+        stem = data.image_size <= CIFAR_STEM_MAX_SIZE and not pretrained_init
+        model, _ = build_backbone(name, data.image_size, cifar_stem=stem)
         load_weights(model, run / "checkpoint.pt")
-        return extract_features(model.to(device), data.train.images, data.mean, data.std, device).cpu()
+        return extract_features(model.to(device), data.pretrain.images, data.mean, data.std, device).cpu()

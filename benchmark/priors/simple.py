@@ -30,7 +30,7 @@ class PixelPrior(Prior):
 
     @torch.no_grad()
     def embed(self, data, device: torch.device) -> torch.Tensor:
-        x = torch.as_tensor(data.train.images).to(device).flatten(1).float() / 255
+        x = torch.as_tensor(data.pretrain.images).to(device).flatten(1).float() / 255
         x = x - x.mean(dim=0)
         if self.params.pca_dim:
             k = min(self.params.pca_dim, *x.shape)

@@ -1,0 +1,148 @@
+"""Every reference-recipe value pinned against the file it comes from, README's recipe table against
+the recipes, and the fairness rule: a GPS cell and its plain twin train with the same augmentation.
+
+The values below were read from vturrisi/solo-learn at 9187ea3 (the official GPS code,
+aarashfeizi/gps-ssl, carries the same CIFAR files); changing a recipe means changing this table too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmark.augment import LARGE_IMAGE_SIZE, resolve_aug_params
+from benchmark.config import RunConfig
+from benchmark.methods import METHODS
+from benchmark.optim import LARSParams, resolve_optim
+from benchmark.recipes import recipe_table
+
+REPO = Path(__file__).resolve().parent.parent
+CIFAR = "scripts/pretrain/cifar"
+
+# (method, value name, value, source file in solo-learn)
+OPTIMISER_VALUES = [
+    ("simclr", "lr", 0.4, f"{CIFAR}/simclr.yaml"),
+    ("simclr", "weight_decay", 1e-4, f"{CIFAR}/simclr.yaml"),
+    ("byol", "lr", 1.0, f"{CIFAR}/byol.yaml"),
+    ("byol", "weight_decay", 1e-5, f"{CIFAR}/byol.yaml"),
+    ("nnclr", "lr", 0.4, f"{CIFAR}/nnclr.yaml"),
+    ("nnclr", "weight_decay", 1e-5, f"{CIFAR}/nnclr.yaml"),
+    ("vicreg", "lr", 0.3, f"{CIFAR}/vicreg.yaml"),
+    ("vicreg", "weight_decay", 1e-4, f"{CIFAR}/vicreg.yaml"),
+    ("barlow", "lr", 0.3, f"{CIFAR}/barlow.yaml"),
+    ("barlow", "weight_decay", 1e-4, f"{CIFAR}/barlow.yaml"),
+]
+# every CIFAR recipe: optimizer name lars, batch_size 256, kwargs clip_lr True, eta 0.02, exclude_bias_n_norm True
+LARS_VALUES = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
+SCHEDULE_VALUES = {"warmup_epochs": 10, "warmup_start_lr": 3e-5}  # solo/methods/base.py defaults
+MOMENTUM = 0.9  # solo/args/pretrain.py: lars momentum default
+
+HEAD_AND_LOSS_VALUES = [
+    ("simclr", "proj_hidden_dim", 2048, f"{CIFAR}/simclr.yaml"),
+    ("simclr", "proj_output_dim", 256, f"{CIFAR}/simclr.yaml"),
+    ("simclr", "temperature", 0.2, f"{CIFAR}/simclr.yaml"),
+    ("byol", "proj_hidden_dim", 4096, f"{CIFAR}/byol.yaml"),
+    ("byol", "proj_output_dim", 256, f"{CIFAR}/byol.yaml"),
+    ("byol", "pred_hidden_dim", 4096, f"{CIFAR}/byol.yaml"),
+    ("byol", "tau_base", 0.99, f"{CIFAR}/byol.yaml"),
+    ("byol", "tau_final", 1.0, f"{CIFAR}/byol.yaml"),
+    ("nnclr", "proj_hidden_dim", 2048, f"{CIFAR}/nnclr.yaml"),
+    ("nnclr", "proj_output_dim", 256, f"{CIFAR}/nnclr.yaml"),
+    ("nnclr", "pred_hidden_dim", 4096, f"{CIFAR}/nnclr.yaml"),
+    ("nnclr", "queue_size", 65536, f"{CIFAR}/nnclr.yaml"),
+    ("nnclr", "temperature", 0.2, f"{CIFAR}/nnclr.yaml"),
+    ("vicreg", "proj_hidden_dim", 2048, f"{CIFAR}/vicreg.yaml"),
+    ("vicreg", "proj_output_dim", 2048, f"{CIFAR}/vicreg.yaml"),
+    ("vicreg", "sim_weight", 25.0, f"{CIFAR}/vicreg.yaml"),
+    ("vicreg", "var_weight", 25.0, f"{CIFAR}/vicreg.yaml"),
+    ("vicreg", "cov_weight", 1.0, f"{CIFAR}/vicreg.yaml"),
+    ("vicreg", "variance_reduction", "sum", "solo/losses/vicreg.py"),
+    ("barlow", "proj_hidden_dim", 2048, f"{CIFAR}/barlow.yaml"),
+    ("barlow", "proj_output_dim", 2048, f"{CIFAR}/barlow.yaml"),
+    ("barlow", "scale_loss", 0.1, f"{CIFAR}/barlow.yaml"),
+    ("barlow", "lambd", 0.0051, "solo/methods/barlow_twins.py"),
+] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
+
+_ASYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
+               "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "flip_p": 0.5}
+_SYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.8, "contrast": 0.8,
+              "saturation": 0.8, "hue": 0.2, "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0, "flip_p": 0.5}
+_VICREG = {"crop": True, "crop_scale": (0.2, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
+           "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "solarize_p": 0.1, "flip_p": 0.5}
+# (method, image size, view 1, view 2, source file): the strong DA of each method
+STRONG_VALUES = [
+    ("simclr", 32, _SYMMETRIC, _SYMMETRIC, f"{CIFAR}/augmentations/symmetric.yaml"),
+    ("simclr", 96, _SYMMETRIC, _SYMMETRIC, "scripts/pretrain/imagenet-100/augmentations/symmetric.yaml"),
+    ("vicreg", 32, _VICREG, _VICREG, f"{CIFAR}/vicreg.yaml"),
+    ("vicreg", 96, {**_VICREG, "blur_p": 0.5}, {**_VICREG, "blur_p": 0.5},
+     "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
+] + [
+    (m, 32, {**_ASYMMETRIC, "solarize_p": 0.0}, {**_ASYMMETRIC, "solarize_p": 0.2},
+     f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow")
+] + [
+    (m, 96, {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0}, {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
+     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow")
+]
+
+
+def test_the_pinned_tables_cover_every_method():
+    for table in (OPTIMISER_VALUES, HEAD_AND_LOSS_VALUES, STRONG_VALUES):
+        assert {row[0] for row in table} == set(METHODS.names())
+
+
+@pytest.mark.parametrize("method, key, value, source", OPTIMISER_VALUES)
+def test_optimiser_values(method, key, value, source):
+    recipe = METHODS.get(method).recipe
+    assert getattr(recipe, key) == value, f"{method}.{key} should be {value} ({source})"
+    assert recipe.source.endswith(f"{CIFAR}/{method}.yaml")
+    assert recipe.optimizer == "lars"
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "nnclr", "vicreg", "barlow"])
+def test_lars_and_schedule_values(method):
+    resolved = resolve_optim(RunConfig(method=method, epochs=200))
+    assert resolved["optimizer_args"] == {**dataclasses.asdict(LARSParams()), **LARS_VALUES, "momentum": MOMENTUM}
+    assert {k: resolved[k] for k in SCHEDULE_VALUES} == SCHEDULE_VALUES
+
+
+@pytest.mark.parametrize("method, key, value, source", HEAD_AND_LOSS_VALUES)
+def test_head_and_loss_values(method, key, value, source):
+    assert getattr(METHODS.get(method).Params(), key) == value, f"{method}.{key} should be {value} ({source})"
+
+
+@pytest.mark.parametrize("method, size, view1, view2, source", STRONG_VALUES)
+def test_strong_augmentation_values(method, size, view1, view2, source):
+    pair = resolve_aug_params("strong", {}, size, method)
+    for view, expected in ((pair.view1, view1), (pair.view2, view2)):
+        got = {key: getattr(view, key) for key in expected}
+        assert got == expected, f"{method} strong at {size} px should follow {source}"
+        assert view.interpolation == "bicubic"  # solo-learn's RandomResizedCrop: InterpolationMode.BICUBIC
+    assert METHODS.get(method).recipe.strong.at(size).source.endswith(source)
+    assert LARGE_IMAGE_SIZE == 96
+
+
+def test_readme_recipe_table_is_the_generated_one():
+    readme = (REPO / "README.md").read_text()
+    found = re.search(r"<!-- recipes:begin -->\n(.*?)<!-- recipes:end -->", readme, re.S)
+    assert found, "README.md lacks the recipe table markers"
+    assert found.group(1) == recipe_table(), "README's recipe table is stale: paste `gpsbench recipes` into it"
+
+
+@pytest.mark.parametrize("sweep", ["cifar10", "digits", "cifar100"])
+def test_a_gps_cell_and_its_plain_twin_train_with_the_same_augmentation(sweep):
+    """The fairness rule: in the shipped sweeps, the cells that differ only in their prior (plain SSL
+    and its GPS twins) resolve to the same pipelines for both views."""
+    from benchmark.sweep.plan import expand
+    from benchmark.sweep.spec import load_sweep
+
+    plan = expand(load_sweep(REPO / "sweeps" / f"{sweep}.yaml"))
+    twins: dict[tuple, set[str]] = {}
+    for cell in plan.cells:
+        key = tuple((axis, value) for axis, value in cell.axes.items() if axis != "prior")
+        c = cell.config
+        twins.setdefault(key, set()).add(repr(resolve_aug_params(c.aug, c.aug_args, 32, c.method)))
+    assert len(twins) * len(load_sweep(REPO / "sweeps" / f"{sweep}.yaml").grid["prior"]) == len(plan.cells)
+    assert all(len(pipelines) == 1 for pipelines in twins.values())
