@@ -58,8 +58,9 @@ def load_dataset(
         train, val = carve_validation(train, val_fraction, val_max)
     elif len(val) > val_max:
         val = val.take(class_balanced_subset(val.labels, val_max, VAL_SEED))
-    mean, std = channel_stats(train.images)
-    return DatasetSplits(name, train, val, test, list(raw.classes), mean, std, val_carved=carved)
+    splits = DatasetSplits(name, train, val, test, list(raw.classes), (0.0,) * 3, (1.0,) * 3, val_carved=carved)
+    splits.mean, splits.std = channel_stats(splits.pretrain.images)  # of every training image
+    return splits
 
 
 def _resize(split: Split, size: int) -> Split:

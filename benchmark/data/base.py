@@ -61,7 +61,7 @@ class DatasetSplits:
     val: Split
     test: Split
     classes: list[str]
-    mean: tuple[float, float, float]  # per-channel, in [0, 1], from the training split
+    mean: tuple[float, float, float]  # per-channel, in [0, 1], of the pretraining images
     std: tuple[float, float, float]
     val_carved: bool = True  # False where the dataset ships its own validation split (MedMNIST)
 
