@@ -120,7 +120,7 @@ def test_prior_command_builds_then_reuses_its_caches(tmp_path, capsys):
 
 def test_batch_larger_than_the_data_and_diverging_runs_are_one_line(tmp_path, capsys):
     code = main(["train", "--dataset", "digits", "--batch-size", "5000", "--epochs", "1", "--out", str(tmp_path / "a")])
-    assert code == 2 and "batch_size 5000 exceeds the 1293 training images" in capsys.readouterr().err
+    assert code == 2 and "batch_size 5000 exceeds the 1437 training images" in capsys.readouterr().err
     code = main(["train", "--dataset", "digits", "--epochs", "1", "--lr", "1e30", "--set", "optimizer=sgd",
                  "--set", "method_args.proj_hidden_dim=64", "--out", str(tmp_path / "b")])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gpsbench:")]
