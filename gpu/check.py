@@ -67,6 +67,7 @@ SWEEP_GRACE_S = 15  # a stopped sweep: SIGINT (its run saves `pending`), SIGKILL
 # ResNet-18, batch 512). The watcher replaces them by measured values as epochs and runs finish.
 EPOCH_S_DESIGN = 1.8  # DESIGN.md: the prototype step at 55,000 views/s, 100,000 views an epoch
 FIRST_RUN_SETUP_S = 30  # data from the cache, model, torch.compile (inductor's cache warm from perf)
+COLD_COMPILE_S = 45  # more for the first run when perf did not compile the same step before it
 RUN_SETUP_S = 15  # each later run: its model compiled again, from inductor's cache
 EVAL_S = 20  # final kNN + linear probe: features of 60,000 images, L-BFGS over 6 strengths, refit
 ONLINE_EVAL_S = 1.5  # one validation kNN (fp32 features of 50,000 images)
@@ -185,17 +186,19 @@ def perf_args(device: str, sizes: Sizes, data_path: Path, data_dir: Path, out: P
 
 
 # ================================================================================ the time plan
-def fixed_seconds(epochs: int, runs: int = PLANNED_RUNS) -> float:
-    """Estimated seconds of the sweep outside its training epochs."""
+def fixed_seconds(epochs: int, runs: int = PLANNED_RUNS, cold: bool = False) -> float:
+    """Estimated seconds of the sweep outside its training epochs (`cold`: nothing compiled before it)."""
     online = ONLINE_EVAL_S * (epochs // max(1, epochs // CURVE_POINTS))
-    return FIRST_RUN_SETUP_S + (runs - 1) * RUN_SETUP_S + runs * (EVAL_S + online) + GPS_SETUP_S
+    return (FIRST_RUN_SETUP_S + (COLD_COMPILE_S if cold else 0) + (runs - 1) * RUN_SETUP_S
+            + runs * (EVAL_S + online) + GPS_SETUP_S)
 
 
-def choose_epochs(budget_s: float, epoch_s: float, runs: int = PLANNED_RUNS, most: int = 200) -> int:
+def choose_epochs(budget_s: float, epoch_s: float, runs: int = PLANNED_RUNS, most: int = 200,
+                  cold: bool = False) -> int:
     """The most epochs (1..most) whose sweep, each epoch SAFETY times slower than `epoch_s`, fits."""
     best = 1
     for epochs in range(1, most + 1):
-        if fixed_seconds(epochs, runs) + runs * epochs * epoch_s * SAFETY <= budget_s:
+        if fixed_seconds(epochs, runs, cold) + runs * epochs * epoch_s * SAFETY <= budget_s:
             best = epochs
     return best
 
@@ -223,6 +226,7 @@ class RunProgress:
     started: float | None = None  # config.json's mtime: the run began
     finished: float | None = None  # result.json's mtime
     error: str | None = None
+    traceback: str | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -267,7 +271,8 @@ def read_runs(sweep_dir: Path) -> list[RunProgress]:
             pass
         result = _read_json(folder / "result.json")
         run = RunProgress(entry["run_id"], run_label(entry["axes"]), entry["axes"], status.get("state", "new"),
-                          epochs, result, config.get("epochs"), error=status.get("error"))
+                          epochs, result, config.get("epochs"), error=status.get("error"),
+                          traceback=status.get("traceback"))
         if (folder / "config.json").is_file():
             run.started = (folder / "config.json").stat().st_mtime
         if result is not None:
@@ -377,7 +382,8 @@ def collect_summary(out: Path, work: Path) -> dict:
         "perf": perf if perf else ({"partial": True, **phases} if phases else None),
         "runs": [{"label": r.label, "run_id": r.run_id, "state": r.state, "epochs_done": len(r.epochs),
                   "epochs_planned": r.planned_epochs, "steady_epoch_seconds": steady_epoch_seconds([r]),
-                  "wall_seconds": r.wall_seconds, "metrics": r.epochs, "result": r.result, "error": r.error}
+                  "wall_seconds": r.wall_seconds, "metrics": r.epochs, "result": r.result, "error": r.error,
+                  "traceback": r.traceback}
                  for r in runs],
         "extrapolated_200_epochs": extrapolate(strong) if strong else None,
         "extrapolated_200_epochs_each_run": {r.label: extrapolate(r) for r in runs},
@@ -477,6 +483,7 @@ def _run_lines(summary: dict) -> list[str]:
                      f"{_fmt(run['wall_seconds'], '.0f'):>8}  {curve or '-'}")
         if run.get("error"):
             lines.append(f"      error: {run['error']}")
+            lines += [f"      | {line}" for line in (run.get("traceback") or "").strip().splitlines()[-6:]]
     if by_label.get("weak gps") is not None and by_label.get("weak") is not None:
         gain = 100 * (by_label["weak gps"] - by_label["weak"])
         paper_gain = (paper["weak gps"] - paper["weak"]) if "weak gps" in paper and "weak" in paper else None
@@ -614,21 +621,23 @@ class SweepWatch:
                  on_behind: str):
         self.sweep_dir, self.epochs, self.deadline, self.budget = sweep_dir, epochs, deadline, budget
         self.out, self.work, self.on_behind = out, work, on_behind
-        self.seen: tuple = ()
+        self.seen: dict[str, tuple] = {}  # run_id -> (state, epochs) last seen
         self.warned = False
 
     def __call__(self) -> str | None:
         runs = read_runs(self.sweep_dir)
-        progress = tuple((r.state, len(r.epochs)) for r in runs)
-        if progress == self.seen:
+        changed = [r for r in runs if self.seen.get(r.run_id) != (r.state, len(r.epochs))]
+        if not changed:
             return None
-        self.seen = progress
+        self.seen.update({r.run_id: (r.state, len(r.epochs)) for r in changed})
         snapshot(self.out, self.work)
-        for run in runs:
+        for run in changed:
             if run.epochs:
                 last = run.epochs[-1]
                 print(f"[check] sweep: {run.label}: epoch {last['epoch']}/{self.epochs} "
-                      f"{last['epoch_seconds']:.2f} s, loss {last['loss']:.4f}", flush=True)
+                      f"{last['epoch_seconds']:.2f} s, loss {last['loss']:.4f}"
+                      + (f", val kNN {last['val_knn_acc']:.3f}" if "val_knn_acc" in last else "")
+                      + (f"; {run.state}" if run.state != "running" else ""), flush=True)
         remaining = project_remaining(runs, self.epochs)
         if remaining is None:
             return None
@@ -727,11 +736,12 @@ def cmd_run(argv: list[str]) -> int:
             report = _read_json(out / "perf.json") or _read_json(out / "perf-phases.json") or {}
             measured = epoch_seconds_from_perf(report)
             epoch_s = measured if measured is not None else EPOCH_S_DESIGN
-            epochs = choose_epochs(limit, epoch_s)
+            cold = measured is None  # perf did not compile the step: the first run compiles from scratch
+            epochs = choose_epochs(limit, epoch_s, cold=cold)
             basis = (f"{epoch_s:.2f} s per epoch " + ("from perf's pipeline figure" if measured is not None
                                                        else "(DESIGN.md's estimate: perf gave no pipeline figure)")
-                     + f", x{SAFETY} safety, {fixed_seconds(epochs):.0f} s estimated outside epochs, "
-                       f"{limit:.0f} s for the sweep")
+                     + f", x{SAFETY} safety, {fixed_seconds(epochs, cold=cold):.0f} s estimated outside "
+                       f"epochs, {limit:.0f} s for the sweep")
         record["plan"].update(epochs=epochs, epochs_basis=basis)
         print(f"[check] sweep: {epochs} epochs ({basis})", flush=True)
         overrides = sweep_overrides(args.device, sizes, epochs, data_path, data_dir, args.sets)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.augment import resolve_aug_params
 from benchmark.backbones import resolve_backbone_name
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
@@ -57,6 +58,8 @@ def test_sweep_file_plans_three_runs_and_the_gps_run_takes_the_strong_run_as_pri
     strong, weak, gps = cells["strong", "none"], cells["weak", "none"], cells["weak", "run"]
     assert gps.depends_on == strong.run_id and gps.config.prior == f"run:{strong.run_id}" and gps.config.k == 5
     assert weak.depends_on is None and weak.config.k == 0 and gps.config.aug == weak.config.aug == "weak"
+    pipelines = {repr(resolve_aug_params(c.aug, c.aug_args, 32, c.method)) for c in (weak.config, gps.config)}
+    assert len(pipelines) == 1  # the GPS run and its plain twin augment alike
     for cell in plan.cells:
         c = cell.config
         assert (c.method, c.dataset, c.device, c.epochs, c.eval_every, c.subset, c.batch_size, c.seed) == (
@@ -81,6 +84,7 @@ def test_epoch_choice_fits_the_budget_at_the_measured_or_estimated_speed():
     assert cost(epochs, check.EPOCH_S_DESIGN) <= sweep_budget < cost(epochs + 1, check.EPOCH_S_DESIGN)
     assert epochs >= 30  # the aim, at DESIGN.md's 1.8 s per epoch
     assert check.choose_epochs(sweep_budget, 1.0) > epochs and check.choose_epochs(10, 1.8) == 1
+    assert check.choose_epochs(sweep_budget, check.EPOCH_S_DESIGN, cold=True) < epochs  # nothing compiled yet
     assert check.choose_epochs(1e6, 0.1) == 200
     perf = {"figures_images_per_s": {"pipeline": 50_000.0}, "setup": {"train_images": 50_000}}
     assert check.epoch_seconds_from_perf(perf) == 2.0  # two views of each image
@@ -147,6 +151,10 @@ def test_extrapolation_and_projection_from_measured_epochs(tmp_path):
 def test_summary_reports_what_partial_outputs_hold(tmp_path, capsys):
     out, work = tmp_path / "out", tmp_path / "work"
     _write_sweep(work, time.time())
+    failed = work / "results" / check.SWEEP_NAME / "cccccccccccc"
+    failed.mkdir()
+    (failed / "status.json").write_text(json.dumps({"state": "failed", "error": "TrainingError: boom",
+                                                    "traceback": "Traceback (most recent call last):\n  at x\nboom"}))
     out.mkdir()
     (out / "perf-phases.json").write_text(json.dumps({"step": {
         "figures": {"ceiling": 80_000.0, "pipeline": 68_000.0, "dataloader_train": 12_000.0},
@@ -158,7 +166,8 @@ def test_summary_reports_what_partial_outputs_hold(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "CUT OFF" in printed and "pipeline_vs_ceiling           0.85  (H200 target >= 0.8: met)" in printed
     assert "pipeline_vs_dataloader        5.67  (H200 target >= 4: met)" in printed
-    assert "SimCLR strong" in printed and "65.50%" in printed and "running" in printed and "new" in printed
+    assert "SimCLR strong" in printed and "65.50%" in printed and "running" in printed and "failed" in printed
+    assert "error: TrainingError: boom" in printed and "      | boom" in printed  # a failed run says why
     assert "200 x 1.500 s" in printed and "meets the 7-minute target" in printed
     assert "max relative difference 1.61e-03 over 1 step(s): agree" in printed
     assert json.loads((out / "summary.json").read_text())["runs"][0]["result"]["linear_acc"] == 0.655
