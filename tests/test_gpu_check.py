@@ -123,7 +123,8 @@ def test_extrapolation_and_projection_from_measured_epochs(tmp_path):
     _write_sweep(tmp_path, now)
     runs = check.read_runs(tmp_path / "results" / check.SWEEP_NAME)
     assert [(r.label, r.state, len(r.epochs)) for r in runs] == [
-        ("SimCLR strong", "done", 5), ("SimCLR weak", "running", 3), ("GPS-SimCLR weak (prior: strong-DA run)", "new", 0)]
+        ("SimCLR strong", "done", 5), ("SimCLR weak", "running", 3),
+        ("GPS-SimCLR weak (prior: strong-DA run)", "new", 0)]
     # 200 x median(1.5, 1.6, 1.5, 1.4) + (20 - 1.5) first-epoch excess + 12 evaluation + (100.2 - 26 - 12) the rest
     estimate = check.extrapolate(runs[0])
     assert estimate["steady_epoch_seconds"] == 1.5 and estimate["first_epoch_excess_seconds"] == 18.5
@@ -161,7 +162,8 @@ def test_summary_reports_what_partial_outputs_hold(tmp_path, capsys):
         "setup": {"backbone": "resnet18", "batch_size": 512, "compiled_graphs": 1, "graph_breaks": 0},
         "host_syncs": {}}, "phase_seconds": {"step": 95.0}}))
     (out / "precision.json").write_text(json.dumps({"note": "n", "steps": [
-        {"step": 1, "lr": 3e-5, "bf16": 6.2, "fp32": 6.21, "rel_diff": 0.01 / 6.21}, {"step": 2, "lr": 1e-4, "bf16": 6.1}]}))
+        {"step": 1, "lr": 3e-5, "bf16": 6.2, "fp32": 6.21, "rel_diff": 0.01 / 6.21},
+        {"step": 2, "lr": 1e-4, "bf16": 6.1}]}))
     summary = check.snapshot(out, work, quiet=False)
     printed = capsys.readouterr().out
     assert "CUT OFF" in printed and "pipeline_vs_ceiling           0.85  (H200 target >= 0.8: met)" in printed
