@@ -11,7 +11,7 @@ PROFILE ?=
 SWEEP_ARGS ?=
 PERF_ARGS ?= --quick $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE),--dataset synthetic --image-size 32)
 
-.PHONY: install test test-fast perf perf-gpu sweep status table clean
+.PHONY: install test test-fast perf perf-gpu gpu-check gpu-check-dry sweep status table clean
 
 $(BIN)/gpsbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ perf-gpu: install
 	$(BIN)/gpsbench train --device cuda --dataset cifar10 $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE)) \
 		--method simclr --aug strong --epochs 200 --batch-size $(GPU_BATCH) --set compile=true \
 		--out results/perf/cifar10-simclr-200ep
+
+# The GPU check in one device call (README, Performance): `make gpu-check` assembles here into .gpu/ what a
+# GPU machine cannot fetch (wheels, the CIFAR-10 archive), measures what travels and prints the call that
+# runs gpu/check.sh there; `make gpu-check-dry` is the same check on this CPU at small sizes
+GPU_CHECK_ARGS ?=
+gpu-check: install
+	PYTHON=$(BIN)/python bash gpu/assemble.sh
+
+gpu-check-dry: install
+	PYTHON=$(BIN)/python bash gpu/check.sh --device cpu $(GPU_CHECK_ARGS)
 
 sweep: install
 	$(BIN)/gpsbench sweep sweeps/$(DATASET).yaml --executor $(EXECUTOR) $(if $(PROFILE),--profile $(PROFILE)) $(SWEEP_ARGS)
