@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.augment import normalize
+from benchmark.quality import label_free_quality
 
 
 PROBE_L2_GRID = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -129,7 +130,8 @@ def evaluate_backbone(backbone: nn.Module, data, device: torch.device, knn_tempe
                       autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
     """All frozen-feature metrics of DESIGN.md's result keys. Test: kNN with every training image
     as the bank, and the probe refit on every training image with the L2 chosen on val. Val: kNN
-    with train minus val as the bank (no val image finds itself), and the probe fit on train."""
+    with train minus val as the bank (no val image finds itself), and the probe fit on train; and
+    the label-free quality of the val features (rankme, alignment, uniformity)."""
     feats = {
         name: extract_features(backbone, getattr(data, name).images, data.mean, data.std, device,
                                autocast_dtype=autocast_dtype)
@@ -154,4 +156,5 @@ def evaluate_backbone(backbone: nn.Module, data, device: torch.device, knn_tempe
         "linear_acc": probe.test_acc,
         "val_linear_acc": probe.val_acc,
         "probe_l2": probe.l2,
+        **label_free_quality(backbone, data.val.images, feats["val"], data.mean, data.std, device, autocast_dtype),
     }
