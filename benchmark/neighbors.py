@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from benchmark.errors import ConfigError
 from benchmark.registry import Registry
 from benchmark.rundir import atomic_write_arrays, default_results_dir
 
@@ -325,12 +326,16 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     from benchmark.data import default_data_dir
     from benchmark.priors import PriorContext, build_prior, prior_embeddings
 
+    in_ball = config.sampling != "knn-uniform"  # the radius rules need tau (and adaptive tau its m columns)
+    width = max(config.k, config.tau_neighbors if in_ball else 0)
+    if width >= len(data.train):
+        asked = f"k={config.k}" + (f" (tau_neighbors={config.tau_neighbors})" if width > config.k else "")
+        raise ConfigError(f"{asked} asks for {width} neighbours of each of the {len(data.train)} training images of "
+                          f"{config.dataset}; valid: k from 1 to {len(data.train) - 1}")
     cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
     results_dir = Path(results_dir or default_results_dir())
     prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
-    in_ball = config.sampling != "knn-uniform"  # the radius rules need tau (and adaptive tau its m columns)
-    width = max(config.k, config.tau_neighbors if in_ball else 0)
     table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index,
                            cache_root, device)
     tau = None

@@ -77,7 +77,7 @@ linear_acc, % (mean ± std over seeds; n where below 3); runs: 17 done, 1 failed
 
 def test_markdown_cells_bold_and_missing_are_exact(tree):
     frame, counts = collect(tree)
-    assert counts == {"done": 17, "failed": 1, "missing": 12, "planned": 30, "planned_seeds": 3}
+    assert counts == {"done": 17, "failed": 1, "corrupt": 0, "missing": 12, "planned": 30, "planned_seeds": 3}
     assert to_markdown(build_table(frame, counts, "linear_acc")) == EXPECTED_MARKDOWN
 
 
@@ -163,7 +163,8 @@ def test_ten_thousand_runs_collect_and_tabulate(tmp_path, capsys):
         (sweep / run_id).mkdir(parents=True)
         (sweep / run_id / "result.json").write_text(json.dumps({
             "run_id": run_id, "method": method, "aug": aug, "dataset": "cifar10", "prior": "none", "seed": seed,
-            "k": 0, "linear_acc": 0.5 + (i % 7) / 100, "knn_acc": 0.5, "knn200_acc": 0.5, "prior_nn_agreement": None}))
+            "k": 0, "linear_acc": 0.5 + (i % 7) / 100, "knn_acc": 0.5, "knn200_acc": 0.5, "prior_nn_agreement": None,
+            "epochs": 100, "val_knn_acc": 0.5, "val_linear_acc": 0.5, "train_seconds": 60.0, "images_per_s": 1e4}))
     (sweep / "sweep.json").write_text(json.dumps({"name": "big", "axes": ["method", "aug", "seed"], "runs": planned}))
     started = time.perf_counter()
     assert main(["table", str(sweep)]) == 0

@@ -8,7 +8,7 @@ import torch
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.rundir import RESULT_KEYS, RunDir
-from benchmark.errors import TrainingError
+from benchmark.errors import ConfigError, TrainingError
 from benchmark.train import train_run
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
@@ -109,8 +109,10 @@ def test_interrupt_checkpoints_mid_epoch_and_resumes_exactly(tmp_path, digits):
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, digits):
     train_run(config(method="simclr", epochs=1), tmp_path / "run", data=digits)
-    with pytest.raises(TrainingError, match="config changed"):
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(ConfigError, match="config changed"):
         train_run(config(method="simclr", epochs=2), tmp_path / "run", resume=True, data=digits)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before  # refused before any write
 
 
 def test_diverging_run_fails_with_its_error(tmp_path, digits):

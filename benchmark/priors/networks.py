@@ -3,6 +3,8 @@ of an earlier run of this suite (so a sweep can chain "train a prior, then use i
 
 from __future__ import annotations
 
+import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,18 +142,29 @@ class RunParams:
     pass
 
 
+RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
 @PRIORS.register("run")
 class RunPrior(Prior):
-    """`run:<run dir or run_id>`: the backbone of an earlier run's checkpoint.pt; a run_id is looked
-    up under the results dir."""
+    """`run:<run dir or run_id>`: the backbone of an earlier run's checkpoint.pt; a run_id (12 hex
+    digits, never a pattern) is looked up under the results dir."""
 
     Params = RunParams
     needs_arg = True
+
+    @classmethod
+    def check_arg(cls, arg: str | None) -> None:
+        if glob.has_magic(arg) and not Path(arg).is_dir():
+            raise ConfigError(f"prior run:{arg}: give a run directory or a run_id (12 hex digits), not a pattern")
 
     def run_dir(self) -> Path:
         path = Path(self.arg)
         if (path / "checkpoint.pt").is_file():
             return path
+        if not RUN_ID.match(self.arg):
+            raise ConfigError(f"prior run:{self.arg}: no checkpoint.pt in that directory, and it is not a run_id "
+                              f"(12 hex digits) to look up under {str(self.context.results_dir)!r}")
         root = self.context.results_dir
         # a sweep's runs sit at <results>/<sweep>/<run_id>: look there before walking the whole tree
         found = sorted(root.glob(f"*/{self.arg}/checkpoint.pt")) or sorted(root.glob(f"**/{self.arg}/checkpoint.pt"))
