@@ -77,11 +77,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        tmp = None
     except OSError as err:
+        if tmp is not None:  # first give the space back, then say how much there is
+            Path(tmp).unlink(missing_ok=True)
+            tmp = None
         raise storage_error(err, path, len(data)) from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_arrays(path: Path, *array: np.ndarray, **named: np.ndarray) -> None:

@@ -102,7 +102,7 @@ def _decode_chunk(args: tuple[list[tuple[str, bytes]], int | None]) -> list[np.n
                 if size is not None and img.size != (size, size):
                     img = img.resize((size, size), Image.BICUBIC)
                 out.append(np.asarray(img, dtype=np.uint8))
-        except (OSError, ValueError, Image.DecompressionBombError) as err:  # PIL's errors for damaged images
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL's errors
             raise DataMissingError(f"{where} is not an image PIL can decode ({type(err).__name__}: {err}); "
                                    f"remove or replace it") from None
     return out

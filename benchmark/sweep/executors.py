@@ -126,7 +126,9 @@ class SlotScheduler:
         watched: dict[str, str | None] = {}
         probe = JobProbe()
         for run_id in launch.watch:
-            watched[run_id] = self._label(run_state(launch.sweep_dir / run_id, probe).status)
+            status = run_state(launch.sweep_dir / run_id, probe).status
+            watched[run_id] = self._label(status)
+            progress.waits(run_id, status)
 
         def settle(run_id: str) -> None:
             state = run_state(launch.sweep_dir / run_id, JobProbe())

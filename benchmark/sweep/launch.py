@@ -71,8 +71,9 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
     write_manifest(plan, sweep_dir, request)
     jobs = [make_job(cell, spec, sweep_dir, request.results_root) for cell in selection.to_run]
     if not jobs and not selection.watch:
-        print("nothing to run: every run is done" + (" or failed (--retry-failed reruns failed runs)"
-                                                     if selection.count()["failed"] else ""), file=out)
+        counts = selection.count()
+        print(f"nothing to run: {', '.join(f'{counts[s]} {s}' for s in RUN_STATES if counts[s])}"
+              + (" (--retry-failed reruns failed runs)" if counts["failed"] else ""), file=out)
     else:
         labels = {cell.run_id: cell.label for cell in plan.cells}
         progress = Progress(len(plan.cells), selection.count()["done"], labels, stream=out)
