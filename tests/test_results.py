@@ -173,3 +173,15 @@ def test_ten_thousand_runs_collect_and_tabulate(tmp_path, capsys):
     assert "runs: 10000 done, 0 failed, 0 missing of 10000" in out
     with capsys.disabled():
         print(f"\n10,000 runs collected and tabulated in {seconds:.2f} s")
+
+
+def test_grid_axes_other_than_the_seed_split_the_rows_instead_of_being_averaged():
+    import pandas as pd
+
+    rows = [{"method": "simclr", "prior_label": "none", "dataset": "digits", "aug": "weak", "seed": seed, "k": 0,
+             "linear_acc": accuracy, "axis_lr": lr, "axis_seed": str(seed)}
+            for lr, accuracy in (("0.1", 0.5), ("1.0", 0.9)) for seed in (0, 1)]
+    counts = {"done": 4, "failed": 0, "missing": 0, "planned": 4, "planned_seeds": 2}
+    text = to_markdown(build_table(pd.DataFrame(rows), counts))
+    assert "| SimCLR, lr=0.1 | 50.00 ± 0.00 |" in text and "| **SimCLR, lr=1.0** |" not in text
+    assert "| SimCLR, lr=1.0 | **90.00 ± 0.00** |" in text and "rows also split by lr" in text

@@ -179,3 +179,37 @@ def test_two_local_workers_survive_a_kill_9_and_resume_to_completion(tmp_path, m
     assert {t.number: t.state for t in study.get_trials()}[victim.number] == optuna.trial.TrialState.FAIL
     runs = [t.user_attrs["run_id"] for t in study.get_trials(states=studies.DONE_STATES)]
     assert len(runs) == len(set(runs))  # the two workers sample with their own seeds: no trial twice
+
+
+def test_a_study_whose_worker_gives_up_exits_non_zero_saying_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
+    path = write(tmp_path, TUNE.replace("n_trials: 4", "n_trials: 1").replace("epochs: 4", "epochs: 1, optimizer: sgd")
+                 .replace("low: 0.05, high: 5.0", "low: 1.0e+29, high: 1.0e+30"))  # every trial diverges
+    assert main(["tune", str(path), "--executor", "debug", "--results-dir", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("gpsbench: run failed: study t: 2 trials failed")
+
+
+@pytest.mark.slow
+def test_a_study_whose_worker_was_killed_exits_non_zero_saying_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
+    path = write(tmp_path, TUNE.replace("n_trials: 4", "n_trials: 3").replace("epochs: 4", "epochs: 30"))
+    results = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "tune", str(path), "--workers", "1", "--results-dir", str(results)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=Path(__file__).resolve().parent.parent)
+    spec, journal = load_tune(path), results / "t" / "journal.log"
+    deadline = time.time() + 300
+    while True:
+        assert time.time() < deadline
+        time.sleep(0.5)
+        if journal.is_file():
+            running = studies.open_study(spec, results / "t").get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            if running and "worker" in running[0].user_attrs:
+                break
+    os.kill(running[0].user_attrs["worker"]["pid"], signal.SIGKILL)  # the only worker dies
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "workers finished" in out
+    assert err.strip().splitlines()[-1].startswith("gpsbench: run failed: study t ended with 0 of 3 trials")
+    assert "worker 0 was killed" in err

@@ -188,10 +188,12 @@ def worker_endings(jobs: list) -> str:
     """How each worker of a study ended, for a study that ended short of its budget."""
     endings = []
     for index, job in enumerate(jobs):
-        try:
-            error = job.exception()
-            how = "exited" if error is None else str(error).strip().splitlines()[-1]
-        except Exception:  # noqa: BLE001 - no result at all: the worker was killed
-            how = "was killed (no result)"
+        error = job.exception()
+        if error is None:
+            how = "exited"
+        elif isinstance(error, submitit.core.utils.UncompletedJobError):
+            how = "was killed (it left no result)"
+        else:
+            how = f"stopped: {str(error).strip().splitlines()[-1]}"
         endings.append(f"worker {index} {how} (log: {job.paths.stderr})")
     return "; ".join(endings)
