@@ -56,8 +56,8 @@ class Attempt:
         if owner and owner != self.run_id:
             raise ConfigError(f"{run.path} holds run {owner}, not {self.run_id}: the config changed; use a new --out "
                               f"(or remove that folder)")
-        training = holder(run.path)
-        if self.writer and training is not None and training.get("purpose") == "train":
+        training = holder(run.path)  # every rank asks, so that all of them leave a run another job trains
+        if training is not None and training.get("purpose") == "train":
             raise RunBusy(run.path, training)
         result = run.finished_result(self.run_id)
         if result is None or self.restart:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import StorageError
+from benchmark.errors import StorageError, TrainingError
 from benchmark.fileio import atomic_write_json, file_mode, storage_error
 from benchmark.liveness import JobProbe, this_process
 from benchmark.rundir import RunDir
@@ -176,8 +176,6 @@ class ClaimedRunDir(RunDir):
 
     def _check(self) -> None:
         if not self.claim.held():
-            from benchmark.errors import TrainingError
-
             raise TrainingError(f"run {self.path.name}: its claim {self.claim.path.name} is no longer this "
                                 f"process's (another writer took the run over): stopping without writing")
 

@@ -54,7 +54,8 @@ def test_disk_full_mid_training_fails_in_one_line_and_resumes_when_space_is_free
     lines = full.stderr.strip().splitlines()
     assert full.returncode == 1 and "Traceback" not in full.stderr
     assert [line for line in lines if line.startswith("gpsbench:")] == [lines[-1]]
-    assert "no space left on the device writing" in lines[-1] and "checkpoint.pt" in lines[-1] and "MB free" in lines[-1]
+    assert "no space left on the device writing" in lines[-1] and "checkpoint.pt" in lines[-1]
+    assert "MB free" in lines[-1]
     status = run.read_status()
     assert status["state"] == "failed" and status["error"].startswith("StorageError: no space left")
     log = run.metrics_log()
@@ -125,3 +126,17 @@ def test_files_get_the_mode_the_umask_gives(tmp_path):
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "run").iterdir()}
     assert modes == {"claim.1.json": "0o664", "status.json": "0o664", "metrics.jsonl": "0o664",
                      "checkpoint.pt": "0o664"}
+
+
+def test_a_results_folder_that_cannot_be_written_is_one_line(tmp_path):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (as root, permissions alone do not stop a write)")
+    try:
+        refused = gpsbench(["--epochs", "1", "--out", str(folder / "run")], tmp_path)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        f"gpsbench: error: cannot write {folder / 'run'}: Read-only file system"]
