@@ -18,6 +18,7 @@ import yaml
 
 from benchmark.errors import ConfigError, choice_error
 from benchmark.params import coerce, type_hints
+from benchmark.yamlfiles import load_yaml
 
 PRECISIONS = ("auto", "bf16", "fp32")
 GPS_FIELDS = ("prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index")
@@ -100,12 +101,7 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(err).split())}") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
+        values = load_yaml(path, "config file") or {}
         if not isinstance(values, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
         return cls.from_dict(values, base)

@@ -10,6 +10,7 @@ training step never waits on the host.
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -185,10 +186,13 @@ def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: st
     prefix = f"{embedding_key}-{metric}-{kind}-K"
     for path in sorted(directory.glob(prefix + "*.npz"), key=lambda p: int(p.stem.rsplit("K", 1)[1])):
         if int(path.stem.rsplit("K", 1)[1]) >= k:
-            with np.load(path) as stored:
-                recall = float(stored["recall"]) if "recall" in stored.files else None
-                table = NeighborTable(stored["index"][:, :k], stored["dist"][:, :k], metric, str(stored["method"]),
-                                      0.0, True, recall, path)
+            try:
+                with np.load(path) as stored:
+                    recall = float(stored["recall"]) if "recall" in stored.files else None
+                    table = NeighborTable(stored["index"][:, :k], stored["dist"][:, :k], metric,
+                                          str(stored["method"]), 0.0, True, recall, path)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                continue  # a damaged cache file: built again below
             table.seconds = time.perf_counter() - started
             return table
     table = build_table(vectors, k, metric, index_kind, device)

@@ -81,6 +81,8 @@ def ws(tmp_path_factory) -> Path:
     with tarfile.open(inputs / "nothing.tar.gz", "w:gz"):
         pass
     (inputs / "afile").write_text("a file, not a folder\n")
+    (inputs / "pathmnist.npz").write_bytes(os.urandom(512))
+    (inputs / "profile.yaml").write_text("partition: [gpu\n")
     _tree(inputs / "truncated-image", "bad.png", _png()[:40])
     _tree(inputs / "text-image", "notes.jpg", b"these are notes, not a JPEG\n")
     crafted_run = ws / "crafted-run"
@@ -99,6 +101,7 @@ def ws(tmp_path_factory) -> Path:
         "badvalue": "grid: {seed: [0]}\nfixed: {dataset: digits, epochs: many}\n",
         "noprior": "grid: {seed: [0], prior: ['run:method=simclr']}\nfixed: {dataset: digits}\n",
         "include": "include: [missing.yaml]\n" + good,
+        "badinclude": "include: [malformed.yaml]\n" + good,
         "perval": good + "per: {seed: {7: {epochs: 2}}}\n",
         "good": good,
     }.items():
@@ -160,6 +163,7 @@ CASES = [
      "nothing.tar.gz"),
     ("cifar-archive-not-a-tar", ["data", "--dataset", "cifar10", "--data-path", "in/notatar.tar.gz"],
      "notatar.tar.gz"),
+    ("medmnist-npz-damaged", ["data", "--dataset", "pathmnist", "--data-path", "in/pathmnist.npz"], "pathmnist.npz"),
     # train: files that are loaded
     ("weights-not-weights", ["train", "--set", "weights=in/garbage.pt"], "garbage.pt"),
     ("weights-crafted-pickle", ["train", "--set", "weights=in/crafted.pt"], "crafted.pt"),
@@ -184,12 +188,15 @@ CASES = [
     ("sweep-wrong-type", ["sweep", "sweeps/badvalue.yaml"], "'many'"),
     ("sweep-prior-names-no-cell", ["sweep", "sweeps/noprior.yaml"], "run:method=simclr"),
     ("sweep-include-missing", ["sweep", "sweeps/include.yaml"], "missing.yaml"),
+    ("sweep-include-malformed", ["sweep", "sweeps/badinclude.yaml"], "malformed.yaml"),
     ("sweep-per-value-off-axis", ["sweep", "sweeps/perval.yaml"], "7"),
     ("sweep-max-parallel-zero", ["sweep", "sweeps/good.yaml", "--max-parallel", "0"], "--max-parallel"),
     ("sweep-set-wrong-type", ["sweep", "sweeps/good.yaml", "--set", "epochs=x"], "'x'"),
     ("sweep-unknown-executor", ["sweep", "sweeps/good.yaml", "--executor", "cloud"], "'cloud'"),
     ("sweep-unknown-profile", ["sweep", "sweeps/good.yaml", "--executor", "slurm", "--profile", "nowhere"],
      "nowhere"),
+    ("sweep-malformed-profile", ["sweep", "sweeps/good.yaml", "--executor", "slurm", "--profile", "in/profile.yaml"],
+     "profile.yaml"),
     ("sweep-results-under-a-file", ["sweep", "sweeps/good.yaml", "--results-dir", "in/afile"], "afile"),
     # tune
     ("tune-missing", ["tune", "sweeps/none.yaml"], "none.yaml"),

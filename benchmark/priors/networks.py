@@ -13,10 +13,10 @@ import torch
 from benchmark.backbones import (
     CIFAR_STEM_MAX_SIZE, build_backbone, check_backbone, load_weights, resolve_backbone_name,
 )
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, DamagedFile
 from benchmark.evaluate import extract_features
 from benchmark.priors.base import PRIORS, Prior, file_digest
-from benchmark.rundir import read_json
+from benchmark.rundir import read_object
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,11 @@ class RunPrior(Prior):
 
     def embed(self, data, device: torch.device) -> torch.Tensor:
         run = self.run_dir()
-        config = read_json(run / "config.json")
+        if not (run / "config.json").is_file():
+            raise ConfigError(f"prior run:{self.arg}: {run / 'config.json'} is missing: it says which backbone to build")
+        config = read_object(run / "config.json")
+        if not isinstance(config.get("backbone"), str):
+            raise DamagedFile(run / "config.json", "names no backbone")
         stem = data.image_size <= CIFAR_STEM_MAX_SIZE and not (config.get("pretrained") or config.get("weights"))
         model, _ = build_backbone(config["backbone"], data.image_size, cifar_stem=stem)
         load_weights(model, run / "checkpoint.pt")
