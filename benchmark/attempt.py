@@ -99,14 +99,18 @@ class Attempt:
             return None
         self.claim = claim(self.run.path)
         self.run = ClaimedRunDir(self.run.path, self.claim)
-        result = None if self.restart else self.run.finished_result(self.run_id)
-        if result is not None:
-            result = self._repair_finished(self.run, result)
+        try:
+            result = None if self.restart else self.run.finished_result(self.run_id)
+            if result is not None:
+                result = self._repair_finished(self.run, result)
+                self.release()
+                return result
+            if self.resume and _signature(self.run.checkpoint) != self.checkpoint_signature:
+                self.read_checkpoint()  # another writer saved a newer one before this claim
+            return None
+        except BaseException:
             self.release()
-            return result
-        if self.resume and _signature(self.run.checkpoint) != self.checkpoint_signature:
-            self.read_checkpoint()  # another writer saved a newer one before this claim
-        return None
+            raise
 
     def begin(self, start_epoch: int) -> None:
         """The attempt's first writes: no stale result, the resolved config, status `running`, and

@@ -79,7 +79,7 @@ def test_max_parallel_counts_a_run_an_earlier_invocation_left_running(tmp_path):
     orphan, other = (first, second) if first.metrics.is_file() else (second, first)
     later = start_sweep(path, results, tmp_path / "2.log", parallel=1)
     assert later.wait(timeout=600) == 0, (tmp_path / "2.log").read_text()
-    orphaned, started = orphan.read_status(), other.read_status()
-    assert orphaned["state"] == started["state"] == "done"
-    assert started["started"] >= orphaned["updated"]  # the second run began only after the orphan ended
+    assert orphan.read_status()["state"] == other.read_status()["state"] == "done"
+    # the second run began (its config.json is written as it starts) only after the orphan's result
+    assert other.config.stat().st_mtime_ns >= orphan.result.stat().st_mtime_ns
     assert "waits" in (tmp_path / "2.log").read_text()
