@@ -73,8 +73,10 @@ def resolve_params(cls: type[P], overrides: Mapping[str, Any], prefix: str, owne
     params = cls(**values)
     for name in known:
         value = getattr(params, name)
-        if not isinstance(value, bool) and isinstance(value, (int, float)) and (value < 0 or math.isinf(value)):
-            raise ConfigError(f"{prefix}.{name} must be a finite number >= 0, got {value}")
+        if not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0:
+            raise ConfigError(f"{prefix}.{name} must be >= 0, got {value}")
+        if isinstance(value, float) and math.isinf(value):
+            raise ConfigError(f"{prefix}.{name} must be finite, got {value}")
     if hasattr(params, "validate"):
         params.validate()
     return params

@@ -373,6 +373,8 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         clock.views += 2 * steps * config.batch_size
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
+        lr = lr_at(epoch * steps - 1, total_steps, warmup_steps, parts.optim["lr"])  # the epoch's last step's,
+        # also when a run stopped after that step resumes with no step of the epoch left to train
         metrics = {"epoch": epoch, "loss": loss, "lr": lr, "images_per_s": 2 * steps * config.batch_size / elapsed,
                    "epoch_seconds": elapsed}
         if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:

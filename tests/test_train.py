@@ -161,3 +161,21 @@ def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
     again = train_run(cfg, tmp_path / "gps-again", data=digits)
     assert again["gps_embedding_cached"] and again["gps_table_cached"]  # the second run recomputes nothing
     assert again["knn_acc"] == result["knn_acc"]  # same config, same seed: the same run
+
+
+def test_a_run_stopped_after_the_last_step_of_an_epoch_resumes_exactly(tmp_path, digits):
+    """A stop (Ctrl-C of a sweep, preemption) right after an epoch's last step leaves no step of that
+    epoch to train on resume: the epoch is logged all the same, as an uninterrupted run logs it."""
+    from benchmark.train import RunInterrupted
+
+    cfg = config(method="simclr", aug="weak", epochs=2, checkpoint_every=10)
+    straight = train_run(cfg, tmp_path / "straight", data=digits)
+    polls = iter(range(10_000))
+    steps = len(digits.train) // cfg.batch_size
+    with pytest.raises(RunInterrupted, match=f"epoch 1 after step {steps}/{steps}"):
+        train_run(cfg, tmp_path / "stopped", data=digits, interrupt=lambda: next(polls) + 1 == steps)
+    resumed = train_run(cfg, tmp_path / "stopped", resume=True, data=digits)
+    logged = [[(m["epoch"], m["loss"], m["lr"]) for m in RunDir(tmp_path / run).read_metrics()]
+              for run in ("stopped", "straight")]
+    assert logged[0] == logged[1]
+    assert resumed["knn_acc"] == straight["knn_acc"]
