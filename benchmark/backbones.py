@@ -139,14 +139,13 @@ def _cifar_stem(model: nn.Module) -> None:
 def load_weights(model: nn.Module, path: Path) -> None:
     """Load a local weights file: a state dict, a {'state_dict'|'model'|'backbone': ...} checkpoint
     (including this suite's checkpoint.pt), or .safetensors. Classifier keys are ignored."""
+    from benchmark.safeload import load_safetensors, load_torch
+
     if not path.is_file():
         raise ConfigError(f"weights file {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_safetensors(path) if path.suffix == ".safetensors" else load_torch(path, "weights file")
+    if not isinstance(state, dict):
+        raise ConfigError(f"weights file {str(path)!r} holds a {type(state).__name__}, not a state dict")
     load_state(model, state, f"weights file {str(path)!r}")
 
 
@@ -160,7 +159,8 @@ def load_state(model: nn.Module, state, source: str) -> None:
             state = state[key]
             break
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    usable = {k: v for k, v in state.items()
+              if k in own and isinstance(v, torch.Tensor) and own[k].shape == v.shape}
     if not usable:
         raise ConfigError(f"{source} has no tensor that fits {type(model).__name__}")
     model.load_state_dict(usable, strict=False)

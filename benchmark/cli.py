@@ -1,15 +1,25 @@
-"""The `gpsbench` command. Bad input is reported in one line with exit code 2, before any work."""
+"""The `gpsbench` command. Bad input is reported in one line with exit code 2, before any work; a run
+that fails, a file that cannot be written and a run another process holds in one line with exit code 1;
+an interrupted command exits with 128 + the signal (130 for Ctrl-C, 143 for a kill)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
-from benchmark.errors import ConfigError, TrainingError
+from benchmark.errors import ConfigError, StorageError, TrainingError
 from benchmark.rundir import default_results_dir
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 # flag -> config key, for the flags `train` and `perf` share with RunConfig
 RUN_FLAGS = {
@@ -44,8 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_results_dir() / "runs" / config.run_id
-    print(f"run {config.run_id} -> {out}", file=sys.stderr)
-    result = train_run(config, out, resume=args.resume)
+    result = train_run(config, out, resume=args.resume, restart=args.restart)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -170,6 +179,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(report(study, spec))
     written = plots(study, spec, study_dir)
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    done = studies.finished(study)
+    if done < spec.n_trials:  # the workers are gone and the budget is not spent: say why, exit non-zero
+        endings = studies.worker_endings(jobs) or "its worker stopped"
+        raise TrainingError(f"study {spec.name} ended with {done} of {spec.n_trials} trials complete or pruned: "
+                            f"{endings}; run the same command again to go on")
     return 0
 
 
@@ -183,8 +197,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     frame, counts = collect(folder)
     if frame.empty:
-        raise ConfigError(f"{folder}: no done runs to tabulate ({counts['failed']} failed, {counts['missing']} "
-                          f"missing); see gpsbench status {folder}")
+        raise ConfigError(f"{folder}: no done runs to tabulate ({counts['failed']} failed, {counts['corrupt']} "
+                          f"corrupt, {counts['missing']} missing); see gpsbench status {folder}")
     split = lambda text: [axis.strip() for axis in text.split(",")] if text else None  # noqa: E731
     if args.kind == "priors":
         text = prior_table(frame, args.metric)
@@ -219,13 +233,16 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpsbench", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="gpsbench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train and evaluate one run")
     _add_run_flags(train)
     train.add_argument("--out", help="run directory (default: $GPSBENCH_RESULTS/runs/<run_id>)")
-    train.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    again.add_argument("--restart", action="store_true",
+                       help="train from scratch even if the run directory holds a checkpoint or a result")
     train.set_defaults(func=cmd_train)
 
     perf = commands.add_parser("perf", help="measure the training pipeline against a DataLoader, side by side")
@@ -299,18 +316,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmark.claim import RunBusy
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit: the write fails and says so (EFBIG)
     try:
         return args.func(args)
     except ConfigError as err:
-        print(f"gpsbench: error: {err}", file=sys.stderr)
+        print(f"gpsbench: error: {one_line(err)}", file=sys.stderr)
         return 2
     except TrainingError as err:  # the run's status.json holds the error and its traceback
-        print(f"gpsbench: run failed: {err}", file=sys.stderr)
+        print(f"gpsbench: run failed: {one_line(err)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except (StorageError, RunBusy) as err:
+        print(f"gpsbench: error: {one_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file to read or a folder to write that the system refused
+        where = f" {err.filename}" if err.filename else ""
+        print(f"gpsbench: error: cannot access{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        return 128 + int(getattr(err, "signum", signal.SIGINT))
+
+
+def one_line(err: BaseException) -> str:
+    """Problems listed on several lines (a sweep file's) stay as they are; anything else is one line."""
+    text = str(err)
+    return text if text.count("\n  - ") == text.count("\n") else " ".join(text.split())
 
 
 if __name__ == "__main__":

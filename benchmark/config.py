@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +18,7 @@ import yaml
 
 from benchmark.errors import ConfigError, choice_error
 from benchmark.params import coerce, type_hints
+from benchmark.yamlfiles import load_yaml
 
 PRECISIONS = ("auto", "bf16", "fp32")
 GPS_FIELDS = ("prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index")
@@ -102,7 +104,7 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path, "config file") or {}
         if not isinstance(values, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values")
         return cls.from_dict(values, base)
@@ -114,7 +116,11 @@ class RunConfig:
             key, sep, raw = text.partition("=")
             if not sep or not key:
                 raise ConfigError(f"--set expects key=value, got {text!r}")
-            value = yaml.safe_load(raw) if raw else ""
+            try:
+                value = yaml.safe_load(raw) if raw else ""
+            except yaml.YAMLError as err:
+                problem = " ".join(str(err).split())
+                raise ConfigError(f"--set {text!r}: the value {raw!r} is not valid YAML ({problem})") from None
             if "." in key:  # method_args.temperature=0.5
                 section, sub = key.split(".", 1)
                 if section not in ARGS_BLOCKS:
@@ -191,6 +197,10 @@ class RunConfig:
                 problems.append(f"{name} must be >= 0, got {value}")
         if self.knn_temperature <= 0:
             problems.append(f"knn_temperature must be > 0, got {self.knn_temperature}")
+        for f in fields(self):  # an infinite radius is a ball holding every neighbour; elsewhere inf is a typo
+            value = getattr(self, f.name)
+            if f.name != "tau" and isinstance(value, float) and math.isinf(value):
+                problems.append(f"{f.name} must be finite, got {value}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -221,8 +231,14 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """Stable 12-hex hash of what changes the result (not paths, devices or logging)."""
-        canonical = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"), default=str)
+        """Stable 12-hex hash of what changes the result (not paths, devices or logging): the resolved
+        config and, for data given by path, the data's content."""
+        identity = self.resolved()
+        if self.data_path is not None:
+            from benchmark.data.identity import content_fingerprint
+
+            identity["data_content"] = content_fingerprint(self.data_path)
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:

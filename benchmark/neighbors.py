@@ -10,6 +10,7 @@ training step never waits on the host.
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -17,6 +18,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from benchmark.errors import ConfigError
 from benchmark.registry import Registry
 from benchmark.rundir import atomic_write_arrays, default_results_dir
 
@@ -184,10 +186,13 @@ def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: st
     prefix = f"{embedding_key}-{metric}-{kind}-K"
     for path in sorted(directory.glob(prefix + "*.npz"), key=lambda p: int(p.stem.rsplit("K", 1)[1])):
         if int(path.stem.rsplit("K", 1)[1]) >= k:
-            with np.load(path) as stored:
-                recall = float(stored["recall"]) if "recall" in stored.files else None
-                table = NeighborTable(stored["index"][:, :k], stored["dist"][:, :k], metric, str(stored["method"]),
-                                      0.0, True, recall, path)
+            try:
+                with np.load(path) as stored:
+                    recall = float(stored["recall"]) if "recall" in stored.files else None
+                    table = NeighborTable(stored["index"][:, :k], stored["dist"][:, :k], metric,
+                                          str(stored["method"]), 0.0, True, recall, path)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                continue  # a damaged cache file: built again below
             table.seconds = time.perf_counter() - started
             return table
     table = build_table(vectors, k, metric, index_kind, device)
@@ -325,12 +330,17 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     from benchmark.data import default_data_dir
     from benchmark.priors import PriorContext, build_prior, prior_embeddings
 
+    in_ball = config.sampling != "knn-uniform"  # the radius rules need tau (and adaptive tau its m columns)
+    width = max(config.k, config.tau_neighbors if in_ball else 0)
+    n_images = len(data.pretrain)  # the table covers every image pretraining sees
+    if width >= n_images:
+        asked = f"k={config.k}" + (f" (tau_neighbors={config.tau_neighbors})" if width > config.k else "")
+        raise ConfigError(f"{asked} asks for {width} neighbours of each of the {n_images} training images of "
+                          f"{config.dataset}; valid: k from 1 to {n_images - 1}")
     cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
     results_dir = Path(results_dir or default_results_dir())
     prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
-    in_ball = config.sampling != "knn-uniform"  # the radius rules need tau (and adaptive tau its m columns)
-    width = max(config.k, config.tau_neighbors if in_ball else 0)
     table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index,
                            cache_root, device)
     tau = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import re
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -13,14 +15,33 @@ from benchmark.errors import ConfigError, choice_error
 P = TypeVar("P")
 
 
+# a decimal number as people write it: 1e-5, 5E-4, 1.0e-6, .5, 3., 1_000
+NUMBER = re.compile(r"^[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?$")
+INFINITY = re.compile(r"^[-+]?\.?inf(inity)?$", re.IGNORECASE)
+
+
+def parse_number(value: Any) -> float | None:
+    """A number from a YAML value, or None. YAML 1.1 (PyYAML) reads `1e-5` and `5E-4` as strings (its
+    floats need a dot and a signed exponent), and JSON writes 1e-05: so numbers may arrive as text."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and (NUMBER.match(value.strip()) or INFINITY.match(value.strip())):
+        return float(value.strip().replace("_", "").replace(".inf", "inf").replace(".INF", "inf"))
+    return None
+
+
 def coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check `value` against a type hint (a type or a union of them); ints are accepted for floats."""
+    """Check `value` against a type hint (a type or a union of them); ints and numbers written as text
+    are accepted for floats, NaN nowhere."""
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for kind in allowed:
         if kind is type(None) and value is None:
             return None
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = parse_number(value) if kind is float else None
+        if number is not None and not math.isnan(number):
+            return number
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if kind in (str, bool) and isinstance(value, kind):
@@ -54,6 +75,8 @@ def resolve_params(cls: type[P], overrides: Mapping[str, Any], prefix: str, owne
         value = getattr(params, name)
         if not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0:
             raise ConfigError(f"{prefix}.{name} must be >= 0, got {value}")
+        if isinstance(value, float) and math.isinf(value):
+            raise ConfigError(f"{prefix}.{name} must be finite, got {value}")
     if hasattr(params, "validate"):
         params.validate()
     return params

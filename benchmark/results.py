@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.errors import ConfigError, choice_error
+from benchmark.rundir import RESULT_KEYS
 
 METRICS = ("linear_acc", "knn_acc", "knn200_acc")
 FORMATS = ("markdown", "latex", "csv")
@@ -33,35 +34,41 @@ REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "
 def _read(path: str) -> dict | None:
     try:
         with open(path) as handle:
-            return json.load(handle)
+            value = json.load(handle)
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
-    """One row per done run (result.json, with the cell's axes from sweep.json), and the counts of
-    done, failed and missing runs of the plan. os.scandir + json: 10,000 runs in about a second."""
+    """One row per done run (a result.json with every contract key, with the cell's axes from
+    sweep.json), and the counts of done, failed, corrupt (a result.json that is damaged or lacks keys)
+    and missing runs of the plan. os.scandir + json: 10,000 runs in about a second."""
+    from benchmark.sweep.status import read_manifest
+
     sweep_dir = Path(sweep_dir)
-    manifest = _read(str(sweep_dir / "sweep.json")) or {}
+    manifest = read_manifest(sweep_dir) or {}
     planned = {run["run_id"]: run["axes"] for run in manifest.get("runs", [])}
-    rows, failed, seen = [], 0, set()
+    rows, failed, corrupt, seen = [], 0, 0, set()
     with os.scandir(sweep_dir) as entries:
         for entry in entries:
             if not entry.is_dir() or entry.name.startswith("."):
                 continue
-            result = _read(os.path.join(entry.path, "result.json"))
-            if result is None:
-                status = _read(os.path.join(entry.path, "status.json")) or {}
-                failed += status.get("state") == "failed"
-                seen.add(entry.name)
-                continue
             seen.add(entry.name)
+            path = os.path.join(entry.path, "result.json")
+            result = _read(path)
+            if result is None or not all(key in result for key in RESULT_KEYS):
+                corrupt += os.path.exists(path)
+                status = _read(os.path.join(entry.path, "status.json")) or {}
+                failed += status.get("state") == "failed" and not os.path.exists(path)
+                continue
             axes = planned.get(entry.name, {})
             rows.append({**result, "prior_label": axes.get("prior", result.get("prior")),
                          **{f"axis_{k}": v for k, v in axes.items()}})
     frame = pd.DataFrame(rows)
     total = len(planned) if planned else len(seen)
-    counts = {"done": len(rows), "failed": failed, "missing": max(0, total - len(rows) - failed), "planned": total,
+    counts = {"done": len(rows), "failed": failed, "corrupt": corrupt,
+              "missing": max(0, total - len(rows) - failed - corrupt), "planned": total,
               "planned_seeds": len({axes["seed"] for axes in planned.values() if "seed" in axes})}
     return frame, counts
 
@@ -102,6 +109,7 @@ class Table:
     planned_seeds: int
     metric: str
     counts: dict[str, int]
+    split_by: list[str] = field(default_factory=list)  # grid axes added to the rows: a cell is one setting
 
     def cell(self, row, col) -> str:
         n = self.n.at[row, col]
@@ -121,8 +129,11 @@ class Table:
 
     def footer(self) -> str:
         c = self.counts
+        corrupt = f", {c['corrupt']} corrupt" if c.get("corrupt") else ""
+        split = (f"; rows also split by {', '.join(self.split_by)} (grid axes other than the seed)"
+                 if self.split_by else "")
         return (f"{self.metric}, % (mean ± std over seeds; n where below {self.planned_seeds}); runs: "
-                f"{c['done']} done, {c['failed']} failed, {c['missing']} missing of {c['planned']}")
+                f"{c['done']} done, {c['failed']} failed{corrupt}, {c['missing']} missing of {c['planned']}{split}")
 
 
 def _labels(frame: pd.DataFrame, axes: list[str]) -> pd.Series:
@@ -143,6 +154,7 @@ def build_table(frame: pd.DataFrame, counts: dict[str, int], metric: str = "line
         if axis not in frame.columns:
             raise choice_error("table axis", axis, [c for c in frame.columns if not c.startswith("gps_")])
     frame["_row"], frame["_col"] = _labels(frame, rows), _labels(frame, cols)
+    split_by = _split_other_axes(frame)
     grouped = frame.groupby(["_row", "_col"], sort=False)[metric]
     stats = grouped.agg(["mean", "std", "count"])
     row_order = list(dict.fromkeys(_sorted(frame, _row_sort_keys(rows))["_row"]))
@@ -150,7 +162,18 @@ def build_table(frame: pd.DataFrame, counts: dict[str, int], metric: str = "line
     pivot = {name: stats[name].unstack().reindex(index=row_order, columns=col_order) for name in ("mean", "std", "count")}
     seeds = frame.groupby(["_row", "_col"])["seed"].nunique().max() if "seed" in frame else 1
     planned = counts.get("planned_seeds") or int(seeds)
-    return Table(pivot["mean"], pivot["std"], pivot["count"], planned, metric, counts)
+    return Table(pivot["mean"], pivot["std"], pivot["count"], planned, metric, counts, split_by)
+
+
+def _split_other_axes(frame: pd.DataFrame) -> list[str]:
+    """Grid axes other than the seed that vary inside a cell (an lr or a k the rows and columns do not
+    name) go into the row label, so that every cell aggregates over seeds only, as its footer says."""
+    split = []
+    for column in [c for c in frame.columns if c.startswith("axis_") and c != "axis_seed"]:
+        if frame.groupby(["_row", "_col"])[column].nunique(dropna=False).max() > 1:
+            frame["_row"] = frame["_row"] + f", {column[5:]}=" + frame[column].astype(str)
+            split.append(column[5:])
+    return split
 
 
 def _sorted(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
@@ -277,5 +300,6 @@ def sweep_table(sweep_dir: Path, metric: str = "linear_acc") -> str:
     """The Markdown table `make sweep` ends with (or why there is none)."""
     frame, counts = collect(sweep_dir)
     if frame.empty:
-        return f"no done runs yet: {counts['failed']} failed, {counts['missing']} missing of {counts['planned']}"
+        return (f"no done runs yet: {counts['failed']} failed, {counts['corrupt']} corrupt, {counts['missing']} "
+                f"missing of {counts['planned']}")
     return to_markdown(build_table(frame, counts, metric))

@@ -8,7 +8,6 @@ a full disk), the run goes on with a warning and the local files stay complete.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Sequence
@@ -75,8 +74,7 @@ class Tracker:
     def log_epoch(self, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with open(self.run.metrics, "a") as handle:
-            handle.write(json.dumps(metrics) + "\n")
+        self.run.append_metrics(metrics)  # a whole line or none, and only while this process holds the run
         if self.wandb_run is not None:
             try:
                 self.wandb_run.log(metrics, step=metrics["epoch"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import sys
 import time
 import traceback
@@ -20,8 +19,10 @@ from typing import Callable, Sequence
 import torch
 from torch.profiler import record_function
 
+from benchmark.attempt import Attempt
 from benchmark.augment import BatchAugment, resolve_aug_params
 from benchmark.backbones import build_backbone, resolve_backbone_name
+from benchmark.claim import RunBusy
 from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits, load_dataset
 from benchmark.distributed import Ranks, any_rank, barrier, convert_batchnorm, init_from_env, mean_over_ranks, ranks
@@ -30,7 +31,7 @@ from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
-from benchmark.rundir import ReadOnlyRunDir, RunDir, atomic_write_json, read_json
+from benchmark.rundir import ReadOnlyRunDir, RunDir
 from benchmark.tracking import Tracker
 
 
@@ -252,62 +253,53 @@ def _online_knn(parts: RunParts) -> float:
                         data.num_classes)
 
 
-def current_job_id() -> str | None:
-    """The scheduler's id for this process: SLURM's array form (as squeue and submitit show it), else
-    SLURM's job id, else submitit's local job id."""
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID")
-
-
 def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: DatasetSplits | None = None, *,
-              results_dir: Path | None = None, interrupt: Callable[[], bool] | None = None,
-              wandb_tags: Sequence[str] = (), epoch_callback: Callable[[dict], None] | None = None) -> dict:
+              restart: bool = False, restart_damaged: bool = False, results_dir: Path | None = None,
+              interrupt: Callable[[], bool] | None = None, wandb_tags: Sequence[str] = (),
+              epoch_callback: Callable[[dict], None] | None = None) -> dict:
     """Train and evaluate one run into `out` (config.json, status.json, metrics.jsonl, result.json,
-    checkpoint.pt). A failure is recorded in status.json with its error, then re-raised.
+    checkpoint.pt). Every check comes before the first write (benchmark/attempt.py); a finished run is
+    returned as it is (`restart` trains it again), a run a live writer holds raises RunBusy. A failure
+    is recorded in status.json with its error, then re-raised.
 
     `interrupt` is polled after every step: when it answers True the run saves a checkpoint at that step
     and raises RunInterrupted (status `pending`), so a requeued attempt continues mid-epoch. Ctrl-C also
-    leaves the run `pending`: rerunning resumes it from its last checkpoint. `results_dir` is where
-    `run:` priors are looked up. `epoch_callback(metrics)` sees every epoch's metrics (tuning reports
-    the validation kNN to optuna there; raising stops the run)."""
+    leaves the run `pending`: rerunning resumes it from its last checkpoint. `restart_damaged`: a
+    damaged checkpoint means starting over rather than an error. `results_dir` is where `run:` priors
+    are looked up. `epoch_callback(metrics)` sees every epoch's metrics (tuning reports the validation
+    kNN to optuna there; raising stops the run)."""
     device = select_device(config.device, int(os.environ.get("LOCAL_RANK", 0)))
     ranks = init_from_env(device.type)
     run = RunDir(out) if ranks.is_main else ReadOnlyRunDir(out)  # one writer: rank 0
     run_id = config.run_id
-    run.path.mkdir(parents=True, exist_ok=True)
-    status = run.read_status()
-    if resume and status.get("state") == "done" and run.result.is_file():
-        finished = read_json(run.result)
-        if finished.get("run_id") == run_id:
-            return finished
-
-    if ranks.is_main:
-        run.result.unlink(missing_ok=True)  # a result must never outlive the run that is replacing it
-        atomic_write_json(run.config, {**config.to_dict(), **config.resolved()})
-    run.write_status(
-        "running", run_id=run_id, attempt=int(status.get("attempt", 0)) + 1, error=None,
-        job_id=current_job_id(), host=socket.gethostname(), pid=os.getpid(), note=None,
-    )
-    tracker = None
+    attempt = Attempt(run, config, run_id, resume=resume, restart=restart, restart_damaged=restart_damaged,
+                      writer=ranks.is_main)
+    finished = attempt.finished()
+    if finished is not None:
+        return finished
+    if data is None:
+        data = load_dataset(
+            config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
+            image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max,
+        )
+    parts = build_parts(config, data, device, results_dir, ranks)
+    attempt.read_checkpoint()
     try:
-        if data is None:
-            data = load_dataset(
-                config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
-                image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max,
-            )
-        parts = build_parts(config, data, device, results_dir, ranks)
+        finished = attempt.take()
+    except RunBusy:
+        any_rank(True, device)
+        raise
+    if any_rank(finished is not None, device):
+        return finished or {}
+    run, tracker = attempt.run, None
+    try:
         start_epoch, clock, position = 0, TrainClock(), None
-        checkpoint = run.load_checkpoint() if resume else None
-        if checkpoint is not None:
-            start_epoch, clock, position = _restore(parts, checkpoint, run_id)
-            run.truncate_metrics(start_epoch)
+        if attempt.checkpoint is not None:
+            start_epoch, clock, position = _restore(parts, attempt.checkpoint, run_id)
+        attempt.begin(start_epoch)
+        if attempt.checkpoint is not None and ranks.is_main:
             where = f", step {position.step} of epoch {start_epoch + 1}" if position else ""
-            if ranks.is_main:
-                print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
-        elif ranks.is_main:
-            run.metrics.unlink(missing_ok=True)
+            print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
         tracker = Tracker(run, config, run_id, tags=wandb_tags, enabled=ranks.is_main)
         _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt, epoch_callback)
         if not ranks.is_main:
@@ -333,16 +325,18 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         return result
     except (RunInterrupted, KeyboardInterrupt) as err:
         note = str(err) if isinstance(err, RunInterrupted) else "interrupted (Ctrl-C): rerunning resumes it"
-        run.write_status("pending", error=None, note=note)
+        attempt.end("pending", error=None, note=note)
         if tracker is not None:
             tracker.finish(None, preempted=True)
         raise
     except BaseException as err:
         message = f"{type(err).__name__}: {err}"
-        run.write_status("failed", error=message, traceback=traceback.format_exc(limit=8))
+        attempt.end("failed", error=message, traceback=traceback.format_exc(limit=8))
         if tracker is not None:
             tracker.finish(None, failed=True)
         raise
+    finally:
+        attempt.release()
 
 
 def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, start_epoch: int,
@@ -381,6 +375,8 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         clock.views += 2 * steps * config.batch_size
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
+        lr = lr_at(epoch * steps - 1, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"])  # the epoch's last step's,
+        # also when a run stopped after that step resumes with no step of the epoch left to train
         metrics = {"epoch": epoch, "loss": loss, "lr": lr, "images_per_s": 2 * steps * config.batch_size / elapsed,
                    "epoch_seconds": elapsed}
         if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:

@@ -41,7 +41,7 @@ def test_missing_data_is_one_line_exit_2(tmp_path, capsys):
     code = main(["train", "--dataset", "imagefolder", "--out", str(tmp_path / "run"), "--epochs", "1"])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gpsbench: error:")]
     assert code == 2 and len(errors) == 1 and "data_path" in errors[0]
-    assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
+    assert not (tmp_path / "run").exists()  # found before anything is written
 
 
 def test_train_command_writes_the_run(tmp_path, capsys, monkeypatch):
@@ -125,3 +125,19 @@ def test_batch_larger_than_the_data_and_diverging_runs_are_one_line(tmp_path, ca
                  "--set", "method_args.proj_hidden_dim=64", "--out", str(tmp_path / "b")])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gpsbench:")]
     assert code == 1 and lines == [lines[0]] and "diverged" in lines[0]
+
+
+def test_a_finished_run_is_kept_and_restart_trains_it_again(tmp_path, capsys):
+    argv = ["train", "--dataset", "digits", "--epochs", "1", "--batch-size", "128", "--out", str(tmp_path / "run"),
+            "--set", "method_args.proj_hidden_dim=64", "--set", "progress=false"]
+    assert main(argv) == 0
+    result = tmp_path / "run" / "result.json"
+    first = (result.read_bytes(), result.stat().st_mtime_ns)
+    capsys.readouterr()
+    assert main(argv) == 0  # the same command again: the finished run is printed, not trained again
+    assert "already done" in capsys.readouterr().err and (result.read_bytes(), result.stat().st_mtime_ns) == first
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    assert main(argv + ["--restart"]) == 0  # the way out of a damaged checkpoint the error offers
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "done" and status["attempt"] == 2 and result.stat().st_mtime_ns != first[1]

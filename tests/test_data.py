@@ -130,3 +130,14 @@ def test_full_cifar10_archive(cifar_path, cifar_data_dir):
     assert np.bincount(data.train.labels).tolist() == [450] * 10
     assert data.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     assert 0.45 < data.mean[0] < 0.52
+
+
+def test_a_single_class_data_set_is_warned_about(tmp_path, capsys):
+    from test_data_identity import bmp
+
+    for split in ("train", "test"):
+        (tmp_path / "one" / split / "only").mkdir(parents=True)
+        for i in range(20):
+            (tmp_path / "one" / split / "only" / f"{i}.bmp").write_bytes(bmp(10 * i))
+    load_dataset("imagefolder", data_dir=tmp_path, data_path=tmp_path / "one")
+    assert "holds a single class" in capsys.readouterr().err

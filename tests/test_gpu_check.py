@@ -51,6 +51,7 @@ def test_arguments_pick_the_device_sizes_and_route_the_sets():
 def test_sweep_file_plans_three_runs_and_the_gps_run_takes_the_strong_run_as_prior(tmp_path):
     spec = load_sweep(check.SWEEP_FILE)
     assert spec.name == check.SWEEP_NAME and spec.wandb.mode == "disabled"
+    (tmp_path / "c.tar.gz").write_bytes(b"archive")  # planning hashes the data's content into run_id
     overrides = check.sweep_overrides("cpu", check.CPU_SIZES, 2, tmp_path / "c.tar.gz", tmp_path / "data", ["seed=3"])
     plan = expand(spec, overrides)
     assert len(plan.cells) == check.PLANNED_RUNS

@@ -77,7 +77,7 @@ linear_acc, % (mean ± std over seeds; n where below 3); runs: 17 done, 1 failed
 
 def test_markdown_cells_bold_and_missing_are_exact(tree):
     frame, counts = collect(tree)
-    assert counts == {"done": 17, "failed": 1, "missing": 12, "planned": 30, "planned_seeds": 3}
+    assert counts == {"done": 17, "failed": 1, "corrupt": 0, "missing": 12, "planned": 30, "planned_seeds": 3}
     assert to_markdown(build_table(frame, counts, "linear_acc")) == EXPECTED_MARKDOWN
 
 
@@ -163,7 +163,8 @@ def test_ten_thousand_runs_collect_and_tabulate(tmp_path, capsys):
         (sweep / run_id).mkdir(parents=True)
         (sweep / run_id / "result.json").write_text(json.dumps({
             "run_id": run_id, "method": method, "aug": aug, "dataset": "cifar10", "prior": "none", "seed": seed,
-            "k": 0, "linear_acc": 0.5 + (i % 7) / 100, "knn_acc": 0.5, "knn200_acc": 0.5, "prior_nn_agreement": None}))
+            "k": 0, "linear_acc": 0.5 + (i % 7) / 100, "knn_acc": 0.5, "knn200_acc": 0.5, "prior_nn_agreement": None,
+            "epochs": 100, "val_knn_acc": 0.5, "val_linear_acc": 0.5, "train_seconds": 60.0, "images_per_s": 1e4}))
     (sweep / "sweep.json").write_text(json.dumps({"name": "big", "axes": ["method", "aug", "seed"], "runs": planned}))
     started = time.perf_counter()
     assert main(["table", str(sweep)]) == 0
@@ -172,3 +173,15 @@ def test_ten_thousand_runs_collect_and_tabulate(tmp_path, capsys):
     assert "runs: 10000 done, 0 failed, 0 missing of 10000" in out
     with capsys.disabled():
         print(f"\n10,000 runs collected and tabulated in {seconds:.2f} s")
+
+
+def test_grid_axes_other_than_the_seed_split_the_rows_instead_of_being_averaged():
+    import pandas as pd
+
+    rows = [{"method": "simclr", "prior_label": "none", "dataset": "digits", "aug": "weak", "seed": seed, "k": 0,
+             "linear_acc": accuracy, "axis_lr": lr, "axis_seed": str(seed)}
+            for lr, accuracy in (("0.1", 0.5), ("1.0", 0.9)) for seed in (0, 1)]
+    counts = {"done": 4, "failed": 0, "missing": 0, "planned": 4, "planned_seeds": 2}
+    text = to_markdown(build_table(pd.DataFrame(rows), counts))
+    assert "| SimCLR, lr=0.1 | 50.00 ± 0.00 |" in text and "| **SimCLR, lr=1.0** |" not in text
+    assert "| SimCLR, lr=1.0 | **90.00 ± 0.00** |" in text and "rows also split by lr" in text

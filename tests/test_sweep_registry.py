@@ -30,6 +30,8 @@ def write_run(sweep_dir, run_id, state, result=False, **status):
     if result:
         run.write_result({key: 0.5 for key in RESULT_KEYS} | {"run_id": run_id, "epochs": 4, "train_seconds": 40.0,
                                                               "eval_seconds": 2.0})
+        for epoch in range(1, 5):
+            run.append_metrics({"epoch": epoch, "loss": 1.0 / epoch})
     return run
 
 

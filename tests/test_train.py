@@ -8,7 +8,7 @@ import torch
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.rundir import RESULT_KEYS, RunDir
-from benchmark.errors import TrainingError
+from benchmark.errors import ConfigError, TrainingError
 from benchmark.train import train_run
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
@@ -111,8 +111,10 @@ def test_interrupt_checkpoints_mid_epoch_and_resumes_exactly(tmp_path, digits):
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, digits):
     train_run(config(method="simclr", epochs=1), tmp_path / "run", data=digits)
-    with pytest.raises(TrainingError, match="config changed"):
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(ConfigError, match="config changed"):
         train_run(config(method="simclr", epochs=2), tmp_path / "run", resume=True, data=digits)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before  # refused before any write
 
 
 def test_diverging_run_fails_with_its_error(tmp_path, digits):
@@ -164,3 +166,21 @@ def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
     again = train_run(cfg, tmp_path / "gps-again", data=digits)
     assert again["gps_embedding_cached"] and again["gps_table_cached"]  # the second run recomputes nothing
     assert again["knn_acc"] == result["knn_acc"]  # same config, same seed: the same run
+
+
+def test_a_run_stopped_after_the_last_step_of_an_epoch_resumes_exactly(tmp_path, digits):
+    """A stop (Ctrl-C of a sweep, preemption) right after an epoch's last step leaves no step of that
+    epoch to train on resume: the epoch is logged all the same, as an uninterrupted run logs it."""
+    from benchmark.train import RunInterrupted
+
+    cfg = config(method="simclr", aug="weak", epochs=2, checkpoint_every=10)
+    straight = train_run(cfg, tmp_path / "straight", data=digits)
+    polls = iter(range(10_000))
+    steps = len(digits.pretrain) // cfg.batch_size
+    with pytest.raises(RunInterrupted, match=f"epoch 1 after step {steps}/{steps}"):
+        train_run(cfg, tmp_path / "stopped", data=digits, interrupt=lambda: next(polls) + 1 == steps)
+    resumed = train_run(cfg, tmp_path / "stopped", resume=True, data=digits)
+    logged = [[(m["epoch"], m["loss"], m["lr"]) for m in RunDir(tmp_path / run).read_metrics()]
+              for run in ("stopped", "straight")]
+    assert logged[0] == logged[1]
+    assert resumed["knn_acc"] == straight["knn_acc"]

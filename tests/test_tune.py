@@ -145,27 +145,35 @@ def test_trials_of_a_dead_worker_are_failed_and_their_budget_given_back(tmp_path
     assert studies.finished(study) == 0  # a failed trial does not use the budget
 
 
+def start_tune(path: Path, results: Path, workers: int, output: int = subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "tune", str(path), "--workers", str(workers), "--results-dir",
+         str(results)], stdout=output, stderr=output, text=True, start_new_session=True,
+        cwd=Path(__file__).resolve().parent.parent)
+
+
+def running_trial(spec, study_dir: Path, after_finished: int = 0) -> optuna.trial.FrozenTrial:
+    """A trial a worker is running, once `after_finished` trials are complete or pruned (from the journal)."""
+    deadline = time.time() + 300
+    while True:
+        assert time.time() < deadline
+        time.sleep(0.5)
+        if (study_dir / "journal.log").is_file():
+            study = studies.open_study(spec, study_dir)
+            running = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                       if "worker" in t.user_attrs]
+            if running and studies.finished(study) >= after_finished:
+                return running[0]
+
+
 @pytest.mark.slow
 def test_two_local_workers_survive_a_kill_9_and_resume_to_completion(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
     path = write(tmp_path, TUNE.replace("n_trials: 4", "n_trials: 6").replace("epochs: 4", "epochs: 6"))
     results = tmp_path / "r"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from benchmark.cli import main; sys.exit(main(sys.argv[1:]))",
-         "tune", str(path), "--workers", "2", "--results-dir", str(results)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_tune(path, results, workers=2)
     spec = load_tune(path)
-    journal = results / "t" / "journal.log"
-    deadline = time.time() + 300
-    victim = None
-    while victim is None:
-        assert time.time() < deadline
-        time.sleep(0.5)
-        if journal.is_file():
-            study = studies.open_study(spec, results / "t")
-            running = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-                       if "worker" in t.user_attrs and studies.finished(study) >= 1]
-            victim = running[0] if running else None
+    victim = running_trial(spec, results / "t", after_finished=1)
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)  # a worker dies mid-trial
     proc.wait(timeout=600)
     study = studies.open_study(spec, results / "t")
@@ -179,3 +187,26 @@ def test_two_local_workers_survive_a_kill_9_and_resume_to_completion(tmp_path, m
     assert {t.number: t.state for t in study.get_trials()}[victim.number] == optuna.trial.TrialState.FAIL
     runs = [t.user_attrs["run_id"] for t in study.get_trials(states=studies.DONE_STATES)]
     assert len(runs) == len(set(runs))  # the two workers sample with their own seeds: no trial twice
+
+
+def test_a_study_whose_worker_gives_up_exits_non_zero_saying_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
+    path = write(tmp_path, TUNE.replace("n_trials: 4", "n_trials: 1").replace("epochs: 4", "epochs: 1, optimizer: sgd")
+                 .replace("low: 0.05, high: 5.0", "low: 1.0e+29, high: 1.0e+30"))  # every trial diverges
+    assert main(["tune", str(path), "--executor", "debug", "--results-dir", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("gpsbench: run failed: study t: 2 trials failed")
+
+
+@pytest.mark.slow
+def test_a_study_whose_worker_was_killed_exits_non_zero_saying_why(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
+    path = write(tmp_path, TUNE.replace("n_trials: 4", "n_trials: 3").replace("epochs: 4", "epochs: 30"))
+    results = tmp_path / "r"
+    proc = start_tune(path, results, workers=1, output=subprocess.PIPE)
+    victim = running_trial(load_tune(path), results / "t")
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)  # the only worker dies
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "workers finished" in out
+    assert err.strip().splitlines()[-1].startswith("gpsbench: run failed: study t ended with 0 of 3 trials")
+    assert "worker 0 was killed" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,9 @@ def load_dataset(
         train, val = carve_validation(train, val_fraction, val_max)
     elif len(val) > val_max:
         val = val.take(class_balanced_subset(val.labels, val_max, VAL_SEED))
+    if len(np.unique(train.labels)) < 2:
+        print(f"gpsbench: warning: {name}: the training split holds a single class: kNN and linear-probe "
+              f"accuracies are 1.0 whatever the model learns", file=sys.stderr)
     splits = DatasetSplits(name, train, val, test, list(raw.classes), (0.0,) * 3, (1.0,) * 3, val_carved=carved)
     splits.mean, splits.std = channel_stats(splits.pretrain.images)  # of every training image
     return splits

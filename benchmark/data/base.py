@@ -158,14 +158,18 @@ def cache_dir(source: DataSource, key: str) -> Path:
 
 
 def load_cached(directory: Path) -> RawDataset | None:
+    """The cached arrays; None when there are none or they are damaged (then they are decoded again)."""
     meta_path = directory / "meta.json"
     if not meta_path.is_file():
         return None
-    meta = json.loads(meta_path.read_text())
-    splits = {}
-    for name in meta["splits"]:
-        splits[name] = Split(np.load(directory / f"{name}_images.npy"), np.load(directory / f"{name}_labels.npy"))
-    return RawDataset(splits["train"], splits["test"], meta["classes"], splits.get("val"))
+    try:
+        meta = json.loads(meta_path.read_text())
+        splits = {}
+        for name in meta["splits"]:
+            splits[name] = Split(np.load(directory / f"{name}_images.npy"), np.load(directory / f"{name}_labels.npy"))
+        return RawDataset(splits["train"], splits["test"], meta["classes"], splits.get("val"))
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return None
 
 
 def save_cached(directory: Path, raw: RawDataset) -> None:

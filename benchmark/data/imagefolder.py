@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -30,9 +31,9 @@ def read_imagefolder(path: Path, image_size: int | None = None, workers: int | N
     """Decode every image of a folder tree or archive into uint8 arrays (RGB, one common size)."""
     path = Path(path)
     if is_archive(path):
-        entries = list(_archive_entries(path))
+        entries = _archive_entries(path)
     elif path.is_dir():
-        entries = [(split, cls, p.name, p.read_bytes()) for split, cls, p in _directory_entries(path)]
+        entries = [(split, cls, p.name, p.read_bytes(), str(p)) for split, cls, p in _directory_entries(path)]
     else:
         raise DataMissingError(
             f"no ImageFolder tree at {str(path)!r}: give a directory or a .tar/.tar.gz archive holding "
@@ -48,7 +49,7 @@ def read_imagefolder(path: Path, image_size: int | None = None, workers: int | N
         raise DataMissingError(f"{str(path)!r} holds no images under test/<class>/")
     index = {c: i for i, c in enumerate(classes)}
     entries.sort(key=lambda e: e[:3])  # (split, class, file name): the same order from a tar or a folder
-    images = _decode_all([e[3] for e in entries], image_size, workers)
+    images = _decode_all([(e[4], e[3]) for e in entries], image_size, workers)
     sizes = {im.shape for im in images}
     if len(sizes) > 1:
         raise DataMissingError(
@@ -64,13 +65,20 @@ def read_imagefolder(path: Path, image_size: int | None = None, workers: int | N
     return RawDataset(splits["train"], splits["test"], classes)
 
 
-def _archive_entries(path: Path):
-    with tarfile.open(path, "r|*") as archive:
-        for member in archive:
-            match = MEMBER.search(member.name)
-            if member.isfile() and match and member.name.lower().endswith(IMAGE_SUFFIXES):
-                handle = archive.extractfile(member)
-                yield match.group(1), match.group(2), member.name.rsplit("/", 1)[-1], handle.read()
+def _archive_entries(path: Path) -> list[tuple]:
+    entries = []
+    try:
+        with tarfile.open(path, "r|*") as archive:
+            for member in archive:
+                match = MEMBER.search(member.name)
+                if member.isfile() and match and member.name.lower().endswith(IMAGE_SUFFIXES):
+                    data = archive.extractfile(member).read()
+                    entries.append((match.group(1), match.group(2), member.name.rsplit("/", 1)[-1], data,
+                                    f"{path}:{member.name}"))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        raise DataMissingError(f"{str(path)!r} is not a readable .tar/.tar.gz archive (empty, truncated or of "
+                               f"another kind: {type(err).__name__}: {err})") from None
+    return entries
 
 
 def _directory_entries(root: Path):
@@ -84,19 +92,23 @@ def _directory_entries(root: Path):
                 yield split, file.parent.name, file
 
 
-def _decode_chunk(args: tuple[list[bytes], int | None]) -> list[np.ndarray]:
+def _decode_chunk(args: tuple[list[tuple[str, bytes]], int | None]) -> list[np.ndarray]:
     blobs, size = args
     out = []
-    for blob in blobs:
-        with Image.open(io.BytesIO(blob)) as img:
-            img = img.convert("RGB")
-            if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.BICUBIC)
-            out.append(np.asarray(img, dtype=np.uint8))
+    for where, blob in blobs:
+        try:
+            with Image.open(io.BytesIO(blob)) as img:
+                img = img.convert("RGB")
+                if size is not None and img.size != (size, size):
+                    img = img.resize((size, size), Image.BICUBIC)
+                out.append(np.asarray(img, dtype=np.uint8))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL's errors
+            raise DataMissingError(f"{where} is not an image PIL can decode ({type(err).__name__}: {err}); "
+                                   f"remove or replace it") from None
     return out
 
 
-def _decode_all(blobs: list[bytes], size: int | None, workers: int | None) -> list[np.ndarray]:
+def _decode_all(blobs: list[tuple[str, bytes]], size: int | None, workers: int | None) -> list[np.ndarray]:
     """Decode in worker processes when there are many images (JPEG decoding holds the GIL)."""
     import os
 

@@ -3,6 +3,7 @@ medmnist package's download. These ship an official validation split, which is u
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,20 @@ MEDMNIST_CLASSES = {"pathmnist": 9, "tissuemnist": 8}
 
 
 def read_medmnist_npz(path: Path) -> RawDataset:
-    with np.load(path) as archive:
-        missing = {f"{s}_{p}" for s in ("train", "val", "test") for p in ("images", "labels")} - set(archive.files)
-        if missing:
-            raise DataMissingError(f"{str(path)!r} is not a MedMNIST .npz: missing arrays {sorted(missing)}")
-        parts = {
-            s: Split(as_rgb(archive[f"{s}_images"].astype(np.uint8)), archive[f"{s}_labels"].reshape(-1).astype(np.int64))
-            for s in ("train", "val", "test")
-        }
+    try:
+        with np.load(path) as archive:
+            missing = {f"{s}_{p}" for s in ("train", "val", "test") for p in ("images", "labels")} - set(archive.files)
+            if missing:
+                raise DataMissingError(f"{str(path)!r} is not a MedMNIST .npz: missing arrays {sorted(missing)}")
+            parts = {
+                s: Split(as_rgb(archive[f"{s}_images"].astype(np.uint8)),
+                         archive[f"{s}_labels"].reshape(-1).astype(np.int64))
+                for s in ("train", "val", "test")
+            }
+    except DataMissingError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # no pickles: allow_pickle stays off
+        raise DataMissingError(f"{str(path)!r} is not a readable .npz ({type(err).__name__}: {err})") from None
     n_classes = int(max(p.labels.max() for p in parts.values())) + 1
     return RawDataset(parts["train"], parts["test"], [str(c) for c in range(n_classes)], parts["val"])
 

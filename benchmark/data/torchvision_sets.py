@@ -3,7 +3,6 @@ internet exists), or an ImageFolder tree / archive given as data_path or found i
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -12,12 +11,15 @@ import numpy as np
 from benchmark.data.base import (
     DATASETS, DataMissingError, DataSource, RawDataset, Split, cached, download_or_explain,
 )
+from benchmark.data.identity import content_fingerprint
 from benchmark.data.imagefolder import read_imagefolder
+from benchmark.errors import DamagedFile
+from benchmark.safeload import load_array_pickle
 
 
 def _folder_key(prefix: str, path: Path, size: int | None) -> str:
-    stat = path.stat()
-    return f"{prefix}-{path.name}-{stat.st_size}-{int(stat.st_mtime)}-{size or 'native'}"
+    """The decoded cache of a folder or archive is keyed by its content, not its name or date."""
+    return f"{prefix}-{content_fingerprint(path)}-{size or 'native'}"
 
 
 def _folder_candidates(source: DataSource, stems: tuple[str, ...]) -> list[Path]:
@@ -40,19 +42,30 @@ def _from_folder(name: str, path: Path, source: DataSource) -> RawDataset:
     return load(source)
 
 
+def _batch(path: Path, keys: tuple[str, ...]) -> dict:
+    """One of CIFAR's pickled batches, read by an unpickler that builds only arrays and containers."""
+    if not path.is_file():
+        raise DataMissingError(f"{str(path)!r} is missing from the CIFAR batches folder")
+    batch = load_array_pickle(path)
+    if not isinstance(batch, dict) or any(key not in batch for key in keys):
+        raise DamagedFile(path, f"not a CIFAR batch (needs the keys {', '.join(keys)})")
+    return batch
+
+
 def _read_cifar_batches(directory: Path, files: dict[str, list[str]], label_key: str, meta: tuple[str, str]):
     """Read torchvision's pickled CIFAR batches directly (no md5 check: works on any copy)."""
     splits = {}
     for split, names in files.items():
         images, labels = [], []
         for name in names:
-            with open(directory / name, "rb") as handle:
-                batch = pickle.load(handle, encoding="latin1")
-            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            batch = _batch(directory / name, ("data", label_key))
+            try:
+                images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            except (ValueError, TypeError) as err:
+                raise DamagedFile(directory / name, f"its data is not 32x32x3 images ({err})") from None
             labels.append(np.asarray(batch[label_key], dtype=np.int64))
         splits[split] = Split(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels))
-    with open(directory / meta[0], "rb") as handle:
-        classes = list(pickle.load(handle, encoding="latin1")[meta[1]])
+    classes = list(_batch(directory / meta[0], (meta[1],))[meta[1]])
     return RawDataset(splits["train"], splits["test"], classes)
 
 

@@ -3,14 +3,15 @@
 
 The grid is the paper's CIFAR-10 sweep (5 methods x 2 DA x 4 priors, one of them a `run:` selector)
 with 250 seeds. Its runs are written as finished run directories (config.json, status.json,
-result.json, as `train` writes them) with seeded accuracies: the timings depend on the number and
-size of the files, not on the accuracies. Imports are out of the timings (a warm-up plan first), and
-the tree is written to memory (/dev/shm) where there is one: the figures are the suite's reading
-and tabulating, with the files in the page cache, not the disk's speed.
+result.json, a metrics.jsonl of 200 epochs, as `train` writes them) with seeded accuracies: the
+timings depend on the number and size of the files, not on the accuracies. Imports are out of the
+timings (a warm-up plan first), and the tree is written to memory (/dev/shm) where there is one: the
+figures are the suite's reading and tabulating, with the files in the page cache, not the disk's speed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -40,6 +41,9 @@ def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
     from benchmark.sweep.status import MANIFEST
 
     rng = np.random.default_rng(seed)
+    epochs = range(1, FIXED["epochs"] + 1)
+    metrics = "".join(json.dumps({"epoch": e, "loss": 5.0 / e, "lr": 0.3, "images_per_s": 50_000.0,
+                                  "epoch_seconds": 2.0}) + "\n" for e in epochs)
     sweep_dir.mkdir(parents=True)
     (sweep_dir / MANIFEST).write_text(json_text(manifest(plan, None)))
     for cell, accuracy in zip(plan.cells, rng.uniform(0.6, 0.9, len(plan.cells))):
@@ -55,8 +59,10 @@ def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
         }
         assert set(RESULT_KEYS) <= set(result)
         run.config.write_text(json_text(config.to_dict()))
-        run.status.write_text(json_text({"state": "done", "attempt": 1, "error": None, "updated": time.time()}))
+        run.status.write_text(json_text({"state": "done", "attempt": 1, "error": None, "updated": time.time(),
+                                         "run_id": cell.run_id}))
         run.result.write_text(json_text(result))
+        run.metrics.write_text(metrics)
 
 
 def registry_seconds(seeds: int = SEEDS) -> dict:

@@ -76,8 +76,11 @@ def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: to
     key = embedding_key(prior, spec, data)
     path = Path(cache_root) / "embeddings" / f"{key}.npy"
     if path.is_file():
-        vectors = torch.from_numpy(np.load(path))
-        return Embedding(vectors, key, time.perf_counter() - started, cached=True)
+        try:
+            vectors = torch.from_numpy(np.load(path))
+            return Embedding(vectors, key, time.perf_counter() - started, cached=True)
+        except (OSError, ValueError, EOFError):
+            pass  # a damaged cache file: computed again
     vectors = prior.embed(data, device).float().contiguous()
     if len(vectors) != len(data.pretrain) or not torch.isfinite(vectors).all():
         raise RuntimeError(f"prior {spec!r} gave {tuple(vectors.shape)} embeddings (finite: "

@@ -3,6 +3,8 @@ of an earlier run of this suite (so a sweep can chain "train a prior, then use i
 
 from __future__ import annotations
 
+import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +13,10 @@ import torch
 from benchmark.backbones import (
     CIFAR_STEM_MAX_SIZE, build_backbone, check_backbone, load_state, load_weights, resolve_backbone_name,
 )
-from benchmark.errors import ConfigError, choice_error
+from benchmark.errors import ConfigError, DamagedFile, choice_error
 from benchmark.evaluate import extract_features
 from benchmark.priors.base import PRIORS, Prior, file_digest
-from benchmark.rundir import read_json
+from benchmark.rundir import read_object
 
 
 @dataclass(frozen=True)
@@ -191,18 +193,29 @@ class RunParams:
     pass
 
 
+RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
 @PRIORS.register("run")
 class RunPrior(Prior):
-    """`run:<run dir or run_id>`: the backbone of an earlier run's checkpoint.pt; a run_id is looked
-    up under the results dir."""
+    """`run:<run dir or run_id>`: the backbone of an earlier run's checkpoint.pt; a run_id (12 hex
+    digits, never a pattern) is looked up under the results dir."""
 
     Params = RunParams
     needs_arg = True
+
+    @classmethod
+    def check_arg(cls, arg: str | None) -> None:
+        if glob.has_magic(arg) and not Path(arg).is_dir():
+            raise ConfigError(f"prior run:{arg}: give a run directory or a run_id (12 hex digits), not a pattern")
 
     def run_dir(self) -> Path:
         path = Path(self.arg)
         if (path / "checkpoint.pt").is_file():
             return path
+        if not RUN_ID.match(self.arg):
+            raise ConfigError(f"prior run:{self.arg}: no checkpoint.pt in that directory, and it is not a run_id "
+                              f"(12 hex digits) to look up under {str(self.context.results_dir)!r}")
         root = self.context.results_dir
         # a sweep's runs sit at <results>/<sweep>/<run_id>: look there before walking the whole tree
         found = sorted(root.glob(f"*/{self.arg}/checkpoint.pt")) or sorted(root.glob(f"**/{self.arg}/checkpoint.pt"))
@@ -218,12 +231,16 @@ class RunPrior(Prior):
 
     def embed(self, data, device: torch.device) -> torch.Tensor:
         run = self.run_dir()
-        config = read_json(run / "config.json")
+        if not (run / "config.json").is_file():
+            raise ConfigError(f"prior run:{self.arg}: {run / 'config.json'} is missing: it says which backbone to build")
+        config = read_object(run / "config.json")
+        if not isinstance(config.get("backbone"), str):
+            raise DamagedFile(run / "config.json", "names no backbone")
         pretrained_init = bool(config.get("pretrained") or config.get("weights"))
         # the architecture the run trained: its result names it; else as its config resolves here
         name = resolve_backbone_name(config["backbone"], data.image_size, pretrained_init)
         if (run / "result.json").is_file():
-            name = read_json(run / "result.json").get("backbone", name)
+            name = read_object(run / "result.json").get("backbone", name)
         stem = data.image_size <= CIFAR_STEM_MAX_SIZE and not pretrained_init
         model, _ = build_backbone(name, data.image_size, cifar_stem=stem)
         load_weights(model, run / "checkpoint.pt")

@@ -5,9 +5,10 @@ cluster's MaxArraySize; it submits and returns. A `run:` prior's cell starts aft
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shlex
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -17,7 +18,8 @@ from typing import Callable, Protocol, TextIO
 
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
-from benchmark.rundir import RunDir, read_json
+from benchmark.claim import update_status
+from benchmark.rundir import RunDir
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.profiles import chunks, cluster_max_array_size, load_profile
 from benchmark.sweep.registry import JobProbe, run_state
@@ -48,88 +50,124 @@ class Executor(Protocol):
 EXECUTORS: Registry[Callable[[ExecutorOptions, Resources], Executor]] = Registry("executor")
 
 
+LIVE = ("running", "queued")
+
+
 class Progress:
-    """One line per run that starts or ends, with the sweep's counts."""
+    """One line per run that starts, waits for another invocation, or ends, with the sweep's counts."""
 
     def __init__(self, total: int, done: int, labels: dict[str, str], stream: TextIO):
-        self.total, self.done, self.failed = total, done, 0
+        self.total, self.done, self.failed, self.stopped = total, done, 0, 0
         self.labels = labels
         self.stream = stream
         self.started_at = time.time()
 
     def _print(self, word: str, run_id: str, extra: str = "") -> None:
         elapsed = time.time() - self.started_at
-        print(f"[{self.done + self.failed:>3}/{self.total} {elapsed:6.0f}s] {word:<7} {run_id}  "
+        print(f"[{self.done + self.failed + self.stopped:>3}/{self.total} {elapsed:6.0f}s] {word:<7} {run_id}  "
               f"{self.labels.get(run_id, '')}{extra}", file=self.stream, flush=True)
 
     def started(self, run_id: str, where: str = "") -> None:
         self._print("start", run_id, f"  ({where})" if where else "")
 
+    def waits(self, run_id: str, status: dict) -> None:
+        self._print("waits", run_id, f"  (trained by pid {status.get('pid') or status.get('job_pid')} on "
+                                     f"{status.get('host')}, another invocation)")
+
     def finished(self, run_dir: Path) -> None:
-        run = RunDir(run_dir)
-        status = run.read_status()
-        if status.get("state") == "done" and run.result.is_file():
-            result = read_json(run.result)
+        state = run_state(run_dir, JobProbe())
+        if state.state == "done":
+            result = RunDir(run_dir).read_result()
             self.done += 1
             self._print("done", run_dir.name, f"  knn {result['knn_acc']:.4f} linear {result['linear_acc']:.4f} "
                                               f"({result['train_seconds']:.0f} s training)")
-        else:
+        elif state.state == "failed":
             self.failed += 1
-            reason = status.get("error") or status.get("note") or f"state {status.get('state')}"
-            self._print("failed", run_dir.name, f"  {reason}")
+            self._print("failed", run_dir.name, f"  {state.message}")
+        else:
+            self.stopped += 1
+            reason = state.message or "its job ended without a result (killed?)"
+            log = f"; log: {state.status['log']}" if state.status.get("log") else ""
+            self._print("stopped", run_dir.name, f"  {state.state}: {reason}; the next sweep resumes it{log}")
 
 
 class SlotScheduler:
-    """Start each job when a slot is free and its `run:` source is done; wait for all of them (and
-    for runs of this sweep that an earlier invocation left running)."""
+    """Start each job when a slot is free and its `run:` source is done; wait for all of them. A run
+    another invocation trains (one left running by an earlier invocation, or claimed first by one
+    started beside this) is waited for and holds a slot: `--max-parallel` counts every live run."""
 
     def __init__(self, slots: list, start: Callable[[RunJob, object], Callable[[], bool]], poll_s: float):
         self.slots = slots
         self.start = start
         self.poll_s = poll_s
+        self.host = socket.gethostname()
+
+    def _label(self, status: dict) -> str | None:
+        """The slot a run of another invocation holds here ("" when unknown), None when it runs elsewhere."""
+        return None if status.get("host") != self.host else str(status.get("slot") or "")
+
+    def _free(self, running: dict, watched: dict[str, str | None]):
+        held = [label for label in watched.values() if label is not None]
+        if len(running) + len(held) >= len(self.slots):
+            return None
+        used = [slot for _, slot in running.values()]
+        for slot in self.slots:
+            if slot in used:
+                used.remove(slot)
+            elif str(slot) in held:
+                held.remove(str(slot))
+            else:
+                return slot
+        return None
 
     def run(self, launch: Launch, progress: Progress) -> None:
         waiting = list(launch.jobs)
         running: dict[str, tuple[Callable[[], bool], object]] = {}
-        watched = list(launch.watch)
-        free = list(self.slots)
+        watched: dict[str, str | None] = {}
+        probe = JobProbe()
+        for run_id in launch.watch:
+            status = run_state(launch.sweep_dir / run_id, probe).status
+            watched[run_id] = self._label(status)
+            progress.waits(run_id, status)
+
+        def settle(run_id: str) -> None:
+            state = run_state(launch.sweep_dir / run_id, JobProbe())
+            if state.state in LIVE:  # another invocation's writer has it: wait for that one
+                watched[run_id] = self._label(state.status)
+                progress.waits(run_id, state.status)
+            else:
+                progress.finished(launch.sweep_dir / run_id)
+
         while waiting or running or watched:
             changed = False
             for run_id, (is_done, slot) in list(running.items()):
                 if is_done():
                     del running[run_id]
-                    free.append(slot)
-                    _fail_if_unfinished(launch.sweep_dir / run_id, "its job ended without a result")
-                    progress.finished(launch.sweep_dir / run_id)
+                    settle(run_id)
                     changed = True
             probe = JobProbe()
             for run_id in list(watched):
-                if run_state(launch.sweep_dir / run_id, probe).state not in ("running", "queued"):
-                    watched.remove(run_id)
+                if run_state(launch.sweep_dir / run_id, probe).state not in LIVE:
+                    del watched[run_id]
                     progress.finished(launch.sweep_dir / run_id)
                     changed = True
             pending_ids = {job.run_id for job in waiting} | set(running) | set(watched)
             for job in list(waiting):
-                if not free:
-                    break
                 if job.depends_on in pending_ids:
                     continue  # its prior source has not finished yet
+                slot = self._free(running, watched)
+                if slot is None:
+                    break
                 waiting.remove(job)
                 pending_ids.discard(job.run_id)
-                slot = free.pop(0)
+                changed = True
+                if run_state(launch.sweep_dir / job.run_id, probe).state in LIVE + ("done",):
+                    settle(job.run_id)  # another invocation finished it or trains it since the plan was made
+                    continue
                 progress.started(job.run_id, str(slot))
                 running[job.run_id] = (self.start(job, slot), slot)
-                changed = True
             if not changed:
                 time.sleep(self.poll_s)
-
-
-def _fail_if_unfinished(run_dir: Path, reason: str) -> None:
-    run = RunDir(run_dir)
-    status = run.read_status()
-    if status.get("state") in ("running", "pending") and not status.get("note"):
-        log = f"; log: {status['log']}" if status.get("log") else ""
-        run.write_status("failed", error=f"{reason}{log}")
 
 
 @EXECUTORS.register("debug")
@@ -208,34 +246,57 @@ class LocalExecutor:
             tasks = self.resources.tasks
             job.threads = max(1, slot.threads // tasks)
             executor = submitit.LocalExecutor(folder=folder, max_num_timeout=self.resources.max_attempts)
-            # the job controller's own output (its traceback on Ctrl-C) goes to a log, not the terminal
-            controller_log = shlex.quote(str(folder / "controllers.log"))
             executor.update_parameters(timeout_min=self.resources.timeout_min, gpus_per_node=len(slot.gpus),
-                                       visible_gpus=slot.gpus, signal_delay_s=60, tasks_per_node=tasks,
-                                       setup=[f"mkdir -p {shlex.quote(str(folder))}", f"exec >>{controller_log} 2>&1"])
-            mark_submitted(job.run_dir, "local", None, pid=os.getpid())
-            handle = executor.submit(job)
-            mark_submitted(job.run_dir, "local", handle.job_id, pid=int(handle.job_id), log=handle.paths.stderr)
+                                       visible_gpus=slot.gpus, signal_delay_s=60, tasks_per_node=tasks)
+            mark_submitted(job.run_dir, "local", None, pid=os.getpid(), slot=str(slot))
+            with _terminal_ctrl_c_ignored():
+                handle = executor.submit(job)
+            mark_submitted(job.run_dir, "local", handle.job_id, pid=int(handle.job_id), log=handle.paths.stderr,
+                           slot=str(slot))
             jobs[job.run_id] = handle
             return lambda: handle.done()
 
         try:
             SlotScheduler(self.slots, start, poll_s=self.options.poll_s).run(launch, progress)
         except KeyboardInterrupt:
-            for handle in jobs.values():
-                if not handle.done():
-                    handle.cancel()  # SIGINT: the run saves its status as pending and can be resumed
+            _stop(list(jobs.values()), progress.stream)
             raise
 
 
+@contextlib.contextmanager
+def _terminal_ctrl_c_ignored():
+    """Start a job with SIGINT ignored, which its controller (and so its run) inherits: a terminal's
+    Ctrl-C then reaches the run only through the handler the run installs (a stop at the next step),
+    and never the controller, which would kill the run one second later, before it saved anything."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop(handles: list, stream: TextIO) -> None:
+    """Ask every live job to stop (SIGTERM to its controller, which passes it to the run: the run saves
+    a checkpoint at its next step and is left `pending`) and wait until they have. Asked again each
+    half second, so a run still starting up gets it too; Ctrl-C or a kill again leaves them to it."""
+    alive = [handle for handle in handles if not handle.done()]
+    if alive:
+        print(f"stopping {len(alive)} run(s): each saves a checkpoint at its next step (again: leave them to it)",
+              file=stream, flush=True)
+    while alive:
+        for handle in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(handle.job_id), signal.SIGTERM)
+        time.sleep(0.5)
+        alive = [handle for handle in alive if not handle.done()]
+
+
 def mark_submitted(run_dir: Path, executor: str, job_id: str | None, pid: int | None = None,
-                   log: Path | None = None) -> None:
-    """Record the job in status.json as `pending`, unless the job has already started and said so."""
-    run = RunDir(run_dir)
-    if run.read_status().get("state") in ("running", "done") and job_id is not None:
-        return
-    run.write_status("pending", executor=executor, job_id=job_id, job_pid=pid, host=socket.gethostname(),
-                     log=str(log) if log else None, note=None, error=None)
+                   log: Path | None = None, slot: str | None = None) -> None:
+    """Record the job in status.json as `pending`, under a brief claim: never over a run a live writer
+    holds (the job has started, or another invocation trains it) nor over a finished one."""
+    update_status(run_dir, "pending", executor=executor, job_id=job_id, job_pid=pid, host=socket.gethostname(),
+                  log=str(log) if log else None, slot=slot, note=None, error=None)
 
 
 @EXECUTORS.register("slurm")

@@ -1,18 +1,25 @@
 """One sweep run as a submitit job: Checkpointable, so a preempted or timed-out job checkpoints at
-the next step boundary and requeues, and the next attempt resumes from that checkpoint."""
+the next step boundary and requeues, and the next attempt resumes from that checkpoint.
+
+A job re-reads its run when it starts: a run another invocation finished is left as it is, a run a
+live writer holds is left to it (the job ends quietly), and the run is trained under its claim.
+Under the local executor, SIGINT (a terminal's Ctrl-C) and SIGTERM (the sweep stopping its runs, a
+plain kill) ask the run to stop at its next step: it checkpoints there and is left `pending`."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Callable
 
 import submitit
 
+from benchmark.claim import RunBusy, update_status
 from benchmark.config import RunConfig
-from benchmark.errors import TrainingError
+from benchmark.errors import ConfigError, TrainingError
 from benchmark.rundir import RunDir
 
 
@@ -29,6 +36,22 @@ def _deferred_preemption() -> tuple[Callable[[], bool] | None, Callable[[], None
     requested = threading.Event()
     signal.signal(sig, lambda signum, frame: requested.set())
     return requested.is_set, lambda: original(sig, None)
+
+
+def _stop_on_signals() -> Callable[[], bool] | None:
+    """Local jobs: SIGINT and SIGTERM raise a flag the training loop polls (the sweep's processes
+    ignore a terminal's Ctrl-C, so a stop always reaches the run through here)."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "local":
+        return None
+    requested = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: requested.set())
+    return requested.is_set
+
+
+def _either(*flags: Callable[[], bool] | None) -> Callable[[], bool] | None:
+    polled = [flag for flag in flags if flag is not None]
+    return (lambda: any(flag() for flag in polled)) if polled else None
 
 
 class RunJob(submitit.helpers.Checkpointable):
@@ -49,34 +72,41 @@ class RunJob(submitit.helpers.Checkpointable):
     def _check_source(self) -> None:
         """A `run:` prior's source must be done; its job was scheduled first (or SLURM afterany)."""
         source = RunDir(self.run_dir.parent / self.depends_on)
-        state = source.read_status().get("state", "new")
+        state = (source.status_or_none() or {"state": "damaged"}).get("state", "new")
         if state != "done" or not source.checkpoint.is_file():
-            message = f"prior run {self.depends_on} is {state}, not done: this run needs its checkpoint"
-            if int(os.environ.get("RANK", 0)) == 0:
-                RunDir(self.run_dir).write_status("failed", error=message)
-            raise TrainingError(message)
+            raise ConfigError(f"prior run {self.depends_on} is {state}, not done: this run needs its checkpoint")
 
-    def __call__(self) -> dict:
+    def __call__(self) -> dict | None:
+        stop = _stop_on_signals()  # first: a stop that arrives while torch loads is not lost
         from benchmark.train import RunInterrupted, train_run
 
         if "SUBMITIT_EXECUTOR" in os.environ and submitit.JobEnvironment().num_tasks > 1:
             # one process per GPU: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT for torch.distributed
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        if self.depends_on:
-            self._check_source()
         if self.threads:
             import faiss
             import torch
 
             torch.set_num_threads(self.threads)
             faiss.omp_set_num_threads(self.threads)
-        interrupt, hand_over = _deferred_preemption()
+        preempted, hand_over = _deferred_preemption()
         try:
-            return train_run(self.config, self.run_dir, resume=True, results_dir=self.results_root,
-                             interrupt=interrupt, wandb_tags=self.tags)
+            if self.depends_on:
+                self._check_source()
+            return train_run(self.config, self.run_dir, resume=True, restart_damaged=True,
+                             results_dir=self.results_root, interrupt=_either(preempted, stop), wandb_tags=self.tags)
+        except RunBusy as busy:
+            print(f"gpsbench: {busy}: this job leaves it", file=sys.stderr)
+            return None
         except RunInterrupted:
-            hand_over()  # submitit: self.checkpoint(), requeue, exit (rank 0; the others just stop)
-            raise
+            if preempted is not None and preempted():
+                hand_over()  # submitit: self.checkpoint(), requeue, exit (rank 0; the others just stop)
+                raise
+            return None  # stopped by a signal: the run is `pending`, the next sweep resumes it
+        except ConfigError as err:  # found before the run could start: the run fails with the reason
+            if int(os.environ.get("RANK", 0)) == 0:
+                update_status(self.run_dir, "failed", run_id=self.run_id, error=f"{type(err).__name__}: {err}")
+            raise TrainingError(str(err)) from None
         finally:
             import torch.distributed as dist
 
@@ -85,11 +115,10 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args, **kwargs):
         """Requeue this job (the run resumes from its checkpoint), at most `max_attempts` attempts."""
-        run = RunDir(self.run_dir)
-        attempt = int(run.read_status().get("attempt", 0))
+        attempt = int((RunDir(self.run_dir).status_or_none() or {}).get("attempt", 0))
         if attempt >= self.max_attempts:
-            run.write_status("failed", error=f"interrupted on attempt {attempt}, the last one allowed "
-                                             f"(resources.max_attempts = {self.max_attempts})")
+            update_status(self.run_dir, "failed", error=f"interrupted on attempt {attempt}, the last one allowed "
+                                                        f"(resources.max_attempts = {self.max_attempts})")
             return None
-        run.write_status("pending", note=f"requeued after attempt {attempt} (preemption or time limit)")
+        update_status(self.run_dir, "pending", note=f"requeued after attempt {attempt} (preemption or time limit)")
         return super().checkpoint(*args, **kwargs)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -69,13 +71,15 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
     write_manifest(plan, sweep_dir, request)
     jobs = [make_job(cell, spec, sweep_dir, request.results_root) for cell in selection.to_run]
     if not jobs and not selection.watch:
-        print("nothing to run: every run is done" + (" or failed (--retry-failed reruns failed runs)"
-                                                     if selection.count()["failed"] else ""), file=out)
+        counts = selection.count()
+        print(f"nothing to run: {', '.join(f'{counts[s]} {s}' for s in RUN_STATES if counts[s])}"
+              + (" (--retry-failed reruns failed runs)" if counts["failed"] else ""), file=out)
     else:
         labels = {cell.run_id: cell.label for cell in plan.cells}
         progress = Progress(len(plan.cells), selection.count()["done"], labels, stream=out)
         try:
-            executor.run(Launch(jobs, sweep_dir, spec.resources, selection.watch), progress)
+            with stop_on_sigterm():
+                executor.run(Launch(jobs, sweep_dir, spec.resources, selection.watch), progress)
         except KeyboardInterrupt:
             print("\ninterrupted: run the same command again to go on (done runs are kept, the others "
                   "resume from their checkpoints)", file=out)
@@ -84,8 +88,30 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
             print(f"submitted {len(jobs)} run(s); follow them with: gpsbench status {sweep_dir}", file=out)
             return 0
     print(sweep_table(sweep_dir), file=out)
-    final = states(sweep_dir, [cell.run_id for cell in plan.cells])
-    return 1 if any(state.state == "failed" for state in final.values()) else 0
+    final = Counter(state.state for state in states(sweep_dir, [cell.run_id for cell in plan.cells]).values())
+    unfinished = {state: final[state] for state in TO_RUN if final[state]}
+    if unfinished:
+        print(f"not finished: {', '.join(f'{n} {state}' for state, n in unfinished.items())}; run the same "
+              f"command again to resume them", file=out)
+    return 1 if final["failed"] or unfinished else 0
+
+
+class Stopped(KeyboardInterrupt):
+    """A plain kill (SIGTERM) of `gpsbench sweep` stops its runs the way Ctrl-C does."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    def stop(signum, frame):
+        raise Stopped()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_job(cell: Cell, spec, sweep_dir: Path, results_root: Path) -> RunJob:
@@ -147,6 +173,8 @@ def estimate_seconds(cells: list[Cell], sweep_dir: Path, selection: Selection) -
     for run_id, state in selection.states.items():
         if state.state != "done":
             continue
+        if not (sweep_dir / run_id / "config.json").is_file():
+            continue  # done runs' files are sound (the registry checked them); an old run may lack this one
         result = read_json(sweep_dir / run_id / "result.json")
         config = read_json(sweep_dir / run_id / "config.json")
         if result.get("epochs"):

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchmark.errors import ConfigError
 from benchmark.params import resolve_params
 from benchmark.sweep.spec import Resources
+from benchmark.yamlfiles import load_yaml
 
 PROFILE_DIR = Path("slurm/profiles")
 
@@ -84,7 +83,7 @@ def load_profile(name: str | None) -> SlurmProfile:
     path = find_profile(name)
     if path is None:
         return SlurmProfile()
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path, "SLURM profile") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"SLURM profile {str(path)!r} must hold a mapping of settings")
     raw = {key: value for key, value in raw.items() if value is not None}  # null: the default

@@ -9,11 +9,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchmark.config import WANDB_MODES, RunConfig
 from benchmark.errors import ConfigError, choice_error
 from benchmark.params import resolve_params
+from benchmark.yamlfiles import load_yaml
 
 SWEEP_KEYS = ("name", "description", "include", "grid", "fixed", "per", "exclude", "resources", "wandb")
 ARG_SECTIONS = ("method_args", "aug_args", "prior_args")  # dict-valued keys; `method_args.x` names one entry
@@ -199,7 +198,11 @@ def _read_includes(raw: Any, path: Path | None, problems: list[str]) -> dict:
         if found is None:
             problems.append(f"include: file {item!r} not found (next to the sweep file or in the working dir)")
             continue
-        content = yaml.safe_load(found.read_text()) or {}
+        try:
+            content = load_yaml(found, "include file") or {}
+        except ConfigError as err:
+            problems.append(f"include: {err}")
+            continue
         if not isinstance(content, dict) or set(content) - {"per"}:
             problems.append(f"include: {item!r} must hold only a `per:` block, got keys {sorted(content)}")
             continue
@@ -246,10 +249,7 @@ def read_yaml(path: str | Path, what: str) -> tuple[Path, Any]:
         shipped = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
         hint = f"; sweeps here: {', '.join(shipped)}" if shipped else ""
         raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
-    try:
-        return path, yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {err}") from None
+    return path, load_yaml(path, what)
 
 
 def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:

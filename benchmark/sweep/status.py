@@ -1,37 +1,56 @@
 """What a sweep folder holds: one row per run (state, attempt, job, progress, accuracies, error), read
-from our own files, with live jobs checked (`gpsbench status`)."""
+from our own files, with live jobs checked (`gpsbench status`). A damaged file shows as its run's
+state `corrupt` with the file and the reason; a damaged sweep.json as one warning line."""
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from benchmark.rundir import RunDir, read_json
+from benchmark.errors import DamagedFile
+from benchmark.rundir import RunDir, read_object
 from benchmark.sweep.registry import RUN_STATES, JobProbe, run_state
 
 MANIFEST = "sweep.json"
 
 
+def read_manifest(sweep_dir: Path) -> dict | None:
+    """sweep.json as the sweep wrote it; None (after one warning line) when it is missing or damaged:
+    then the run folders alone say what the sweep holds, and the next `gpsbench sweep` rewrites it."""
+    path = Path(sweep_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        plan = read_object(path)
+        runs = [(run["run_id"], {axis: str(run["axes"][axis]) for axis in plan["axes"]}) for run in plan["runs"]]
+    except DamagedFile as err:
+        problem = err.reason
+    except (KeyError, TypeError) as err:
+        problem = f"lacks {err}" if isinstance(err, KeyError) else f"malformed ({err})"
+    else:
+        return {**plan, "runs": [{"run_id": run_id, "axes": axes} for run_id, axes in runs]}
+    print(f"gpsbench: warning: {path}: {problem}; listing the run folders instead (the next gpsbench sweep "
+          f"rewrites it)", file=sys.stderr)
+    return None
+
+
 def planned_runs(sweep_dir: Path) -> dict[str, dict]:
     """run_id -> axes, from the manifest the sweep wrote, plus any run folder it does not list."""
     sweep_dir = Path(sweep_dir)
-    manifest = sweep_dir / MANIFEST
-    runs = {}
-    if manifest.is_file():
-        plan = read_json(manifest)
-        runs = {run["run_id"]: {axis: run["axes"][axis] for axis in plan["axes"]} for run in plan["runs"]}
+    plan = read_manifest(sweep_dir)
+    runs = {run["run_id"]: run["axes"] for run in plan["runs"]} if plan else {}
     for path in sorted(sweep_dir.glob("*/status.json")):
         runs.setdefault(path.parent.name, {})
     return runs
 
 
-def _epochs_done(run: RunDir) -> int:
-    if not run.metrics.is_file():
-        return 0
-    lines = [line for line in run.metrics.read_text().splitlines() if line.strip()]
-    return json.loads(lines[-1])["epoch"] if lines else 0
+def _config_epochs(run: RunDir) -> int | None:
+    try:
+        return read_object(run.config).get("epochs") if run.config.is_file() else None
+    except DamagedFile:
+        return None
 
 
 def status_frame(sweep_dir: Path) -> pd.DataFrame:
@@ -42,8 +61,9 @@ def status_frame(sweep_dir: Path) -> pd.DataFrame:
         run = RunDir(sweep_dir / run_id)
         state = run_state(run.path, probe)
         status = state.status
-        epochs = read_json(run.config).get("epochs") if run.config.is_file() else None
-        result = read_json(run.result) if state.state == "done" else {}
+        epochs = _config_epochs(run)
+        logged = run.read_metrics()
+        result = run.read_result() if state.state == "done" else {}
         slurm = probe.slurm_state(status) if state.state in ("running", "queued") else None
         rows.append({
             **{axis: str(value) for axis, value in axes.items()},
@@ -51,10 +71,10 @@ def status_frame(sweep_dir: Path) -> pd.DataFrame:
             "state": state.state + (f" ({slurm})" if slurm else ""),
             "attempt": state.attempt,
             "job": status.get("job_id") or "",
-            "epoch": f"{_epochs_done(run)}/{epochs}" if epochs is not None else "",
+            "epoch": f"{logged[-1]['epoch'] if logged else 0}/{epochs}" if epochs is not None else "",
             "knn_acc": result.get("knn_acc"),
             "linear_acc": result.get("linear_acc"),
-            "message": (status.get("error") or status.get("note") or "")[:80],
+            "message": state.message[:100],
             "_state": state.state,
         })
     return pd.DataFrame(rows)

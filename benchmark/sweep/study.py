@@ -14,7 +14,8 @@ from typing import Any, Mapping
 import optuna
 import submitit
 
-from benchmark.sweep.registry import JobProbe
+from benchmark.errors import TrainingError
+from benchmark.liveness import JobProbe
 from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
 
 DONE_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -106,14 +107,14 @@ class TuneWorker(submitit.helpers.Checkpointable):
         while finished(study) < self.spec.n_trials:
             failures = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
             if failures >= MAX_FAILURES_PER_TRIAL * self.spec.n_trials:
-                raise RuntimeError(f"study {self.spec.name}: {failures} trials failed (see their status.json); "
-                                   f"stopping instead of failing forever")
+                raise TrainingError(f"study {self.spec.name}: {failures} trials failed (see their status.json); "
+                                    f"stopping instead of failing forever")
             study.optimize(self.objective, n_trials=1, catch=(Exception,))
             ran += 1
         return ran
 
     def worker_info(self) -> dict:
-        from benchmark.train import current_job_id
+        from benchmark.liveness import current_job_id
 
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": current_job_id(),
                 "executor": self.executor}
@@ -181,3 +182,18 @@ def wait(study: optuna.Study, spec: TuneSpec, jobs: list, out, poll_s: float = 2
             last = line
         time.sleep(poll_s)
     print(f"[{time.strftime('%H:%M:%S')}] workers finished", file=out, flush=True)
+
+
+def worker_endings(jobs: list) -> str:
+    """How each worker of a study ended, for a study that ended short of its budget."""
+    endings = []
+    for index, job in enumerate(jobs):
+        error = job.exception()
+        if error is None:
+            how = "exited"
+        elif isinstance(error, submitit.core.utils.UncompletedJobError):
+            how = "was killed (it left no result)"
+        else:
+            how = f"stopped: {str(error).strip().splitlines()[-1]}"
+        endings.append(f"worker {index} {how} (log: {job.paths.stderr})")
+    return "; ".join(endings)

@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, choice_error
-from benchmark.params import resolve_params
+from benchmark.params import parse_number, resolve_params
 from benchmark.sweep.plan import drop_k_without_prior, set_key
 from benchmark.sweep.spec import (Resources, WandbSettings, check_config_key, check_header, format_problems,
                                   read_yaml)
@@ -111,11 +111,16 @@ def _param(name: str, raw: Any, problems: list[str]) -> Param | None:
             problems.append(f"{where}: choices must be a non-empty list, got {choices!r}")
             return None
         return Param(name, kind, choices=tuple(choices))
-    low, high, log, step = raw.get("low"), raw.get("high"), bool(raw.get("log", False)), raw.get("step")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
-    if not numbers:
-        problems.append(f"{where}: low and high must be numbers, got low={low!r}, high={high!r}")
+    raw_low, raw_high, log = raw.get("low"), raw.get("high"), bool(raw.get("log", False))
+    low, high, step = parse_number(raw_low), parse_number(raw_high), raw.get("step")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        problems.append(f"{where}: low and high must be finite numbers, got low={raw_low!r}, high={raw_high!r}")
         return None
+    if step is not None:
+        step = parse_number(step)
+        if step is None or not math.isfinite(step) or step <= 0:
+            problems.append(f"{where}: step must be a positive number, got {raw.get('step')!r}")
+            return None
     if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
         problems.append(f"{where}: an int parameter needs integer bounds, got low={low}, high={high}")
         return None
