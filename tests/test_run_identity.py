@@ -1,9 +1,11 @@
 """run_id pinned: ids computed before the identity fields became explicit must never change by accident,
 and the set of fields that enter run_id changes only when this file says so."""
 
+import dataclasses
+
 import pytest
 
-from benchmark.config import RunConfig
+from benchmark.config import GPS_ONLY, RunConfig, execution, experiment, identity_declared
 
 PINNED = [  # computed with the code of main at 15073a7, before fields declared their side
     ({}, "4296fc400276"),
@@ -31,6 +33,7 @@ IDENTITY_FIELDS = {
     "epochs", "batch_size", "optimizer", "optimizer_args", "lr", "weight_decay", "warmup_epochs", "warmup_start_lr",
     "precision", "seed", "val_fraction", "val_max", "knn_temperature",
 }
+GPS_ONLY_FIELDS = {"prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index"}
 
 
 @pytest.mark.parametrize("values, run_id", PINNED)
@@ -46,3 +49,26 @@ def test_data_path_enters_run_id_by_its_content(tmp_path):
 
 def test_the_fields_in_run_id_are_pinned():
     assert set(RunConfig().result_fields()) == IDENTITY_FIELDS
+
+
+def test_the_fields_that_count_only_for_gps_are_pinned():
+    assert {f.name for f in dataclasses.fields(RunConfig) if f.metadata.get(GPS_ONLY)} == GPS_ONLY_FIELDS
+    assert GPS_ONLY_FIELDS <= IDENTITY_FIELDS
+
+
+def test_a_field_that_does_not_declare_its_side_is_refused_when_the_class_is_defined():
+    with pytest.raises(TypeError, match="fields b must be declared with experiment"):
+        @identity_declared
+        @dataclasses.dataclass(frozen=True)
+        class Half:
+            a: int = experiment(0)
+            b: int = 1
+            c: str = execution("x")
+
+    @identity_declared
+    @dataclasses.dataclass(frozen=True)
+    class Whole:
+        a: int = experiment(0)
+        c: str = execution("x")
+
+    assert Whole().a == 0 and Whole().c == "x"
