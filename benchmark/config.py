@@ -169,7 +169,7 @@ class RunConfig:
         from benchmark.methods import METHODS, resolve_method_params
         from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
         from benchmark.optim import OPTIMIZERS, resolve_optim
-        from benchmark.priors import check_prior
+        from benchmark.priors import check_prior, is_plain
 
         problems: list[str] = []
 
@@ -201,8 +201,9 @@ class RunConfig:
         check(lambda: INDEXES.get(self.knn_index))
         if self.k < 0 or self.tau_neighbors < 1:
             problems.append(f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}")
-        if self.prior == "none" and self.k > 0:
-            problems.append(f"k={self.k} needs a prior to find neighbours in; prior is 'none' (set --prior, or k 0)")
+        if is_plain(self.prior) and self.k > 0:
+            problems.append(f"k={self.k} needs a prior to find neighbours in; prior is {self.prior!r} "
+                            "(set --prior, or k 0)")
         if self.tau is not None and self.tau <= 0:
             problems.append(f"tau must be > 0 (or null for adaptive), got {self.tau}")
         for name, low in (("epochs", 0), ("batch_size", 2), ("checkpoint_every", 1), ("val_max", 1)):
@@ -251,8 +252,11 @@ class RunConfig:
 
     @property
     def is_gps(self) -> bool:
-        """GPS positives: a prior and k >= 1 (the oracle needs no k); otherwise plain SSL."""
-        return self.prior != "none" and (self.k > 0 or self.prior == "oracle")
+        """GPS positives: a prior that is not plain and k >= 1 (none for a prior that needs no k, the
+        oracle); otherwise plain SSL."""
+        from benchmark.priors import gives_gps
+
+        return gives_gps(self.prior, self.k)
 
     @property
     def run_id(self) -> str:
