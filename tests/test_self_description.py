@@ -34,7 +34,8 @@ def readme_table(heading: str, cells: int = 1) -> list[str]:
 def test_readme_lists_every_prior_and_every_sampling_rule():
     specs = [spec for row in readme_table("## Priors and GPS positives") for spec in re.findall(r"`([^`]+)`", row)]
     assert sorted(spec.split(":")[0] for spec in specs) == PRIORS.names()
-    assert {spec.split(":")[0] for spec in specs if ":" in spec} == {n for n in PRIORS.names() if PRIORS.get(n).needs_arg}
+    with_arg = {spec.split(":")[0] for spec in specs if ":" in spec}
+    assert with_arg == {name for name in PRIORS.names() if PRIORS.get(name).needs_arg}
     rules = {re.match(r"`([^`]+)`", row).group(1): row for row in readme_table("### Sampling rules", cells=2)}
     assert sorted(rules) == SAMPLING_RULES.names()
     assert {name for name, row in rules.items() if "`tau`" in row} == {
@@ -73,7 +74,8 @@ def test_a_plain_prior_takes_no_k(monkeypatch):
 @pytest.mark.parametrize("rule", SAMPLING_RULES.names())
 def test_a_rule_that_needs_a_radius_gets_tau_and_its_neighbour_columns(rule, tmp_path, one_thread):
     data = load_dataset("synthetic", data_dir=tmp_path / "data")
-    config = RunConfig.from_dict({"dataset": "synthetic", "prior": "pixel", "k": 2, "tau_neighbors": 7, "sampling": rule})
+    config = RunConfig.from_dict({"dataset": "synthetic", "prior": "pixel", "k": 2, "tau_neighbors": 7,
+                                  "sampling": rule})
     setup = build_sampler(config, data, CPU, cache_root=tmp_path, results_dir=tmp_path)
     radius = SAMPLING_RULES.get(rule).needs_radius
     assert (setup.report["tau"] is not None) == radius
