@@ -80,11 +80,10 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     """Decode and cache a dataset once (e.g. before a sweep), and show its splits."""
-    from benchmark.data import load_dataset
+    from benchmark.data import load_run_data
 
     config = config_from_args(args)
-    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
-                        image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
+    data = load_run_data(config)
     print(f"{data.name}: {data.num_classes} classes, {data.image_size}x{data.image_size} px, "
           f"train {len(data.train)}, val {len(data.val)} (pretraining: {len(data.pretrain)}), test {len(data.test)}, "
           f"fingerprint {data.fingerprint()}")
@@ -95,7 +94,7 @@ def cmd_prior(args: argparse.Namespace) -> int:
     """Build (or load) a prior's embedding and neighbour table, and report its quality and costs."""
     import torch
 
-    from benchmark.data import load_dataset
+    from benchmark.data import load_run_data
     from benchmark.neighbors import build_sampler
     from benchmark.train import select_device
 
@@ -103,8 +102,7 @@ def cmd_prior(args: argparse.Namespace) -> int:
     if not config.is_gps:
         raise ConfigError(f"prior {config.prior!r} with k={config.k} is plain SSL: give --prior P and --k K >= 1")
     started = time.perf_counter()
-    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
-                        image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
+    data = load_run_data(config)
     load_seconds = time.perf_counter() - started
     setup = build_sampler(config, data, select_device(config.device), results_dir=default_results_dir())
     report = {"dataset": config.dataset, "train_images": len(data.pretrain), "prior": config.prior, "k": config.k,

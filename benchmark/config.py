@@ -21,58 +21,83 @@ from benchmark.params import coerce, type_hints
 from benchmark.yamlfiles import load_yaml
 
 PRECISIONS = ("auto", "bf16", "fp32")
-GPS_FIELDS = ("prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index")
 WANDB_MODES = ("online", "offline", "disabled")
 ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args")
 
 
+IDENTITY = "identity"  # field metadata: True if the field enters run_id (experiment), False if not (execution)
+GPS_ONLY = "gps_only"  # field metadata: an experiment field that only counts for GPS runs
+
+
+def experiment(default: Any = dataclasses.MISSING, *, gps_only: bool = False, **kwargs) -> Any:
+    """A field that changes the result: it enters run_id (with gps_only, only for GPS runs)."""
+    return field(default=default, metadata={IDENTITY: True, GPS_ONLY: gps_only}, **kwargs)
+
+
+def execution(default: Any = dataclasses.MISSING, **kwargs) -> Any:
+    """A field of how and where a run executes (paths, device, logging): not in run_id."""
+    return field(default=default, metadata={IDENTITY: False}, **kwargs)
+
+
+def identity_declared(cls: type) -> type:
+    """Class decorator: refuse a config class with a field that does not say whether it enters run_id,
+    so no field joins or leaves the identity by where it sits in the class."""
+    undeclared = [f.name for f in fields(cls) if IDENTITY not in f.metadata]
+    if undeclared:
+        raise TypeError(f"{cls.__name__} fields {', '.join(undeclared)} must be declared with experiment(...) "
+                        f"(enters run_id) or execution(...) (does not)")
+    return cls
+
+
+@identity_declared
 @dataclass(frozen=True)
 class RunConfig:
-    # --- what is trained (all of it enters run_id) ---
-    dataset: str = "digits"
-    subset: int | None = None  # class-balanced subset of the training split (CPU runs)
-    image_size: int | None = None  # resize on load; None keeps the dataset's native size
-    method: str = "simclr"
-    method_args: dict = field(default_factory=dict)  # overrides of the method's defaults
-    aug: str = "strong"
-    aug_args: dict = field(default_factory=dict)  # overrides of the preset's parameters
-    backbone: str = "auto"  # "auto": the small CNN below 24 px (digits), else resnet18
-    pretrained: bool = False
-    weights: str | None = None  # local weights file for the backbone
-    prior: str = "none"  # positive-pair prior (see benchmark/priors); "none" is plain SSL
-    prior_args: dict = field(default_factory=dict)  # overrides of the prior's own settings
-    k: int = 0  # neighbours to draw the positive from; 0 is plain SSL
-    sampling: str = "knn-uniform"  # knn-uniform | radius | farthest-in-ball
-    include_self: bool = False  # knn-uniform/radius: x itself is one more candidate
-    tau: float | None = None  # radius rules: ball radius; None = adaptive (mean distance to tau_neighbors)
-    tau_neighbors: int = 5
-    metric: str = "l2"  # l2 (the paper's) or cosine
-    knn_index: str = "auto"  # exact | ivf | hnsw | auto (exact up to 200,000 images, ivf above)
-    epochs: int = 100
-    batch_size: int = 256
-    optimizer: str | None = None  # None: the method's recipe
-    optimizer_args: dict = field(default_factory=dict)  # overrides of the optimiser's settings (LARS eta, ...)
-    lr: float | None = None  # None: the method's base lr x batch_size / 256
-    weight_decay: float | None = None
-    warmup_epochs: int | None = None  # None: the recipe's 10, at most epochs // 10
-    warmup_start_lr: float | None = None  # None: the recipe's 3e-5
-    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
-    seed: int = 0
-    val_fraction: float = 0.1
-    val_max: int = 5000
-    knn_temperature: float = 0.07
-    # --- how and where it runs (not in run_id) ---
-    device: str = "auto"
-    compile: bool = False
-    checkpoint_every: int = 10
-    eval_every: int = 0  # online kNN accuracy on val every n epochs (0: off)
-    data_dir: str | None = None
-    data_path: str | None = None
-    wandb_mode: str | None = None  # None: env WANDB_MODE, else disabled
-    wandb_project: str = "gps-bench"
-    wandb_entity: str | None = None
-    wandb_group: str | None = None
-    progress: bool = True
+    # --- what is trained: experiment(...) fields enter run_id (gps_only ones only for GPS runs) ---
+    dataset: str = experiment("digits")
+    subset: int | None = experiment(None)  # class-balanced subset of the training split (CPU runs)
+    image_size: int | None = experiment(None)  # resize on load; None keeps the dataset's native size
+    method: str = experiment("simclr")
+    method_args: dict = experiment(default_factory=dict)  # overrides of the method's defaults
+    aug: str = experiment("strong")
+    aug_args: dict = experiment(default_factory=dict)  # overrides of the preset's parameters
+    backbone: str = experiment("auto")  # "auto": the small CNN below 24 px (digits), else resnet18
+    pretrained: bool = experiment(False)
+    weights: str | None = experiment(None)  # local weights file for the backbone
+    prior: str = experiment("none")  # positive-pair prior (see benchmark/priors); "none" is plain SSL
+    prior_args: dict = experiment(default_factory=dict, gps_only=True)  # overrides of the prior's own settings
+    k: int = experiment(0)  # neighbours to draw the positive from; 0 is plain SSL
+    sampling: str = experiment("knn-uniform", gps_only=True)  # a rule of neighbors.SAMPLING_RULES
+    include_self: bool = experiment(False, gps_only=True)  # x itself is one more candidate (rules that draw)
+    # rules with a radius: the ball radius; None = adaptive (mean distance to tau_neighbors)
+    tau: float | None = experiment(None, gps_only=True)
+    tau_neighbors: int = experiment(5, gps_only=True)
+    metric: str = experiment("l2", gps_only=True)  # l2 (the paper's) or cosine
+    knn_index: str = experiment("auto", gps_only=True)  # exact | ivf | hnsw | auto (exact to 200,000 images)
+    epochs: int = experiment(100)
+    batch_size: int = experiment(256)
+    optimizer: str | None = experiment(None)  # None: the method's recipe
+    optimizer_args: dict = experiment(default_factory=dict)  # overrides of the optimiser's settings (LARS eta, ...)
+    lr: float | None = experiment(None)  # None: the method's base lr x batch_size / 256
+    weight_decay: float | None = experiment(None)
+    warmup_epochs: int | None = experiment(None)  # None: the recipe's 10, at most epochs // 10
+    warmup_start_lr: float | None = experiment(None)  # None: the recipe's 3e-5
+    precision: str = experiment("auto")  # auto = bf16 autocast on CUDA, fp32 on CPU
+    seed: int = experiment(0)
+    val_fraction: float = experiment(0.1)
+    val_max: int = experiment(5000)
+    knn_temperature: float = experiment(0.07)
+    # --- how and where it runs: execution(...) fields are not in run_id ---
+    device: str = execution("auto")
+    compile: bool = execution(False)
+    checkpoint_every: int = execution(10)
+    eval_every: int = execution(0)  # online kNN accuracy on val every n epochs (0: off)
+    data_dir: str | None = execution(None)
+    data_path: str | None = execution(None)  # the path is not in run_id, the data's content is (see run_id)
+    wandb_mode: str | None = execution(None)  # None: env WANDB_MODE, else disabled
+    wandb_project: str = execution("gps-bench")
+    wandb_entity: str | None = execution(None)
+    wandb_group: str | None = execution(None)
+    progress: bool = execution(True)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -144,7 +169,7 @@ class RunConfig:
         from benchmark.methods import METHODS, resolve_method_params
         from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
         from benchmark.optim import OPTIMIZERS, resolve_optim
-        from benchmark.priors import check_prior
+        from benchmark.priors import check_prior, is_plain
 
         problems: list[str] = []
 
@@ -176,8 +201,9 @@ class RunConfig:
         check(lambda: INDEXES.get(self.knn_index))
         if self.k < 0 or self.tau_neighbors < 1:
             problems.append(f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}")
-        if self.prior == "none" and self.k > 0:
-            problems.append(f"k={self.k} needs a prior to find neighbours in; prior is 'none' (set --prior, or k 0)")
+        if is_plain(self.prior) and self.k > 0:
+            problems.append(f"k={self.k} needs a prior to find neighbours in; prior is {self.prior!r} "
+                            "(set --prior, or k 0)")
         if self.tau is not None and self.tau <= 0:
             problems.append(f"tau must be > 0 (or null for adaptive), got {self.tau}")
         for name, low in (("epochs", 0), ("batch_size", 2), ("checkpoint_every", 1), ("val_max", 1)):
@@ -206,9 +232,8 @@ class RunConfig:
 
     # ------------------------------------------------------------------ identity
     def result_fields(self) -> dict[str, Any]:
-        """The fields that change the result: everything above the `device` marker."""
-        names = [f.name for f in fields(self)]
-        return {n: getattr(self, n) for n in names[: names.index("device")]}
+        """The fields that change the result: those declared with experiment(...)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata[IDENTITY]}
 
     def resolved(self) -> dict[str, Any]:
         """Result fields with every default made explicit (method parameters, optimiser recipe)."""
@@ -218,16 +243,20 @@ class RunConfig:
         values = self.result_fields()
         values["method_args"] = dataclasses.asdict(resolve_method_params(self.method, self.method_args))
         if not self.is_gps:  # plain SSL: the neighbour settings change nothing, so they do not enter run_id
-            for key in GPS_FIELDS:
-                values.pop(key)
+            for f in fields(self):
+                if f.metadata.get(GPS_ONLY):
+                    values.pop(f.name)
             values["prior"], values["k"] = "none", 0
         values.update(resolve_optim(self))
         return values
 
     @property
     def is_gps(self) -> bool:
-        """GPS positives: a prior and k >= 1 (the oracle needs no k); otherwise plain SSL."""
-        return self.prior != "none" and (self.k > 0 or self.prior == "oracle")
+        """GPS positives: a prior that is not plain and k >= 1 (none for a prior that needs no k, the
+        oracle); otherwise plain SSL."""
+        from benchmark.priors import gives_gps
+
+        return gives_gps(self.prior, self.k)
 
     @property
     def run_id(self) -> str:

@@ -287,20 +287,40 @@ class SameClassSampler:
 
 
 SamplerBuilder = Callable[..., PairSampler]
-SAMPLING_RULES: Registry[SamplerBuilder] = Registry("sampling rule")
 
 
-@SAMPLING_RULES.register("knn-uniform")
+@dataclass(frozen=True)
+class SamplingRule:
+    """How x' is drawn from the neighbour table: `build(table, dist, k, tau, include_self)` gives the
+    sampler; `needs_radius`: the rule uses tau (so adaptive tau needs tau_neighbors columns)."""
+
+    build: SamplerBuilder
+    needs_radius: bool
+
+
+SAMPLING_RULES: Registry[SamplingRule] = Registry("sampling rule")
+
+
+def sampling_rule(name: str, needs_radius: bool) -> Callable[[SamplerBuilder], SamplerBuilder]:
+    """Register a builder as the sampling rule `name`."""
+    def add(build: SamplerBuilder) -> SamplerBuilder:
+        SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius))
+        return build
+
+    return add
+
+
+@sampling_rule("knn-uniform", needs_radius=False)
 def _knn_uniform(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float | None, include_self: bool) -> PairSampler:
     return KnnUniformSampler(table, k, include_self)
 
 
-@SAMPLING_RULES.register("radius")
+@sampling_rule("radius", needs_radius=True)
 def _radius(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
     return BallSampler(table[:, :k], dist[:, :k] <= tau, include_self)
 
 
-@SAMPLING_RULES.register("farthest-in-ball")
+@sampling_rule("farthest-in-ball", needs_radius=True)
 def _farthest(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
     within = dist[:, :k] <= tau
     last = within.long().cumsum(dim=1).argmax(dim=1)  # first column reaching the final count = farthest inside
@@ -320,35 +340,35 @@ class GPSSetup:
 
 def build_sampler(config, data, device: torch.device, cache_root: Path | None = None,
                   results_dir: Path | None = None) -> GPSSetup:
-    """The pair sampler of a run: identity for plain SSL, same-class for the oracle, else the rule
-    over the prior's cached neighbour table."""
+    """The pair sampler of a run: identity for plain SSL, the prior's own for a prior that needs no k
+    (the oracle's same-class draw), else the rule over the prior's cached neighbour table."""
     if not config.is_gps:
         return GPSSetup(IdentitySampler())
-    if config.prior == "oracle":
-        labels = torch.as_tensor(data.pretrain.labels, device=device)
-        return GPSSetup(SameClassSampler(labels), 1.0, {"prior": "oracle (uses labels)"})
     from benchmark.data import default_data_dir
     from benchmark.priors import PriorContext, build_prior, prior_embeddings
 
-    in_ball = config.sampling != "knn-uniform"  # the radius rules need tau (and adaptive tau its m columns)
-    width = max(config.k, config.tau_neighbors if in_ball else 0)
+    results_dir = Path(results_dir or default_results_dir())
+    prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
+    if not prior.needs_k:
+        sampler, agreement = prior.positives(data, device)
+        return GPSSetup(sampler, agreement, {"prior": config.prior + (" (uses labels)" if prior.uses_labels else "")})
+    rule = SAMPLING_RULES.get(config.sampling)
+    width = max(config.k, config.tau_neighbors if rule.needs_radius else 0)  # adaptive tau reads m columns
     n_images = len(data.pretrain)  # the table covers every image pretraining sees
     if width >= n_images:
         asked = f"k={config.k}" + (f" (tau_neighbors={config.tau_neighbors})" if width > config.k else "")
         raise ConfigError(f"{asked} asks for {width} neighbours of each of the {n_images} training images of "
                           f"{config.dataset}; valid: k from 1 to {n_images - 1}")
     cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
-    results_dir = Path(results_dir or default_results_dir())
-    prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
     table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index,
                            cache_root, device)
     tau = None
-    if in_ball:
+    if rule.needs_radius:
         tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
     index_t = torch.as_tensor(table.index, device=device)
     dist_t = torch.as_tensor(table.dist, device=device)
-    sampler = SAMPLING_RULES.get(config.sampling)(index_t, dist_t, config.k, tau, config.include_self)
+    sampler = rule.build(index_t, dist_t, config.k, tau, config.include_self)
     agreement = prior_nn_agreement(table.index, data.pretrain.labels, config.k)
     report = {
         "prior": config.prior, "embedding_key": embedding.key, "embedding_dim": int(embedding.vectors.shape[1]),

@@ -73,29 +73,34 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     return frame, counts
 
 
+# the prior helpers import benchmark.priors (and torch) when a table is built, not when the CLI starts
 def prior_text(prior: str) -> str:
-    """How a prior is named in tables: `pixel`, `prior: simclr strong run`, `oracle: uses labels`."""
-    if prior.startswith("run:"):
-        spec = prior[4:]
-        source = " ".join(part.split("=", 1)[-1] for part in spec.split(",")) if "=" in spec else spec
-        return f"prior: {source} run"
-    return "oracle: uses labels" if prior == "oracle" else prior
+    """How a prior is named in tables (its class says): `pixel`, `prior: simclr strong run`, `oracle: uses labels`."""
+    from benchmark.priors import table_name
+
+    return table_name(prior)
 
 
 def variant(method: str, prior: str | None, k=None) -> str:
     """SimCLR / GPS-SimCLR (pixel) / GPS-SimCLR (prior: simclr strong run) / GPS-SimCLR (oracle: uses labels)."""
+    from benchmark.priors import gives_gps
+
     name = METHOD_NAMES.get(method, method)
-    if prior in (None, "none") or (k == 0 and prior != "oracle"):
+    if not isinstance(prior, str) or not gives_gps(prior, k):  # None or NaN: no prior
         return name
     return f"GPS-{name} ({prior_text(prior)})"
 
 
 def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with `variant` (the row name) and `gps` (whether it is a GPS run) columns."""
+    """A copy with `variant` (the row name), `gps` (whether it is a GPS run) and `uses_labels` (its prior
+    chose positives with the labels) columns."""
+    from benchmark.priors import prior_class
+
     frame = frame.copy()
     ks = frame["k"] if "k" in frame else [None] * len(frame)
     frame["variant"] = [variant(m, p, k) for m, p, k in zip(frame["method"], frame["prior_label"], ks)]
     frame["gps"] = frame["variant"].str.startswith("GPS-")
+    frame["uses_labels"] = [gps and prior_class(p).uses_labels for p, gps in zip(frame["prior_label"], frame["gps"])]
     return frame
 
 
@@ -110,6 +115,7 @@ class Table:
     metric: str
     counts: dict[str, int]
     split_by: list[str] = field(default_factory=list)  # grid axes added to the rows: a cell is one setting
+    upper_bounds: set = field(default_factory=set)  # rows with runs whose prior uses labels: never the best
 
     def cell(self, row, col) -> str:
         n = self.n.at[row, col]
@@ -120,10 +126,10 @@ class Table:
         return text + (f" (n={int(n)})" if n < self.planned_seeds else "")
 
     def best(self) -> dict:
-        """Per column, the rows whose mean is the highest (rounded as shown); the oracle, which uses
-        labels, is an upper bound and never the best."""
+        """Per column, the rows whose mean is the highest (rounded as shown); a row whose prior uses
+        labels (the oracle) is an upper bound and never the best."""
         rounded = (100 * self.mean).round(2)
-        rounded = rounded.loc[[row for row in rounded.index if "oracle" not in str(row)]]
+        rounded = rounded.loc[[row for row in rounded.index if row not in self.upper_bounds]]
         return {col: set(rounded.index[rounded[col] == rounded[col].max()]) for col in rounded.columns
                 if rounded[col].notna().any()}
 
@@ -162,7 +168,8 @@ def build_table(frame: pd.DataFrame, counts: dict[str, int], metric: str = "line
     pivot = {name: stats[name].unstack().reindex(index=row_order, columns=col_order) for name in ("mean", "std", "count")}
     seeds = frame.groupby(["_row", "_col"])["seed"].nunique().max() if "seed" in frame else 1
     planned = counts.get("planned_seeds") or int(seeds)
-    return Table(pivot["mean"], pivot["std"], pivot["count"], planned, metric, counts, split_by)
+    return Table(pivot["mean"], pivot["std"], pivot["count"], planned, metric, counts, split_by,
+                 set(frame.loc[frame["uses_labels"], "_row"]))
 
 
 def _split_other_axes(frame: pd.DataFrame) -> list[str]:
@@ -280,10 +287,9 @@ def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> 
 def prior_table(frame: pd.DataFrame, metric: str) -> str:
     """Prior x dataset: prior_nn_agreement, and the gain of GPS over plain SSL at the same method and
     augmentation (mean over seeds, then over the method/augmentation pairs that have both)."""
-    frame = frame.copy()
-    frame["prior_label"] = frame["prior_label"].fillna("none")
-    plain = frame[frame["prior_label"] == "none"].groupby(["dataset", "method", "aug"])[metric].mean()
-    gps = frame[frame["prior_label"] != "none"]
+    frame = with_variants(frame)
+    plain = frame[~frame["gps"]].groupby(["dataset", "method", "aug"])[metric].mean()
+    gps = frame[frame["gps"]]
     if gps.empty:
         raise ConfigError("no GPS runs in this sweep: the prior table compares GPS with plain SSL")
     lines = ["| prior | dataset | prior_nn_agreement | GPS - plain (points) | pairs |", "| --- " * 5 + "|"]

@@ -24,7 +24,7 @@ from benchmark.augment import BatchAugment, resolve_aug_params
 from benchmark.backbones import build_backbone, resolve_backbone_name
 from benchmark.claim import RunBusy
 from benchmark.config import RunConfig
-from benchmark.data import DatasetSplits, load_dataset
+from benchmark.data import DatasetSplits, load_run_data
 from benchmark.distributed import Ranks, any_rank, barrier, convert_batchnorm, init_from_env, mean_over_ranks, ranks
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
@@ -278,10 +278,7 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
     if finished is not None:
         return finished
     if data is None:
-        data = load_dataset(
-            config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
-            image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max,
-        )
+        data = load_run_data(config)
     parts = build_parts(config, data, device, results_dir, ranks)
     attempt.read_checkpoint()
     try:

@@ -832,7 +832,7 @@ def cmd_precision(argv: list[str]) -> int:
 
     import torch
 
-    from benchmark.data import load_dataset
+    from benchmark.data import load_run_data
     from benchmark.optim import lr_at
     from benchmark.train import PairStep, build_parts, select_device
 
@@ -841,8 +841,7 @@ def cmd_precision(argv: list[str]) -> int:
     if device.type == "cuda":  # fp32 means fp32: no TF32 convolutions or matmuls (the default for cuDNN)
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
-                        image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
+    data = load_run_data(config)
     report = {"note": f"{config.method} {config.aug} DA, {config.backbone}, batch {config.batch_size}, "
                       f"{len(data.pretrain)} images, seed {config.seed}, {device}, eager, TF32 off, the "
                       f"lr schedule of a {config.epochs}-epoch run",

@@ -269,7 +269,7 @@ TABLE = torch.tensor([[(i + j) % N_ROWS for j in range(1, K_COLS + 1)] for i in 
 
 def test_knn_uniform_draws_uniformly_among_the_first_k():
     k = 4
-    sampler = SAMPLING_RULES.get("knn-uniform")(TABLE, torch.zeros(N_ROWS, K_COLS), k, 0.0, False)
+    sampler = SAMPLING_RULES.get("knn-uniform").build(TABLE, torch.zeros(N_ROWS, K_COLS), k, 0.0, False)
     assert isinstance(sampler, KnnUniformSampler)
     anchors = torch.full((DRAWS,), 3, dtype=torch.long)
     drawn = sampler(anchors, gen(0))
@@ -318,7 +318,7 @@ TAU, K_BALL = 0.5, 4
 
 
 def test_radius_sampler_draws_uniformly_inside_the_ball():
-    sampler = SAMPLING_RULES.get("radius")(TABLE, DIST, K_BALL, TAU, False)
+    sampler = SAMPLING_RULES.get("radius").build(TABLE, DIST, K_BALL, TAU, False)
     assert isinstance(sampler, BallSampler)
     expected = {0: TABLE[0, :3].tolist(), 1: [1], 2: TABLE[2, :4].tolist(), 3: TABLE[3, :1].tolist()}
     for anchor, candidates in expected.items():
@@ -338,7 +338,7 @@ def test_radius_sampler_draws_uniformly_inside_the_ball():
 
 
 def test_radius_sampler_with_include_self():
-    sampler = SAMPLING_RULES.get("radius")(TABLE, DIST, K_BALL, TAU, True)
+    sampler = SAMPLING_RULES.get("radius").build(TABLE, DIST, K_BALL, TAU, True)
     expected = {0: [0, *TABLE[0, :3].tolist()], 1: [1], 2: [2, *TABLE[2, :4].tolist()], 3: [3, TABLE[3, 0].item()]}
     for anchor, candidates in expected.items():
         drawn = sampler(torch.full((DRAWS,), anchor, dtype=torch.long), gen(anchor))
@@ -356,7 +356,7 @@ def test_radius_sampler_with_include_self():
 
 def test_farthest_in_ball_is_the_farthest_neighbour_within_tau():
     for include_self in (False, True):
-        sampler = SAMPLING_RULES.get("farthest-in-ball")(TABLE, DIST, K_BALL, TAU, include_self)
+        sampler = SAMPLING_RULES.get("farthest-in-ball").build(TABLE, DIST, K_BALL, TAU, include_self)
         assert isinstance(sampler, FixedSampler)
         anchors = torch.arange(N_ROWS).repeat(3)
         drawn = sampler(anchors, gen(0))
@@ -366,7 +366,7 @@ def test_farthest_in_ball_is_the_farthest_neighbour_within_tau():
         expected = torch.tensor([TABLE[0, 2], 1, TABLE[2, 3], TABLE[3, 0]] + [TABLE[r, 3] for r in range(4, N_ROWS)])
         assert torch.equal(drawn, expected.repeat(3))
         assert torch.equal(sampler(anchors, gen(1)), drawn)
-    tiny = SAMPLING_RULES.get("farthest-in-ball")(TABLE, DIST, K_BALL, 0.01, False)
+    tiny = SAMPLING_RULES.get("farthest-in-ball").build(TABLE, DIST, K_BALL, 0.01, False)
     assert torch.equal(tiny(torch.arange(N_ROWS), gen(0)), torch.tensor([0, 1, 2, TABLE[3, 0], 4, 5, 6, 7]))
 
 

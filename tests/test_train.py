@@ -9,6 +9,7 @@ from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.errors import ConfigError, TrainingError
+from benchmark.neighbors import SAMPLING_RULES
 from benchmark.train import train_run
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
@@ -153,7 +154,7 @@ def test_cifar10_subset_byol_beats_random_init(tmp_path, cifar_path, cifar_data_
     assert trained["linear_acc"] > random_init["linear_acc"] + 0.025, (trained, random_init)
 
 
-@pytest.mark.parametrize("sampling", ["knn-uniform", "radius", "farthest-in-ball"])
+@pytest.mark.parametrize("sampling", SAMPLING_RULES.names())
 def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
     cfg = config(method="simclr", aug="weak", epochs=2, prior="pixel", k=5, sampling=sampling,
                  data_dir=str(tmp_path / "data"),
@@ -161,7 +162,7 @@ def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
     result = train_run(cfg, tmp_path / "gps", data=digits)
     assert result["prior_nn_agreement"] > 0.9  # digits' pixel neighbours nearly always share the label
     assert result["gps_embedding_dim"] == 8 * 8 * 3 and result["gps_table_method"] == "exact-faiss"
-    assert (result["gps_tau"] is None) == (sampling == "knn-uniform")
+    assert (result["gps_tau"] is None) == (not SAMPLING_RULES.get(sampling).needs_radius)
     assert result["knn_acc"] > 0.5 and result["sampling"] == sampling
     again = train_run(cfg, tmp_path / "gps-again", data=digits)
     assert again["gps_embedding_cached"] and again["gps_table_cached"]  # the second run recomputes nothing

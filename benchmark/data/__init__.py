@@ -21,7 +21,8 @@ from benchmark.data.base import (
     default_data_dir,
 )
 
-__all__ = ["DATASETS", "DataMissingError", "DatasetSplits", "Split", "load_dataset", "default_data_dir"]
+__all__ = ["DATASETS", "DataMissingError", "DatasetSplits", "Split", "load_dataset", "load_run_data",
+           "default_data_dir"]
 
 
 def load_dataset(
@@ -65,6 +66,13 @@ def load_dataset(
     splits = DatasetSplits(name, train, val, test, list(raw.classes), (0.0,) * 3, (1.0,) * 3, val_carved=carved)
     splits.mean, splits.std = channel_stats(splits.pretrain.images)  # of every training image
     return splits
+
+
+def load_run_data(config) -> DatasetSplits:
+    """The data of a run as its RunConfig describes it: train, the prior command, perf and the GPU check
+    read it here, so they all see the same images and splits."""
+    return load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
+                        image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
 
 
 def _resize(split: Split, size: int) -> Split:

@@ -39,7 +39,7 @@ class PerfSizes:
 
 def run_perf(config, quick: bool, workers: int | None, out: str | None, results_dir: Path,
              sizes: PerfSizes = PerfSizes()) -> dict:
-    from benchmark.data import load_dataset
+    from benchmark.data import load_run_data
     from benchmark.perf.knn import knn_figures
     from benchmark.perf.registry import registry_seconds
     from benchmark.perf.step import step_figures
@@ -47,8 +47,7 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
 
     started = time.perf_counter()
     device = select_device(config.device)
-    data = load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path,
-                        subset=config.subset, image_size=config.image_size)
+    data = load_run_data(config)
     workers = workers if workers is not None else (os.cpu_count() or 1)
     phases = {"data": time.perf_counter() - started}
 

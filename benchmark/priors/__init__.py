@@ -24,12 +24,37 @@ from benchmark.priors import autoencoder, networks, simple  # noqa: F401  (regis
 from benchmark.priors.base import PRIORS, Prior, PriorContext
 from benchmark.rundir import atomic_write_arrays, atomic_write_json
 
-__all__ = ["PRIORS", "Prior", "PriorContext", "build_prior", "check_prior", "parse_prior", "prior_embeddings"]
+__all__ = ["PRIORS", "Prior", "PriorContext", "build_prior", "check_prior", "gives_gps", "is_plain", "parse_prior",
+           "prior_class", "prior_embeddings", "table_name"]
 
 
 def parse_prior(spec: str) -> tuple[str, str | None]:
     kind, sep, arg = spec.partition(":")
     return kind, (arg if sep else None)
+
+
+def prior_class(spec: str) -> type[Prior]:
+    """The class of a spec's kind, whose attributes say what the prior is (ConfigError if none)."""
+    return PRIORS.get(parse_prior(spec)[0])
+
+
+def is_plain(spec: Any) -> bool:
+    """Whether a spec names a plain prior (the positive is the anchor); False for anything that names no
+    prior, which validation reports."""
+    return isinstance(spec, str) and parse_prior(spec)[0] in PRIORS and prior_class(spec).plain
+
+
+def gives_gps(spec: str, k: int | None) -> bool:
+    """GPS positives rather than plain SSL: a prior that is not plain, with k >= 1 unless it draws
+    positives itself (needs_k False). A k that is not known (None, NaN: a table row without k) counts as set."""
+    cls = prior_class(spec)
+    return not cls.plain and (not cls.needs_k or k != 0)
+
+
+def table_name(spec: str) -> str:
+    """How tables name a prior spec (see Prior.table_name); a kind no longer registered, as it is."""
+    kind, arg = parse_prior(spec)
+    return PRIORS.get(kind).table_name(spec, arg) if kind in PRIORS else spec
 
 
 def check_prior(spec: str, args: Mapping[str, Any]) -> None:

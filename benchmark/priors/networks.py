@@ -205,6 +205,12 @@ class RunPrior(Prior):
     needs_arg = True
 
     @classmethod
+    def table_name(cls, spec: str, arg: str | None) -> str:
+        """`prior: simclr strong run` for a sweep's `run:method=simclr,aug=strong`; a run dir or run_id as is."""
+        source = " ".join(part.split("=", 1)[-1] for part in arg.split(",")) if "=" in arg else arg
+        return f"prior: {source} run"
+
+    @classmethod
     def check_arg(cls, arg: str | None) -> None:
         if glob.has_magic(arg) and not Path(arg).is_dir():
             raise ConfigError(f"prior run:{arg}: give a run directory or a run_id (12 hex digits), not a pattern")

@@ -51,6 +51,14 @@ class OraclePrior(Prior):
     """Positives drawn from the anchor's own class. Uses labels: the upper bound, never a method."""
 
     Params = NoParams
+    needs_k = False
+    uses_labels = True
+
+    def positives(self, data, device: torch.device):
+        """x' uniform among the other images of x's class: every positive shares the label (agreement 1)."""
+        from benchmark.neighbors import SameClassSampler
+
+        return SameClassSampler(torch.as_tensor(data.pretrain.labels, device=device)), 1.0
 
 
 @PRIORS.register("none")
@@ -58,3 +66,4 @@ class NoPrior(Prior):
     """Plain SSL: the positive is the anchor itself."""
 
     Params = NoParams
+    plain = True

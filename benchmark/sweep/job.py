@@ -54,6 +54,17 @@ def _either(*flags: Callable[[], bool] | None) -> Callable[[], bool] | None:
     return (lambda: any(flag() for flag in polled)) if polled else None
 
 
+def use_threads(threads: int | None) -> None:
+    """Keep torch and faiss (OpenMP) to the CPUs a job was given (a slot's share, SLURM's cpus), so that
+    jobs sharing a machine do not oversubscribe it; None leaves the libraries' defaults."""
+    if threads:
+        import faiss
+        import torch
+
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
+
+
 class RunJob(submitit.helpers.Checkpointable):
     def __init__(self, config: RunConfig, run_dir: Path, results_root: Path, tags: list[str],
                  depends_on: str | None = None, max_attempts: int = 3, threads: int | None = None):
@@ -83,12 +94,7 @@ class RunJob(submitit.helpers.Checkpointable):
         if "SUBMITIT_EXECUTOR" in os.environ and submitit.JobEnvironment().num_tasks > 1:
             # one process per GPU: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT for torch.distributed
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        if self.threads:
-            import faiss
-            import torch
-
-            torch.set_num_threads(self.threads)
-            faiss.omp_set_num_threads(self.threads)
+        use_threads(self.threads)
         preempted, hand_over = _deferred_preemption()
         try:
             if self.depends_on:

@@ -80,7 +80,9 @@ def cell_values(spec: SweepSpec, axes: dict[str, Any]) -> dict[str, Any]:
 
 def drop_k_without_prior(values: dict[str, Any]) -> dict[str, Any]:
     """k means nothing without a prior: such cells (or trials) are one plain-SSL run."""
-    if values.get("prior", RunConfig.prior) == "none":
+    from benchmark.priors import is_plain
+
+    if is_plain(values.get("prior", RunConfig.prior)):
         values["k"] = 0
     return values
 

@@ -16,6 +16,7 @@ import submitit
 
 from benchmark.errors import TrainingError
 from benchmark.liveness import JobProbe
+from benchmark.sweep.job import use_threads
 from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
 
 DONE_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -96,12 +97,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
         self.executor = executor
 
     def __call__(self) -> int:
-        if self.threads:
-            import faiss
-            import torch
-
-            torch.set_num_threads(self.threads)
-            faiss.omp_set_num_threads(self.threads)
+        use_threads(self.threads)
         study = open_study(self.spec, self.study_dir, self.index)
         ran = 0
         while finished(study) < self.spec.n_trials:

@@ -1,0 +1,74 @@
+"""run_id pinned: ids computed before the identity fields became explicit must never change by accident,
+and the set of fields that enter run_id changes only when this file says so."""
+
+import dataclasses
+
+import pytest
+
+from benchmark.config import GPS_ONLY, RunConfig, execution, experiment, identity_declared
+
+PINNED = [  # computed with the code of main at 15073a7, before fields declared their side
+    ({}, "4296fc400276"),
+    ({"method": "byol", "epochs": 7, "seed": 3}, "a06d158c5dc2"),
+    ({"dataset": "cifar10", "method": "vicreg", "aug": "weak", "batch_size": 512}, "83bf99639084"),
+    ({"method": "simclr", "aug": "crop", "aug_args": {"view2": {"solarize_p": 0.2}}, "optimizer": "sgd",
+      "optimizer_args": {"momentum": 0.8}, "lr": 0.1, "weight_decay": 1e-4, "warmup_epochs": 2,
+      "warmup_start_lr": 0.0}, "25fb2243a167"),
+    ({"prior": "pixel", "k": 5}, "636111ef6ec5"),
+    ({"prior": "pixel", "k": 5, "prior_args": {"pca_dim": 8}, "sampling": "radius", "tau": 0.5, "include_self": True,
+      "metric": "cosine", "knn_index": "exact", "tau_neighbors": 3}, "227815fe3ce2"),
+    ({"prior": "oracle"}, "4759121d3e76"),
+    ({"method": "simclr", "method_args": {"temperature": 0.5}, "prior": "oracle", "aug": "weak"}, "e6c84e43c4c1"),
+    ({"prior": "pixel", "k": 0, "sampling": "radius"}, "4296fc400276"),  # plain SSL: the default's id
+    ({"subset": 500, "image_size": 16, "backbone": "small", "precision": "fp32", "val_fraction": 0.2, "val_max": 100,
+      "knn_temperature": 0.1, "pretrained": False}, "a0493854137f"),
+    ({"device": "cpu", "compile": True, "checkpoint_every": 3, "eval_every": 1, "data_dir": "/x",
+      "wandb_mode": "offline", "wandb_project": "p", "wandb_entity": "e", "wandb_group": "g", "progress": False},
+     "4296fc400276"),  # execution only: the default's id
+]
+
+IDENTITY_FIELDS = {
+    "dataset", "subset", "image_size", "method", "method_args", "aug", "aug_args", "backbone", "pretrained",
+    "weights", "prior", "prior_args", "k", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index",
+    "epochs", "batch_size", "optimizer", "optimizer_args", "lr", "weight_decay", "warmup_epochs", "warmup_start_lr",
+    "precision", "seed", "val_fraction", "val_max", "knn_temperature",
+}
+GPS_ONLY_FIELDS = {"prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index"}
+
+
+@pytest.mark.parametrize("values, run_id", PINNED)
+def test_run_ids_of_existing_configs_stay_the_same(values, run_id):
+    assert RunConfig.from_dict(values).run_id == run_id
+
+
+def test_data_path_enters_run_id_by_its_content(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_bytes(b"gps-bench pinned content\n")
+    assert RunConfig.from_dict({"dataset": "imagefolder", "data_path": str(path)}).run_id == "6506e63ebd1f"
+
+
+def test_the_fields_in_run_id_are_pinned():
+    assert set(RunConfig().result_fields()) == IDENTITY_FIELDS
+
+
+def test_the_fields_that_count_only_for_gps_are_pinned():
+    assert {f.name for f in dataclasses.fields(RunConfig) if f.metadata.get(GPS_ONLY)} == GPS_ONLY_FIELDS
+    assert GPS_ONLY_FIELDS <= IDENTITY_FIELDS
+
+
+def test_a_field_that_does_not_declare_its_side_is_refused_when_the_class_is_defined():
+    with pytest.raises(TypeError, match="fields b must be declared with experiment"):
+        @identity_declared
+        @dataclasses.dataclass(frozen=True)
+        class Half:
+            a: int = experiment(0)
+            b: int = 1
+            c: str = execution("x")
+
+    @identity_declared
+    @dataclasses.dataclass(frozen=True)
+    class Whole:
+        a: int = experiment(0)
+        c: str = execution("x")
+
+    assert Whole().a == 0 and Whole().c == "x"

@@ -1,0 +1,82 @@
+"""Priors and sampling rules say what they are (plain, needs k, uses labels; needs a radius) and every
+consumer reads it from them: flipping a class's attribute changes the config, the sampler and the
+tables, with no name involved. README's lists of priors and rules match the registries."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.config import RunConfig
+from benchmark.data import load_dataset
+from benchmark.errors import ConfigError
+from benchmark.neighbors import SAMPLING_RULES, build_sampler
+from benchmark.priors import PRIORS
+from benchmark.priors.simple import PixelPrior
+from benchmark.results import build_table, to_markdown, variant
+from benchmark.sweep.plan import drop_k_without_prior
+REPO = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
+
+
+def readme_table(heading: str, cells: int = 1) -> list[str]:
+    """The first `cells` cells of each row of the first table under `heading` in README.md."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(heading + "\n"):]
+    lines = section[section.index("\n| ") + 1:].split("\n\n")[0].splitlines()[2:]  # past header and rule
+    return [" | ".join(line.strip("| ").split(" | ")[:cells]) for line in lines]
+
+
+def test_readme_lists_every_prior_and_every_sampling_rule():
+    specs = [spec for row in readme_table("## Priors and GPS positives") for spec in re.findall(r"`([^`]+)`", row)]
+    assert sorted(spec.split(":")[0] for spec in specs) == PRIORS.names()
+    with_arg = {spec.split(":")[0] for spec in specs if ":" in spec}
+    assert with_arg == {name for name in PRIORS.names() if PRIORS.get(name).needs_arg}
+    rules = {re.match(r"`([^`]+)`", row).group(1): row for row in readme_table("### Sampling rules", cells=2)}
+    assert sorted(rules) == SAMPLING_RULES.names()
+    assert {name for name, row in rules.items() if "`tau`" in row} == {
+        name for name in SAMPLING_RULES.names() if SAMPLING_RULES.get(name).needs_radius}
+
+
+def frame(prior: str) -> pd.DataFrame:
+    rows = [("none", 0, 0.50), (prior, 5, 0.90)]
+    return pd.DataFrame([{"method": "simclr", "prior_label": p, "k": k, "dataset": "digits", "aug": "weak",
+                          "seed": seed, "linear_acc": acc} for p, k, acc in rows for seed in (0, 1)])
+
+
+def test_a_prior_that_uses_labels_is_named_so_and_never_the_best(monkeypatch):
+    counts = {"done": 4, "failed": 0, "corrupt": 0, "missing": 0, "planned": 4, "planned_seeds": 2}
+    assert "| GPS-SimCLR (pixel) | **90.00 ± 0.00** |" in to_markdown(build_table(frame("pixel"), counts))
+    monkeypatch.setattr(PixelPrior, "uses_labels", True)
+    table = to_markdown(build_table(frame("pixel"), counts))
+    assert "| GPS-SimCLR (pixel: uses labels) | 90.00 ± 0.00 |" in table and "| SimCLR | **50.00 ± 0.00** |" in table
+
+
+def test_a_prior_that_needs_no_k_is_gps_at_k_0(monkeypatch):
+    assert not RunConfig.from_dict({"prior": "pixel"}).is_gps and variant("simclr", "pixel", 0) == "SimCLR"
+    monkeypatch.setattr(PixelPrior, "needs_k", False)
+    assert RunConfig.from_dict({"prior": "pixel"}).is_gps and variant("simclr", "pixel", 0) == "GPS-SimCLR (pixel)"
+
+
+def test_a_plain_prior_takes_no_k(monkeypatch):
+    assert RunConfig.from_dict({"prior": "pixel", "k": 5}).is_gps
+    monkeypatch.setattr(PixelPrior, "plain", True)
+    with pytest.raises(ConfigError, match="k=5 needs a prior to find neighbours in; prior is 'pixel'"):
+        RunConfig.from_dict({"prior": "pixel", "k": 5})
+    assert drop_k_without_prior({"prior": "pixel", "k": 5})["k"] == 0
+    assert variant("simclr", "pixel", 5) == "SimCLR"
+
+
+@pytest.mark.parametrize("rule", SAMPLING_RULES.names())
+def test_a_rule_that_needs_a_radius_gets_tau_and_its_neighbour_columns(rule, tmp_path, one_thread):
+    data = load_dataset("synthetic", data_dir=tmp_path / "data")
+    config = RunConfig.from_dict({"dataset": "synthetic", "prior": "pixel", "k": 2, "tau_neighbors": 7,
+                                  "sampling": rule})
+    setup = build_sampler(config, data, CPU, cache_root=tmp_path, results_dir=tmp_path)
+    radius = SAMPLING_RULES.get(rule).needs_radius
+    assert (setup.report["tau"] is not None) == radius
+    assert [p.stem.rsplit("-", 1)[1] for p in (tmp_path / "neighbors").glob("*.npz")] == ["K7" if radius else "K2"]
