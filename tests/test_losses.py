@@ -3,7 +3,6 @@ every registered method end to end on a tiny backbone (CPU, well under a second 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -14,10 +13,12 @@ from benchmark.backbones import SmallCNN
 from benchmark.errors import ConfigError
 from benchmark.methods import METHODS, MethodContext, build_method, resolve_method_params
 from benchmark.methods.barlow import barlow_twins_loss
-from benchmark.methods.byol import byol_loss, ema_momentum
+from benchmark.methods.byol import byol_loss
+from benchmark.methods.momentum import MomentumTarget, ema_momentum
 from benchmark.methods.nnclr import nnclr_loss
 from benchmark.methods.simclr import nt_xent_loss
 from benchmark.methods.vicreg import vicreg_loss
+from conftest import small_method_args
 
 N, D = 6, 5
 TOL = dict(rel=1e-5, abs=1e-5)
@@ -259,18 +260,11 @@ def test_barlow_loss_zero_for_identical_decorrelated_views_and_lambda_weighting(
 
 
 # ------------------------------------------------------------------- methods end to end
-SMALL = {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 32}
-
-
-def small_overrides(name: str, **extra) -> dict:
-    fields = {f.name for f in dataclasses.fields(METHODS.get(name).Params)}
-    return {k: v for k, v in {**SMALL, **extra}.items() if k in fields}
-
-
 def build(name: str, num_train: int = 50, **extra):
     torch.manual_seed(0)
     backbone = SmallCNN()
-    method = build_method(name, backbone, backbone.num_features, small_overrides(name, **extra),
+    overrides = small_method_args(name, 32, proj_output_dim=16, **extra)
+    method = build_method(name, backbone, backbone.num_features, overrides,
                           MethodContext(num_train=num_train, epochs=1))
     return method
 
@@ -280,8 +274,15 @@ def views(seed: int = 0, n: int = 8):
     return torch.randn(n, 3, 8, 8, generator=g), torch.randn(n, 3, 8, 8, generator=g)
 
 
-def test_all_five_methods_are_registered():
-    assert METHODS.names() == ["barlow", "byol", "nnclr", "simclr", "vicreg"]
+def test_the_paper_methods_are_registered_and_name_themselves():
+    assert {"barlow", "byol", "nnclr", "simclr", "vicreg"} <= set(METHODS)
+    from benchmark.results import method_names
+
+    names = method_names()
+    assert list(names)[:5] == ["simclr", "byol", "nnclr", "vicreg", "barlow"]  # the paper's column order
+    assert names["barlow"] == "Barlow Twins" and set(names) == set(METHODS)
+    orders = [METHODS.get(name).table_order for name in names]
+    assert len(set(orders)) == len(orders), "two methods share a table_order"
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -298,9 +299,9 @@ def test_method_end_to_end_loss_and_gradients(name):
         assert param.grad is not None, pname
         assert torch.isfinite(param.grad).all(), pname
     assert any(p.grad.abs().sum() > 0 for p in method.backbone.parameters())
-    assert all(p.grad is not None for p in method.projector.parameters())
-    if name == "byol":
-        assert all(p.grad is None and not p.requires_grad for p in method.target.parameters())
+    assert all(p.grad is not None for p in method.projector.parameters() if p.requires_grad)
+    for target in (m for m in method.modules() if isinstance(m, MomentumTarget)):
+        assert all(p.grad is None and not p.requires_grad for p in target.parameters())
     method.after_step(0.5)  # must run after a step for every method
     assert torch.isfinite(method(v1, v2))
 
@@ -340,6 +341,25 @@ def test_byol_target_starts_as_online_copy_and_follows_ema():
         assert torch.equal(o, t)
 
 
+@pytest.mark.parametrize("name", [m for m in METHODS.names() if any(
+    isinstance(x, MomentumTarget) for x in build(m).modules())])
+def test_momentum_targets_start_as_copies_and_follow_the_shared_schedule(name):
+    """BYOL, MoCo v3, DINO: one helper (benchmark/methods/momentum.py) with solo-learn's cosine tau."""
+    method = build(name, tau_base=0.5)
+    [target] = [m for m in method.modules() if isinstance(m, MomentumTarget)]
+    online = [p for m in target._online for p in m.parameters()]
+    assert len(online) == len(list(target.parameters()))
+    for o, t in zip(online, target.parameters()):
+        assert torch.equal(o, t) and o.data_ptr() != t.data_ptr()
+    before = [t.detach().clone() for t in target.parameters()]
+    with torch.no_grad():
+        for o in online:
+            o.add_(1.0)
+    method.after_step(0.5)  # tau = 1 - (1 - 0.5) * (cos(pi / 2) + 1) / 2 = 0.75
+    for o, t, b in zip(online, target.parameters(), before):
+        torch.testing.assert_close(t, 0.75 * b + 0.25 * o, rtol=1e-6, atol=1e-6)
+
+
 def test_byol_target_gets_no_gradient_and_defaults_follow_the_paper():
     method = build("byol")
     assert method.params.tau_base == 0.99 and method.params.tau_final == 1.0
@@ -349,7 +369,7 @@ def test_byol_target_gets_no_gradient_and_defaults_follow_the_paper():
 def test_nnclr_queue_starts_as_random_unit_vectors_and_is_fifo():
     """solo-learn's queue: 65,536 random unit vectors (whatever the data size), then a FIFO of the
     first view's normalised projections."""
-    method = build("nnclr", num_train=20)
+    method = build("nnclr", num_train=20, queue_size=METHODS.get("nnclr").Params().queue_size)
     assert method.queue.shape == (65536, 16) and int(method.queue_ptr) == 0
     torch.testing.assert_close(method.queue.norm(dim=1), torch.ones(65536))
     method = build("nnclr", num_train=20, queue_size=20)
@@ -401,7 +421,7 @@ def test_heads_follow_solo_learn():
     assert [type(m).__name__ for m in nnclr.projector] == [
         "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
     assert nnclr.projector[-1].affine
-    for name in METHODS.names():
+    for name in ("simclr", "byol", "nnclr", "vicreg", "barlow"):  # (SimSiam's and MoCo v3's drop some)
         assert all(m.bias is not None for m in build(name).modules() if isinstance(m, torch.nn.Linear)), name
 
 

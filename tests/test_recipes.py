@@ -34,7 +34,7 @@ OPTIMISER_VALUES = [
     ("vicreg", "weight_decay", 1e-4, f"{CIFAR}/vicreg.yaml"),
     ("barlow", "lr", 0.3, f"{CIFAR}/barlow.yaml"),
     ("barlow", "weight_decay", 1e-4, f"{CIFAR}/barlow.yaml"),
-]
+] + [(m, "optimizer", "lars", f"{CIFAR}/{m}.yaml") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
 # every CIFAR recipe: optimizer name lars, batch_size 256, kwargs clip_lr True, eta 0.02, exclude_bias_n_norm True
 LARS_VALUES = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
 SCHEDULE_VALUES = {"warmup_epochs": 10, "warmup_start_lr": 3e-5}  # solo/methods/base.py defaults
@@ -64,7 +64,7 @@ HEAD_AND_LOSS_VALUES = [
     ("barlow", "proj_output_dim", 2048, f"{CIFAR}/barlow.yaml"),
     ("barlow", "scale_loss", 0.1, f"{CIFAR}/barlow.yaml"),
     ("barlow", "lambd", 0.0051, "solo/methods/barlow_twins.py"),
-] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
+] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in METHODS.names()]
 
 _ASYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
                "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "flip_p": 0.5}
@@ -98,13 +98,15 @@ def test_optimiser_values(method, key, value, source):
     recipe = METHODS.get(method).recipe
     assert getattr(recipe, key) == value, f"{method}.{key} should be {value} ({source})"
     assert recipe.source.endswith(f"{CIFAR}/{method}.yaml")
-    assert recipe.optimizer == "lars"
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "nnclr", "vicreg", "barlow"])
-def test_lars_and_schedule_values(method):
+@pytest.mark.parametrize("method", METHODS.names())
+def test_optimiser_settings_and_schedule_values(method):
     resolved = resolve_optim(RunConfig(method=method, epochs=200))
-    assert resolved["optimizer_args"] == {**dataclasses.asdict(LARSParams()), **LARS_VALUES, "momentum": MOMENTUM}
+    if resolved["optimizer"] == "lars":
+        assert resolved["optimizer_args"] == {**dataclasses.asdict(LARSParams()), **LARS_VALUES, "momentum": MOMENTUM}
+    else:  # solo-learn's SGD recipes set no optimizer.kwargs: momentum 0.9 (solo/args/pretrain.py)
+        assert resolved["optimizer"] == "sgd" and resolved["optimizer_args"] == {"momentum": MOMENTUM}
     assert {k: resolved[k] for k in SCHEDULE_VALUES} == SCHEDULE_VALUES
 
 
