@@ -34,6 +34,9 @@ OPTIMISER_VALUES = [
     ("vicreg", "weight_decay", 1e-4, f"{CIFAR}/vicreg.yaml"),
     ("barlow", "lr", 0.3, f"{CIFAR}/barlow.yaml"),
     ("barlow", "weight_decay", 1e-4, f"{CIFAR}/barlow.yaml"),
+    ("simsiam", "optimizer", "sgd", f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "lr", 0.5, f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "weight_decay", 1e-5, f"{CIFAR}/simsiam.yaml"),
 ] + [(m, "optimizer", "lars", f"{CIFAR}/{m}.yaml") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
 # every CIFAR recipe: optimizer name lars, batch_size 256, kwargs clip_lr True, eta 0.02, exclude_bias_n_norm True
 LARS_VALUES = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
@@ -64,12 +67,16 @@ HEAD_AND_LOSS_VALUES = [
     ("barlow", "proj_output_dim", 2048, f"{CIFAR}/barlow.yaml"),
     ("barlow", "scale_loss", 0.1, f"{CIFAR}/barlow.yaml"),
     ("barlow", "lambd", 0.0051, "solo/methods/barlow_twins.py"),
+    ("simsiam", "proj_hidden_dim", 2048, f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "proj_output_dim", 2048, f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "pred_hidden_dim", 512, f"{CIFAR}/simsiam.yaml"),
 ] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in METHODS.names()]
 
 _ASYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
                "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "flip_p": 0.5}
 _SYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.8, "contrast": 0.8,
               "saturation": 0.8, "hue": 0.2, "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0, "flip_p": 0.5}
+_SYMMETRIC_WEAK = {**_SYMMETRIC, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}
 _VICREG = {"crop": True, "crop_scale": (0.2, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
            "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "solarize_p": 0.1, "flip_p": 0.5}
 # (method, image size, view 1, view 2, source file): the strong DA of each method
@@ -77,6 +84,7 @@ STRONG_VALUES = [
     ("simclr", 32, _SYMMETRIC, _SYMMETRIC, f"{CIFAR}/augmentations/symmetric.yaml"),
     ("simclr", 96, _SYMMETRIC, _SYMMETRIC, "scripts/pretrain/imagenet-100/augmentations/symmetric.yaml"),
     ("vicreg", 32, _VICREG, _VICREG, f"{CIFAR}/vicreg.yaml"),
+    ("simsiam", 32, _SYMMETRIC_WEAK, _SYMMETRIC_WEAK, f"{CIFAR}/augmentations/symmetric_weak.yaml"),
     ("vicreg", 96, {**_VICREG, "blur_p": 0.5}, {**_VICREG, "blur_p": 0.5},
      "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
 ] + [
@@ -84,7 +92,7 @@ STRONG_VALUES = [
      f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow")
 ] + [
     (m, 96, {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0}, {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
-     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow")
+     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "simsiam")
 ]
 
 
