@@ -37,6 +37,9 @@ OPTIMISER_VALUES = [
     ("simsiam", "optimizer", "sgd", f"{CIFAR}/simsiam.yaml"),
     ("simsiam", "lr", 0.5, f"{CIFAR}/simsiam.yaml"),
     ("simsiam", "weight_decay", 1e-5, f"{CIFAR}/simsiam.yaml"),
+    ("mocov3", "optimizer", "lars", f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "lr", 0.3, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "weight_decay", 1e-6, f"{CIFAR}/mocov3.yaml"),
 ] + [(m, "optimizer", "lars", f"{CIFAR}/{m}.yaml") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
 # every CIFAR recipe: optimizer name lars, batch_size 256, kwargs clip_lr True, eta 0.02, exclude_bias_n_norm True
 LARS_VALUES = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
@@ -70,6 +73,12 @@ HEAD_AND_LOSS_VALUES = [
     ("simsiam", "proj_hidden_dim", 2048, f"{CIFAR}/simsiam.yaml"),
     ("simsiam", "proj_output_dim", 2048, f"{CIFAR}/simsiam.yaml"),
     ("simsiam", "pred_hidden_dim", 512, f"{CIFAR}/simsiam.yaml"),
+    ("mocov3", "proj_hidden_dim", 4096, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "proj_output_dim", 256, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "pred_hidden_dim", 4096, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "temperature", 0.2, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "tau_base", 0.99, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "tau_final", 1.0, f"{CIFAR}/mocov3.yaml"),
 ] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in METHODS.names()]
 
 _ASYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
@@ -89,10 +98,10 @@ STRONG_VALUES = [
      "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
 ] + [
     (m, 32, {**_ASYMMETRIC, "solarize_p": 0.0}, {**_ASYMMETRIC, "solarize_p": 0.2},
-     f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow")
+     f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "mocov3")
 ] + [
     (m, 96, {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0}, {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
-     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "simsiam")
+     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "simsiam", "mocov3")
 ]
 
 
