@@ -40,6 +40,9 @@ OPTIMISER_VALUES = [
     ("mocov3", "optimizer", "lars", f"{CIFAR}/mocov3.yaml"),
     ("mocov3", "lr", 0.3, f"{CIFAR}/mocov3.yaml"),
     ("mocov3", "weight_decay", 1e-6, f"{CIFAR}/mocov3.yaml"),
+    ("dino", "optimizer", "lars", f"{CIFAR}/dino.yaml"),
+    ("dino", "lr", 0.3, f"{CIFAR}/dino.yaml"),
+    ("dino", "weight_decay", 1e-6, f"{CIFAR}/dino.yaml"),
 ] + [(m, "optimizer", "lars", f"{CIFAR}/{m}.yaml") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
 # every CIFAR recipe: optimizer name lars, batch_size 256, kwargs clip_lr True, eta 0.02, exclude_bias_n_norm True
 LARS_VALUES = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
@@ -79,6 +82,17 @@ HEAD_AND_LOSS_VALUES = [
     ("mocov3", "temperature", 0.2, f"{CIFAR}/mocov3.yaml"),
     ("mocov3", "tau_base", 0.99, f"{CIFAR}/mocov3.yaml"),
     ("mocov3", "tau_final", 1.0, f"{CIFAR}/mocov3.yaml"),
+    ("dino", "proj_hidden_dim", 2048, f"{CIFAR}/dino.yaml"),
+    ("dino", "proj_output_dim", 256, f"{CIFAR}/dino.yaml"),
+    ("dino", "num_prototypes", 4096, f"{CIFAR}/dino.yaml"),
+    ("dino", "tau_base", 0.9995, f"{CIFAR}/dino.yaml"),
+    ("dino", "tau_final", 1.0, f"{CIFAR}/dino.yaml"),
+    ("dino", "student_temperature", 0.1, "solo/methods/dino.py"),
+    ("dino", "teacher_temperature", 0.07, "solo/methods/dino.py"),
+    ("dino", "warmup_teacher_temperature", 0.04, "solo/methods/dino.py"),
+    ("dino", "warmup_teacher_temperature_epochs", 0, "solo/methods/dino.py"),
+    ("dino", "freeze_last_layer", 1, "solo/methods/dino.py"),
+    ("dino", "center_momentum", 0.9, "solo/losses/dino.py"),
 ] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in METHODS.names()]
 
 _ASYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
@@ -98,10 +112,10 @@ STRONG_VALUES = [
      "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
 ] + [
     (m, 32, {**_ASYMMETRIC, "solarize_p": 0.0}, {**_ASYMMETRIC, "solarize_p": 0.2},
-     f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "mocov3")
+     f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "mocov3", "dino")
 ] + [
     (m, 96, {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0}, {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
-     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "simsiam", "mocov3")
+     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "simsiam", "mocov3", "dino")
 ]
 
 
