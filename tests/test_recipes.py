@@ -110,12 +110,14 @@ STRONG_VALUES = [
     ("simsiam", 32, _SYMMETRIC_WEAK, _SYMMETRIC_WEAK, f"{CIFAR}/augmentations/symmetric_weak.yaml"),
     ("vicreg", 96, {**_VICREG, "blur_p": 0.5}, {**_VICREG, "blur_p": 0.5},
      "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
-] + [
+]
+_ASYMMETRIC_METHODS = ("byol", "nnclr", "barlow", "simsiam", "mocov3", "dino")  # simsiam: ImageNet-100 only
+STRONG_VALUES += [
     (m, 32, {**_ASYMMETRIC, "solarize_p": 0.0}, {**_ASYMMETRIC, "solarize_p": 0.2},
-     f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "mocov3", "dino")
+     f"{CIFAR}/augmentations/asymmetric.yaml") for m in _ASYMMETRIC_METHODS if m != "simsiam"
 ] + [
     (m, 96, {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0}, {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
-     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow", "simsiam", "mocov3", "dino")
+     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in _ASYMMETRIC_METHODS
 ]
 
 

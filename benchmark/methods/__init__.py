@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from benchmark.methods import barlow, byol, dino, mocov3, nnclr, simclr, simsiam, vicreg  # noqa: F401  (register methods)
+from benchmark.methods import barlow, byol, dino, mocov3, nnclr, simclr, simsiam, vicreg  # noqa: F401  (registers them)
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod
 from benchmark.params import resolve_params
 
