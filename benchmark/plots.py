@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmark.results import AUG_ORDER, METHOD_NAMES, prior_text, variant  # noqa: E402
+from benchmark.results import AUG_ORDER, method_names, prior_text, variant  # noqa: E402
 from benchmark.rundir import RunDir  # noqa: E402
 
 
@@ -29,8 +29,9 @@ def bars(frame: pd.DataFrame, metric: str, out: Path) -> Path:
     for ax, dataset in zip(axes[0], datasets):
         data = frame[frame["dataset"] == dataset]
         stats = data.groupby(["method", "prior_label", "aug"], sort=False)[metric].agg(["mean", "std"]).reset_index()
-        methods = [m for m in METHOD_NAMES if m in set(stats["method"])] + \
-            [m for m in dict.fromkeys(stats["method"]) if m not in METHOD_NAMES]
+        names = method_names()
+        methods = [m for m in names if m in set(stats["method"])] + \
+            [m for m in dict.fromkeys(stats["method"]) if m not in names]
         series = sorted(dict.fromkeys(zip(stats["prior_label"], stats["aug"])),
                         key=lambda pa: (pa[0] not in (None, "none"), str(pa[0]), AUG_ORDER.get(pa[1], 9)))
         width = 0.8 / max(1, len(series))
@@ -41,7 +42,7 @@ def bars(frame: pd.DataFrame, metric: str, out: Path) -> Path:
             err = [100 * (part.at[m, "std"] if pd.notna(part.at[m, "std"]) else 0) for m in methods if m in part.index]
             label = ("plain" if prior in (None, "none") else f"GPS ({prior})") + f", {aug}"
             ax.bar(xs, ys, width, yerr=err, capsize=2, label=label, hatch="" if prior in (None, "none") else "//")
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))], [METHOD_NAMES.get(m, m) for m in methods])
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))], [names.get(m, m) for m in methods])
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(f"{dataset}: weak vs strong DA, plain vs GPS")
         low = 100 * stats["mean"].min()

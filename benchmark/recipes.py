@@ -31,8 +31,11 @@ def _head(module: nn.Sequential) -> str:
         if isinstance(m, nn.BatchNorm1d):
             kinds.append("BN" if m.affine else "BN (no affine)")
     norms = sorted(set(kinds)) if kinds else ["no BN"]
-    last = "last BN" if isinstance(module[-1], nn.BatchNorm1d) else ""
-    return "-".join(str(w) for w in widths) + f" ({', '.join(norms)}{', ' + last if last else ''})"
+    last = ["last BN"] if isinstance(module[-1], nn.BatchNorm1d) else []
+    linears = [m for m in module if isinstance(m, nn.Linear)]
+    unbiased = [str(i + 1) for i, m in enumerate(linears) if m.bias is None]
+    bias = [f"no bias in Linear {', '.join(unbiased)}"] if unbiased else []
+    return "-".join(str(w) for w in widths) + f" ({', '.join(norms + last + bias)})"
 
 
 def _heads(name: str) -> str:

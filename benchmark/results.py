@@ -15,9 +15,16 @@ from benchmark.rundir import RESULT_KEYS
 
 METRICS = ("linear_acc", "knn_acc", "knn200_acc")
 FORMATS = ("markdown", "latex", "csv")
-METHOD_NAMES = {"simclr": "SimCLR", "byol": "BYOL", "nnclr": "NNCLR", "vicreg": "VICReg", "barlow": "Barlow Twins"}
 MISSING = "–"
 AUG_ORDER = {"none": 0, "weak": 1, "crop": 2, "strong": 3}  # columns go from weak to strong, as in the paper
+
+
+def method_names() -> dict[str, str]:
+    """Method -> name in tables, in the paper's order, from the method files (imported here, not at
+    the top, so reading results does not load torch until a table needs the names)."""
+    from benchmark.methods import display_names
+
+    return display_names()
 
 
 def order_key(axis: str):
@@ -25,7 +32,7 @@ def order_key(axis: str):
     if axis == "aug":
         return lambda values: values.map(lambda v: AUG_ORDER.get(v, len(AUG_ORDER)))
     if axis == "method":
-        order = {m: i for i, m in enumerate(METHOD_NAMES)}
+        order = {m: i for i, m in enumerate(method_names())}
         return lambda values: values.map(lambda v: order.get(v, len(order)))
     return None
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "paper.csv"
@@ -85,7 +92,7 @@ def variant(method: str, prior: str | None, k=None) -> str:
     """SimCLR / GPS-SimCLR (pixel) / GPS-SimCLR (prior: simclr strong run) / GPS-SimCLR (oracle: uses labels)."""
     from benchmark.priors import gives_gps
 
-    name = METHOD_NAMES.get(method, method)
+    name = method_names().get(method, method)
     if not isinstance(prior, str) or not gives_gps(prior, k):  # None or NaN: no prior
         return name
     return f"GPS-{name} ({prior_text(prior)})"

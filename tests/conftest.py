@@ -73,3 +73,20 @@ def small_cifar_archive(cifar_path, tmp_path_factory) -> Path:
 def cifar_data_dir(tmp_path_factory) -> Path:
     """One data dir for the session, so the full archive is decoded and cached once."""
     return tmp_path_factory.mktemp("data")
+
+
+def small_method_args(method: str, width: int, **values) -> dict:
+    """CPU-sized method_args for any registered method: `values` where the method has that setting,
+    and every other int setting of 256 or more (a head width, a queue, a number of prototypes) set to
+    `width`. So the generic tests cover a new method without naming it."""
+    import dataclasses
+
+    from benchmark.methods import METHODS
+
+    out = {}
+    for field in dataclasses.fields(METHODS.get(method).Params):
+        if field.name in values:
+            out[field.name] = values[field.name]
+        elif type(field.default) is int and field.default >= 256:
+            out[field.name] = width
+    return out

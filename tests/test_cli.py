@@ -5,13 +5,14 @@ import sys
 import pytest
 
 from benchmark.cli import main
+from benchmark.methods import METHODS
 
 
 @pytest.mark.parametrize(
     "argv, fragments",
     [
         (["--dataset", "mnist"], ["unknown dataset 'mnist'", "valid: cifar10, cifar100, digits"]),
-        (["--method", "moco"], ["unknown method 'moco'", "barlow, byol, nnclr, simclr, vicreg"]),
+        (["--method", "moco"], ["unknown method 'moco'", ", ".join(METHODS.names())]),
         (["--aug", "heavy"], ["unknown augmentation 'heavy'", "crop, none, strong, weak"]),
         (["--backbone", "resnet-18"], ["unknown backbone 'resnet-18'", "resnet18"]),
         (["--epochs", "-5"], ["epochs must be >= 0, got -5"]),

@@ -13,9 +13,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from benchmark.backbones import build_backbone
+from benchmark.methods import METHODS as REGISTRY
 from benchmark.methods import MethodContext, build_method
+from conftest import small_method_args
 
-METHODS = ("simclr", "byol", "nnclr", "vicreg", "barlow")
+METHODS = REGISTRY.names()
 WORLD = 2
 BATCH = 16
 RTOL, ATOL = 1e-4, 1e-6  # losses and BatchNorm statistics
@@ -25,13 +27,9 @@ GRAD_RTOL, GRAD_ATOL_SCALE = 1e-3, 1e-4  # gradients: float32 sums in another or
 def _model(method: str) -> torch.nn.Module:
     torch.manual_seed(0)
     backbone, feat_dim = build_backbone("small", 8, False, None)
-    heads = {"proj_hidden_dim": 32, "proj_output_dim": 16}
-    if method in ("byol", "nnclr"):
-        heads["pred_hidden_dim"] = 32
-    if method == "nnclr":
-        heads["queue_size"] = 64  # random unit vectors, as solo-learn's queue starts: the NN path is exercised
-    if method == "simclr":
-        heads["mask_false_negatives"] = True
+    # NNCLR's queue of 64 random unit vectors, as solo-learn's queue starts: the NN path is exercised;
+    # SimCLR masks false negatives, so the ids of the GPS pairs matter
+    heads = small_method_args(method, 32, proj_output_dim=16, queue_size=64, mask_false_negatives=True)
     return build_method(method, backbone, feat_dim, heads, MethodContext(num_train=64, epochs=1)).train()
 
 
@@ -42,8 +40,8 @@ def _batch():
     return v1, v2, ids
 
 
-def _step(model, v1, v2, ids, method):
-    extra = {"ids": ids} if method == "simclr" else {}
+def _step(model, v1, v2, ids):
+    extra = {"ids": ids} if getattr(model, "module", model).uses_pair_ids else {}
     loss = model(v1, v2, **extra)
     loss.backward()
     return loss.detach()
@@ -64,7 +62,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     for method in METHODS:
         model = convert_batchnorm(_model(method))
         ddp = DistributedDataParallel(model, broadcast_buffers=False)
-        loss = _step(ddp, v1[part], v2[part], (ids[0][part], ids[1][part]), method)
+        loss = _step(ddp, v1[part], v2[part], (ids[0][part], ids[1][part]))
         results[method] = {
             "loss": mean_over_ranks(loss),
             "grads": {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None},
@@ -93,7 +91,7 @@ def two_process_results(tmp_path_factory):
 def test_two_processes_give_the_full_batch_loss_and_gradients(method, two_process_results, one_thread):
     model = _model(method)
     v1, v2, ids = _batch()
-    loss = _step(model, v1, v2, ids, method)
+    loss = _step(model, v1, v2, ids)
     got = two_process_results[method]
     torch.testing.assert_close(got["loss"], loss, rtol=RTOL, atol=ATOL)
     grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}

@@ -3,7 +3,6 @@ every registered method end to end on a tiny backbone (CPU, well under a second 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -14,10 +13,15 @@ from benchmark.backbones import SmallCNN
 from benchmark.errors import ConfigError
 from benchmark.methods import METHODS, MethodContext, build_method, resolve_method_params
 from benchmark.methods.barlow import barlow_twins_loss
-from benchmark.methods.byol import byol_loss, ema_momentum
+from benchmark.methods.byol import byol_loss
+from benchmark.methods.momentum import MomentumTarget, ema_momentum
 from benchmark.methods.nnclr import nnclr_loss
 from benchmark.methods.simclr import nt_xent_loss
+from benchmark.methods.dino import dino_loss
+from benchmark.methods.mocov3 import mocov3_loss
+from benchmark.methods.simsiam import simsiam_loss
 from benchmark.methods.vicreg import vicreg_loss
+from conftest import small_method_args
 
 N, D = 6, 5
 TOL = dict(rel=1e-5, abs=1e-5)
@@ -258,19 +262,115 @@ def test_barlow_loss_zero_for_identical_decorrelated_views_and_lambda_weighting(
     assert barlow_twins_loss(h, negated, 7.0).item() == pytest.approx(expected, rel=1e-6)
 
 
+# --------------------------------------------------------------------------- SimSiam
+def ref_simsiam(p1, z2, p2, z1):
+    """SimSiam eq. (1)-(2): L = D(p1, z2) / 2 + D(p2, z1) / 2, D(p, z) = -(p/|p|).(z/|z|) averaged over the batch."""
+    d = lambda p, z: -sum(cosine(a, b) for a, b in zip(rows(p), rows(z))) / len(p)  # noqa: E731
+    return d(p1, z2) / 2 + d(p2, z1) / 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_simsiam_loss_matches_reference(seed):
+    p1, z2, p2, z1 = (rand(N, D, seed=seed + 10 * i) for i in range(4))
+    got = simsiam_loss(p1, z2) / 2 + simsiam_loss(p2, z1) / 2
+    assert got.item() == pytest.approx(ref_simsiam(p1, z2, p2, z1), **TOL)
+
+
+def test_simsiam_stops_the_gradient_of_the_target_and_has_the_reference_heads():
+    p, z = rand(N, D, seed=3).requires_grad_(), rand(N, D, seed=4).requires_grad_()
+    simsiam_loss(p, z).backward()
+    assert z.grad is None and p.grad.abs().sum() > 0
+    assert simsiam_loss(z, z).item() == pytest.approx(-1.0) and simsiam_loss(-z, z).item() == pytest.approx(1.0)
+    method = build("simsiam")
+    kinds = [(type(m).__name__, getattr(m, "bias", 0) is not None) for m in method.projector]
+    assert kinds == [("Linear", False), ("BatchNorm1d", True), ("ReLU", True), ("Linear", False), ("BatchNorm1d", True),
+                     ("ReLU", True), ("Linear", False), ("BatchNorm1d", False)]  # last BN without affine
+    assert [type(m).__name__ for m in method.predictor] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert method.predictor[0].bias is None and method.predictor[-1].bias is not None
+    assert not any(isinstance(m, MomentumTarget) for m in method.modules())  # no momentum encoder
+
+
+# --------------------------------------------------------------------------- MoCo v3
+def ref_mocov3(q, k, temperature):
+    """MoCo v3 (Algorithm 1): 2T x mean_i -log exp(q_i.k_i/T) / sum_j exp(q_i.k_j/T), cosine similarities."""
+    a, b = rows(q), rows(k)
+    total = 0.0
+    for i in range(len(a)):
+        denominator = sum(math.exp(cosine(a[i], b[j]) / temperature) for j in range(len(b)))
+        total += -math.log(math.exp(cosine(a[i], b[i]) / temperature) / denominator)
+    return 2 * temperature * total / len(a)
+
+
+@pytest.mark.parametrize("temperature", [0.2, 1.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mocov3_loss_matches_reference(temperature, seed):
+    q, k = rand(N, D, seed=seed), rand(N, D, seed=seed + 40)
+    assert mocov3_loss(q, k, temperature).item() == pytest.approx(ref_mocov3(q, k, temperature), **TOL)
+
+
+def test_mocov3_keys_get_no_gradient_and_the_heads_follow_solo_learn():
+    q, k = rand(N, D, seed=5).requires_grad_(), rand(N, D, seed=6).requires_grad_()
+    mocov3_loss(q, k, 0.2).backward()
+    assert k.grad is None and q.grad.abs().sum() > 0
+    method = build("mocov3")
+    assert [type(m).__name__ for m in method.projector] == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
+    assert not method.projector[-1].affine and [type(m).__name__ for m in method.predictor] == [
+        "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert all(m.bias is None for m in method.modules() if isinstance(m, torch.nn.Linear))
+    assert isinstance(method.target, MomentumTarget) and method.params.tau_base == 0.99
+
+
+# ------------------------------------------------------------------------------ DINO
+def ref_dino(student, teacher, center, student_temperature, teacher_temperature):
+    """DINO eq. (1) over the two global views: H(P_t(x_a), P_s(x_b)) for a != b, P_t = softmax((t - c) / T_t),
+    P_s = softmax(s / T_s), H(q, p) = -sum_k q_k log p_k, averaged over rows and the two view pairs."""
+    def softmax(row, temperature, shift):
+        exps = [math.exp((x - c) / temperature) for x, c in zip(row, shift)]
+        return [e / sum(exps) for e in exps]
+
+    s, t, n = rows(student), rows(teacher), len(student) // 2
+    zero = [0.0] * len(s[0])
+    total = 0.0
+    for i in range(n):
+        for a, b in ((i, i + n), (i + n, i)):  # teacher on one view, student on the other
+            q, p = softmax(t[a], teacher_temperature, center), softmax(s[b], student_temperature, zero)
+            total += -sum(qk * math.log(pk) for qk, pk in zip(q, p))
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("temperatures", [(0.1, 0.07), (0.5, 0.04)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dino_loss_matches_reference(temperatures, seed):
+    student, teacher, center = rand(2 * N, D, seed=seed), rand(2 * N, D, seed=seed + 60), rand(D, seed=seed + 70)
+    got = dino_loss(student, teacher, center, *temperatures).item()
+    assert got == pytest.approx(ref_dino(student, teacher, center.tolist(), *temperatures), **TOL)
+
+
+def test_dino_schedules_centre_and_frozen_prototypes():
+    method = build("dino", warmup_teacher_temperature_epochs=3, num_train=50)
+    method.epochs = 10
+    assert [method.teacher_temperature_at(e) for e in (0, 1, 2, 3, 9)] == pytest.approx([0.04, 0.055, 0.07, 0.07, 0.07])
+    assert METHODS.get("dino").Params().warmup_teacher_temperature_epochs == 0  # CIFAR: 0.07 from the start
+    assert float(method.prototypes.frozen) == 1.0  # first epoch: the prototypes do not learn
+    method.train()
+    loss = method(*views())
+    loss.backward()
+    assert method.prototypes.weight.grad.abs().sum() == 0 and method.projector[0].weight.grad.abs().sum() > 0
+    pending = method._pending.clone()
+    method.after_step(0.1)  # now in epoch 1 of 10
+    torch.testing.assert_close(method.center, 0.1 * pending)  # 0.9 * 0 + 0.1 * batch centre
+    assert float(method.prototypes.frozen) == 0.0 and float(method.teacher_temperature) == pytest.approx(0.055)
+    method.zero_grad()
+    method(*views()).backward()
+    assert method.prototypes.weight.grad.abs().sum() > 0
+
+
 # ------------------------------------------------------------------- methods end to end
-SMALL = {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 32}
-
-
-def small_overrides(name: str, **extra) -> dict:
-    fields = {f.name for f in dataclasses.fields(METHODS.get(name).Params)}
-    return {k: v for k, v in {**SMALL, **extra}.items() if k in fields}
-
-
 def build(name: str, num_train: int = 50, **extra):
     torch.manual_seed(0)
     backbone = SmallCNN()
-    method = build_method(name, backbone, backbone.num_features, small_overrides(name, **extra),
+    overrides = small_method_args(name, 32, proj_output_dim=16, **extra)
+    method = build_method(name, backbone, backbone.num_features, overrides,
                           MethodContext(num_train=num_train, epochs=1))
     return method
 
@@ -280,8 +380,15 @@ def views(seed: int = 0, n: int = 8):
     return torch.randn(n, 3, 8, 8, generator=g), torch.randn(n, 3, 8, 8, generator=g)
 
 
-def test_all_five_methods_are_registered():
-    assert METHODS.names() == ["barlow", "byol", "nnclr", "simclr", "vicreg"]
+def test_the_paper_methods_are_registered_and_name_themselves():
+    assert {"barlow", "byol", "nnclr", "simclr", "vicreg"} <= set(METHODS)
+    from benchmark.results import method_names
+
+    names = method_names()
+    assert list(names)[:5] == ["simclr", "byol", "nnclr", "vicreg", "barlow"]  # the paper's column order
+    assert names["barlow"] == "Barlow Twins" and set(names) == set(METHODS)
+    orders = [METHODS.get(name).table_order for name in names]
+    assert len(set(orders)) == len(orders), "two methods share a table_order"
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -298,9 +405,9 @@ def test_method_end_to_end_loss_and_gradients(name):
         assert param.grad is not None, pname
         assert torch.isfinite(param.grad).all(), pname
     assert any(p.grad.abs().sum() > 0 for p in method.backbone.parameters())
-    assert all(p.grad is not None for p in method.projector.parameters())
-    if name == "byol":
-        assert all(p.grad is None and not p.requires_grad for p in method.target.parameters())
+    assert all(p.grad is not None for p in method.projector.parameters() if p.requires_grad)
+    for target in (m for m in method.modules() if isinstance(m, MomentumTarget)):
+        assert all(p.grad is None and not p.requires_grad for p in target.parameters())
     method.after_step(0.5)  # must run after a step for every method
     assert torch.isfinite(method(v1, v2))
 
@@ -340,6 +447,25 @@ def test_byol_target_starts_as_online_copy_and_follows_ema():
         assert torch.equal(o, t)
 
 
+@pytest.mark.parametrize("name", [m for m in METHODS.names() if any(
+    isinstance(x, MomentumTarget) for x in build(m).modules())])
+def test_momentum_targets_start_as_copies_and_follow_the_shared_schedule(name):
+    """BYOL, MoCo v3, DINO: one helper (benchmark/methods/momentum.py) with solo-learn's cosine tau."""
+    method = build(name, tau_base=0.5)
+    [target] = [m for m in method.modules() if isinstance(m, MomentumTarget)]
+    online = [p for m in target._online for p in m.parameters()]
+    assert len(online) == len(list(target.parameters()))
+    for o, t in zip(online, target.parameters()):
+        assert torch.equal(o, t) and o.data_ptr() != t.data_ptr()
+    before = [t.detach().clone() for t in target.parameters()]
+    with torch.no_grad():
+        for o in online:
+            o.add_(1.0)
+    method.after_step(0.5)  # tau = 1 - (1 - 0.5) * (cos(pi / 2) + 1) / 2 = 0.75
+    for o, t, b in zip(online, target.parameters(), before):
+        torch.testing.assert_close(t, 0.75 * b + 0.25 * o, rtol=1e-6, atol=1e-6)
+
+
 def test_byol_target_gets_no_gradient_and_defaults_follow_the_paper():
     method = build("byol")
     assert method.params.tau_base == 0.99 and method.params.tau_final == 1.0
@@ -349,7 +475,7 @@ def test_byol_target_gets_no_gradient_and_defaults_follow_the_paper():
 def test_nnclr_queue_starts_as_random_unit_vectors_and_is_fifo():
     """solo-learn's queue: 65,536 random unit vectors (whatever the data size), then a FIFO of the
     first view's normalised projections."""
-    method = build("nnclr", num_train=20)
+    method = build("nnclr", num_train=20, queue_size=METHODS.get("nnclr").Params().queue_size)
     assert method.queue.shape == (65536, 16) and int(method.queue_ptr) == 0
     torch.testing.assert_close(method.queue.norm(dim=1), torch.ones(65536))
     method = build("nnclr", num_train=20, queue_size=20)
@@ -401,7 +527,7 @@ def test_heads_follow_solo_learn():
     assert [type(m).__name__ for m in nnclr.projector] == [
         "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
     assert nnclr.projector[-1].affine
-    for name in METHODS.names():
+    for name in ("simclr", "byol", "nnclr", "vicreg", "barlow"):  # (SimSiam's and MoCo v3's drop some)
         assert all(m.bias is not None for m in build(name).modules() if isinstance(m, torch.nn.Linear)), name
 
 

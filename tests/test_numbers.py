@@ -15,6 +15,7 @@ from benchmark.attempt import config_record
 from benchmark.cli import build_parser, config_from_args
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError
+from benchmark.methods import METHODS
 from benchmark.params import coerce, parse_number
 from benchmark.sweep.plan import expand
 from benchmark.sweep.profiles import load_profile
@@ -46,7 +47,7 @@ def test_set_takes_every_spelling_and_refuses_meaningless_infinities():
         RunConfig.from_dict({"lr": "inf"})
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "nnclr", "vicreg", "barlow"])
+@pytest.mark.parametrize("method", METHODS.names())
 def test_config_json_of_every_method_loads_back_with_config(method, tmp_path):
     for values in ({}, {"weight_decay": 1e-5, "lr": 3e-4}):  # the recipe's own numbers, and JSON's 1e-05
         config = RunConfig.from_dict({"dataset": "digits", "method": method, **values})

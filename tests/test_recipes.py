@@ -34,7 +34,16 @@ OPTIMISER_VALUES = [
     ("vicreg", "weight_decay", 1e-4, f"{CIFAR}/vicreg.yaml"),
     ("barlow", "lr", 0.3, f"{CIFAR}/barlow.yaml"),
     ("barlow", "weight_decay", 1e-4, f"{CIFAR}/barlow.yaml"),
-]
+    ("simsiam", "optimizer", "sgd", f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "lr", 0.5, f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "weight_decay", 1e-5, f"{CIFAR}/simsiam.yaml"),
+    ("mocov3", "optimizer", "lars", f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "lr", 0.3, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "weight_decay", 1e-6, f"{CIFAR}/mocov3.yaml"),
+    ("dino", "optimizer", "lars", f"{CIFAR}/dino.yaml"),
+    ("dino", "lr", 0.3, f"{CIFAR}/dino.yaml"),
+    ("dino", "weight_decay", 1e-6, f"{CIFAR}/dino.yaml"),
+] + [(m, "optimizer", "lars", f"{CIFAR}/{m}.yaml") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
 # every CIFAR recipe: optimizer name lars, batch_size 256, kwargs clip_lr True, eta 0.02, exclude_bias_n_norm True
 LARS_VALUES = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
 SCHEDULE_VALUES = {"warmup_epochs": 10, "warmup_start_lr": 3e-5}  # solo/methods/base.py defaults
@@ -64,12 +73,33 @@ HEAD_AND_LOSS_VALUES = [
     ("barlow", "proj_output_dim", 2048, f"{CIFAR}/barlow.yaml"),
     ("barlow", "scale_loss", 0.1, f"{CIFAR}/barlow.yaml"),
     ("barlow", "lambd", 0.0051, "solo/methods/barlow_twins.py"),
-] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")]
+    ("simsiam", "proj_hidden_dim", 2048, f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "proj_output_dim", 2048, f"{CIFAR}/simsiam.yaml"),
+    ("simsiam", "pred_hidden_dim", 512, f"{CIFAR}/simsiam.yaml"),
+    ("mocov3", "proj_hidden_dim", 4096, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "proj_output_dim", 256, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "pred_hidden_dim", 4096, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "temperature", 0.2, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "tau_base", 0.99, f"{CIFAR}/mocov3.yaml"),
+    ("mocov3", "tau_final", 1.0, f"{CIFAR}/mocov3.yaml"),
+    ("dino", "proj_hidden_dim", 2048, f"{CIFAR}/dino.yaml"),
+    ("dino", "proj_output_dim", 256, f"{CIFAR}/dino.yaml"),
+    ("dino", "num_prototypes", 4096, f"{CIFAR}/dino.yaml"),
+    ("dino", "tau_base", 0.9995, f"{CIFAR}/dino.yaml"),
+    ("dino", "tau_final", 1.0, f"{CIFAR}/dino.yaml"),
+    ("dino", "student_temperature", 0.1, "solo/methods/dino.py"),
+    ("dino", "teacher_temperature", 0.07, "solo/methods/dino.py"),
+    ("dino", "warmup_teacher_temperature", 0.04, "solo/methods/dino.py"),
+    ("dino", "warmup_teacher_temperature_epochs", 0, "solo/methods/dino.py"),
+    ("dino", "freeze_last_layer", 1, "solo/methods/dino.py"),
+    ("dino", "center_momentum", 0.9, "solo/losses/dino.py"),
+] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in METHODS.names()]
 
 _ASYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
                "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "flip_p": 0.5}
 _SYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.8, "contrast": 0.8,
               "saturation": 0.8, "hue": 0.2, "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0, "flip_p": 0.5}
+_SYMMETRIC_WEAK = {**_SYMMETRIC, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}
 _VICREG = {"crop": True, "crop_scale": (0.2, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
            "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "solarize_p": 0.1, "flip_p": 0.5}
 # (method, image size, view 1, view 2, source file): the strong DA of each method
@@ -77,14 +107,17 @@ STRONG_VALUES = [
     ("simclr", 32, _SYMMETRIC, _SYMMETRIC, f"{CIFAR}/augmentations/symmetric.yaml"),
     ("simclr", 96, _SYMMETRIC, _SYMMETRIC, "scripts/pretrain/imagenet-100/augmentations/symmetric.yaml"),
     ("vicreg", 32, _VICREG, _VICREG, f"{CIFAR}/vicreg.yaml"),
+    ("simsiam", 32, _SYMMETRIC_WEAK, _SYMMETRIC_WEAK, f"{CIFAR}/augmentations/symmetric_weak.yaml"),
     ("vicreg", 96, {**_VICREG, "blur_p": 0.5}, {**_VICREG, "blur_p": 0.5},
      "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
-] + [
+]
+_ASYMMETRIC_METHODS = ("byol", "nnclr", "barlow", "simsiam", "mocov3", "dino")  # simsiam: ImageNet-100 only
+STRONG_VALUES += [
     (m, 32, {**_ASYMMETRIC, "solarize_p": 0.0}, {**_ASYMMETRIC, "solarize_p": 0.2},
-     f"{CIFAR}/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow")
+     f"{CIFAR}/augmentations/asymmetric.yaml") for m in _ASYMMETRIC_METHODS if m != "simsiam"
 ] + [
     (m, 96, {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0}, {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
-     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in ("byol", "nnclr", "barlow")
+     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in _ASYMMETRIC_METHODS
 ]
 
 
@@ -98,13 +131,15 @@ def test_optimiser_values(method, key, value, source):
     recipe = METHODS.get(method).recipe
     assert getattr(recipe, key) == value, f"{method}.{key} should be {value} ({source})"
     assert recipe.source.endswith(f"{CIFAR}/{method}.yaml")
-    assert recipe.optimizer == "lars"
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "nnclr", "vicreg", "barlow"])
-def test_lars_and_schedule_values(method):
+@pytest.mark.parametrize("method", METHODS.names())
+def test_optimiser_settings_and_schedule_values(method):
     resolved = resolve_optim(RunConfig(method=method, epochs=200))
-    assert resolved["optimizer_args"] == {**dataclasses.asdict(LARSParams()), **LARS_VALUES, "momentum": MOMENTUM}
+    if resolved["optimizer"] == "lars":
+        assert resolved["optimizer_args"] == {**dataclasses.asdict(LARSParams()), **LARS_VALUES, "momentum": MOMENTUM}
+    else:  # solo-learn's SGD recipes set no optimizer.kwargs: momentum 0.9 (solo/args/pretrain.py)
+        assert resolved["optimizer"] == "sgd" and resolved["optimizer_args"] == {"momentum": MOMENTUM}
     assert {k: resolved[k] for k in SCHEDULE_VALUES} == SCHEDULE_VALUES
 
 

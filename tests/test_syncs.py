@@ -11,10 +11,11 @@ import torch
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.evaluate import knn_accuracy
+from benchmark.methods import METHODS
 from benchmark.syncs import HOST_READS, record_host_syncs, summarize
 from benchmark.train import PairStep, build_parts
+from conftest import small_method_args
 
-HEADS = {"proj_hidden_dim": 128, "proj_output_dim": 32}
 BATCH = 32
 
 
@@ -73,8 +74,7 @@ def digits(tmp_path_factory):
 
 
 def pair_step(digits, **values) -> tuple[PairStep, torch.Tensor]:
-    heads = {**HEADS, **({"pred_hidden_dim": 128} if values.get("method") in ("byol", "nnclr") else {}),
-             **({"queue_size": 1024} if values.get("method") == "nnclr" else {})}
+    heads = small_method_args(values.get("method", "simclr"), 128, proj_output_dim=32, queue_size=1024)
     config = RunConfig.from_dict({"dataset": "digits", "batch_size": BATCH, "epochs": 1, "progress": False,
                                   "method_args": heads, **values})
     parts = build_parts(config, digits, torch.device("cpu"))
@@ -83,7 +83,7 @@ def pair_step(digits, **values) -> tuple[PairStep, torch.Tensor]:
 
 
 RUNS = [
-    *({"method": m, "aug": "strong"} for m in ("simclr", "byol", "nnclr", "vicreg", "barlow")),
+    *({"method": m, "aug": "strong"} for m in METHODS.names()),
     *({"method": "simclr", "aug": a} for a in ("none", "weak", "crop")),
     {"method": "simclr", "aug": "strong", "aug_args": {"blur_p": 0.5, "solarize_p": 0.3, "size": 12}},
     {"method": "simclr", "prior": "pixel", "k": 4},
@@ -104,7 +104,7 @@ def test_training_steps_never_wait_for_the_device(values, digits, one_thread):
     assert summarize(found) == {}
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "nnclr"])
+@pytest.mark.parametrize("method", METHODS.names())
 def test_compiled_step_is_one_graph_and_matches_eager(method, digits):
     """torch.compile: no graph break, no recompile across steps, and the loss of the eager step."""
     from torch._dynamo.utils import counters

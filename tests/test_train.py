@@ -9,11 +9,12 @@ from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.errors import ConfigError, TrainingError
+from benchmark.methods import METHODS
 from benchmark.neighbors import SAMPLING_RULES
 from benchmark.train import train_run
+from conftest import small_method_args
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
-SMALL_HEADS = {"proj_hidden_dim": 256, "proj_output_dim": 64}
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +22,14 @@ def digits(tmp_path_factory):
     return load_dataset("digits", data_dir=tmp_path_factory.mktemp("data"))
 
 
+def small_heads(method: str, **values) -> dict:
+    """Heads small enough for CPU tests (the recipes' 2048-4096 widths cost seconds per step)."""
+    return small_method_args(method, 256, proj_output_dim=64, queue_size=4096, **values)
+
+
 def config(**values) -> RunConfig:
-    """Digits with heads small enough for CPU tests (the recipes' 2048-4096 widths cost seconds per step)."""
-    heads = dict(SMALL_HEADS)
-    if values.get("method") in ("byol", "nnclr"):
-        heads["pred_hidden_dim"] = 256
-    if values.get("method") == "nnclr":
-        heads["queue_size"] = 4096
-    return RunConfig.from_dict({**FAST, "method_args": heads, **values})
+    """Digits with small heads."""
+    return RunConfig.from_dict({**FAST, "method_args": small_heads(values.get("method", "simclr")), **values})
 
 
 def test_run_directory_follows_the_contract(tmp_path, digits):
@@ -51,7 +52,7 @@ def test_run_directory_follows_the_contract(tmp_path, digits):
     assert reloaded.run_id == cfg.run_id  # config.json is the resolved config: it reproduces the run
 
 
-@pytest.mark.parametrize("method", ["simclr", "byol", "nnclr", "vicreg", "barlow"])
+@pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_trains_and_lowers_its_loss(method, tmp_path, digits):
     result = train_run(config(method=method, aug="strong", epochs=3, lr=0.2), tmp_path / method, data=digits)
     losses = [m["loss"] for m in RunDir(tmp_path / method).read_metrics()]
@@ -86,10 +87,11 @@ def test_resume_continues_exactly(tmp_path, digits, monkeypatch):
         assert resumed[key] == straight[key]
 
 
-def test_interrupt_checkpoints_mid_epoch_and_resumes_exactly(tmp_path, digits):
+@pytest.mark.parametrize("method", METHODS.names())
+def test_interrupt_checkpoints_mid_epoch_and_resumes_exactly(method, tmp_path, digits):
     """The preemption path: stop after the second step of epoch 2, checkpoint there, resume, and match
-    an uninterrupted run bit for bit (CPU)."""
-    cfg = config(method="byol", aug="strong", epochs=3, checkpoint_every=10)
+    an uninterrupted run bit for bit (CPU): every method's state (EMA targets, queues) is saved."""
+    cfg = config(method=method, aug="strong", epochs=3, checkpoint_every=10)
     straight = train_run(cfg, tmp_path / "straight", data=digits)
     steps = len(digits.pretrain) // cfg.batch_size
     polls = iter(range(10_000))
@@ -158,7 +160,7 @@ def test_cifar10_subset_byol_beats_random_init(tmp_path, cifar_path, cifar_data_
 def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
     cfg = config(method="simclr", aug="weak", epochs=2, prior="pixel", k=5, sampling=sampling,
                  data_dir=str(tmp_path / "data"),
-                 method_args={**SMALL_HEADS, "mask_false_negatives": True})
+                 method_args=small_heads("simclr", mask_false_negatives=True))
     result = train_run(cfg, tmp_path / "gps", data=digits)
     assert result["prior_nn_agreement"] > 0.9  # digits' pixel neighbours nearly always share the label
     assert result["gps_embedding_dim"] == 8 * 8 * 3 and result["gps_table_method"] == "exact-faiss"

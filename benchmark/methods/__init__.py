@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from benchmark.methods import barlow, byol, nnclr, simclr, vicreg  # noqa: F401  (register methods)
+from benchmark.methods import barlow, byol, dino, mocov3, nnclr, simclr, simsiam, vicreg  # noqa: F401  (registers them)
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod
 from benchmark.params import resolve_params
 
-__all__ = ["METHODS", "MethodContext", "Recipe", "SSLMethod", "build_method", "resolve_method_params"]
+__all__ = ["METHODS", "MethodContext", "Recipe", "SSLMethod", "build_method", "display_names", "resolve_method_params"]
+
+
+def display_names() -> dict[str, str]:
+    """Every registered method's display name, in table order: what tables and plots show."""
+    order = sorted(METHODS, key=lambda name: (METHODS.get(name).table_order, name))
+    return {name: METHODS.get(name).display_name for name in order}
 
 
 def resolve_method_params(method: str, overrides: Mapping[str, Any]):

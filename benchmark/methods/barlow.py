@@ -35,6 +35,7 @@ class BarlowParams(MethodParams):
 
 @METHODS.register("barlow")
 class BarlowTwins(SSLMethod):
+    display_name, table_order = "Barlow Twins", 4  # the paper's name and column order
     Params = BarlowParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/barlow.yaml (optimizer block; augmentations: asymmetric)
         optimizer="lars", lr=0.3, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,

@@ -59,9 +59,13 @@ class MethodContext:
 
 class SSLMethod(nn.Module):
     """A backbone plus heads; forward(view1, view2) -> scalar loss. A method that sets
-    `uses_pair_ids` also gets ids=(anchor indices, positive indices) (SimCLR's false-negative mask)."""
+    `uses_pair_ids` also gets ids=(anchor indices, positive indices) (SimCLR's false-negative mask).
+    `display_name` and `table_order` say how tables and plots name and order it, so no list of
+    methods lives outside the methods' own files."""
 
     uses_pair_ids = False
+    display_name: str
+    table_order: int
     params: MethodParams
 
     def __init__(self, backbone: nn.Module):
@@ -81,13 +85,16 @@ class SSLMethod(nn.Module):
         """Called after each optimiser step with progress in [0, 1]; default: nothing."""
 
 
-def mlp(dims: list[int], last_bn: bool = False, last_bn_affine: bool = True, hidden_bn: bool = True) -> nn.Sequential:
+def mlp(dims: list[int], last_bn: bool = False, last_bn_affine: bool = True, hidden_bn: bool = True,
+        bias: str = "all") -> nn.Sequential:
     """Linear(-BN)-ReLU blocks between the given widths; the last layer is linear (optionally + BN).
-    Every Linear has a bias, as solo-learn's heads (a bias before BatchNorm is cancelled by it)."""
+    `bias`: "all" Linear layers have one (most of solo-learn's heads: a bias before BatchNorm is
+    cancelled by it), "none", or "unless-bn" (only a Linear that no BatchNorm follows)."""
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
         last = i == len(dims) - 2
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        bn_follows = (hidden_bn and not last) or (last and last_bn)
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=bias == "all" or (bias == "unless-bn" and not bn_follows)))
         if not last:
             layers += [nn.BatchNorm1d(dims[i + 1])] if hidden_bn else []
             layers.append(nn.ReLU())

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark.errors import ConfigError
 from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
 from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
+from benchmark.methods.momentum import MomentumTarget, check_taus
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of 2 - 2 cos(p_i, z_i): the normalised MSE of the BYOL paper."""
     return (2 - 2 * F.cosine_similarity(p.float(), z.float(), dim=1)).mean()
-
-
-def ema_momentum(base: float, final: float, progress: float) -> float:
-    """tau = final - (final - base) * (cos(pi * progress) + 1) / 2: base at the start, final at the end."""
-    return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
 
 
 @dataclass(frozen=True)
@@ -34,12 +26,12 @@ class BYOLParams(MethodParams):
     tau_final: float = 1.0  # same file: momentum.final_tau
 
     def validate(self) -> None:
-        if not 0.0 <= self.tau_base <= self.tau_final <= 1.0:
-            raise ConfigError(f"method_args need 0 <= tau_base <= tau_final <= 1, got {self.tau_base}, {self.tau_final}")
+        check_taus(self.tau_base, self.tau_final)
 
 
 @METHODS.register("byol")
 class BYOL(SSLMethod):
+    display_name, table_order = "BYOL", 1  # the paper's name and column order
     Params = BYOLParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/byol.yaml (optimizer block; augmentations: asymmetric)
         optimizer="lars", lr=1.0, weight_decay=1e-5, optimizer_args=SOLO_CIFAR_LARS,
@@ -54,9 +46,7 @@ class BYOL(SSLMethod):
         # solo-learn solo/methods/byol.py: Linear-BN-ReLU-Linear for both
         self.projector = mlp([feat_dim, params.proj_hidden_dim, params.proj_output_dim])
         self.predictor = mlp([params.proj_output_dim, params.pred_hidden_dim, params.proj_output_dim])
-        self.target = nn.Sequential(copy.deepcopy(backbone), copy.deepcopy(self.projector))
-        self.target.requires_grad_(False)
-        self._ema = None
+        self.target = MomentumTarget([backbone, self.projector], params.tau_base, params.tau_final)
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
@@ -65,20 +55,6 @@ class BYOL(SSLMethod):
             t1, t2 = self.embed_pair(v1, v2, self.target)
         return byol_loss(p1, t2) + byol_loss(p2, t1)
 
-    @torch.no_grad()
     def after_step(self, progress: float) -> None:
-        """target <- tau * target + (1 - tau) * online, tau from progress alone (so resuming is exact);
-        BatchNorm statistics are copied. Two foreach kernels, not one launch per tensor."""
-        tau = ema_momentum(self.params.tau_base, self.params.tau_final, progress)
-        target_params, online_params, target_buffers, online_buffers = self._ema_tensors()
-        torch._foreach_lerp_(target_params, online_params, 1.0 - tau)
-        if target_buffers:
-            torch._foreach_copy_(target_buffers, online_buffers)
-
-    def _ema_tensors(self):
-        """Listed once, at the first step: by then .to(device) has replaced every buffer object."""
-        if getattr(self, "_ema", None) is None:
-            online = nn.ModuleList([self.backbone, self.projector])
-            self._ema = (list(self.target.parameters()), list(online.parameters()),
-                         list(self.target.buffers()), list(online.buffers()))
-        return self._ema
+        """target <- tau * target + (1 - tau) * online (benchmark/methods/momentum.py)."""
+        self.target.update(progress)

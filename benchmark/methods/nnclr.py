@@ -36,6 +36,7 @@ class NNCLRParams(MethodParams):
 
 @METHODS.register("nnclr")
 class NNCLR(SSLMethod):
+    display_name, table_order = "NNCLR", 2  # the paper's name and column order
     Params = NNCLRParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/nnclr.yaml (optimizer block; augmentations: asymmetric)
         optimizer="lars", lr=0.4, weight_decay=1e-5, optimizer_args=SOLO_CIFAR_LARS,

@@ -59,6 +59,7 @@ _SYMMETRIC_VIEW = {
 
 @METHODS.register("simclr")
 class SimCLR(SSLMethod):
+    display_name, table_order = "SimCLR", 0  # the paper's name and column order
     Params = SimCLRParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/simclr.yaml (optimizer block)
         optimizer="lars", lr=0.4, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,

@@ -62,6 +62,7 @@ _VICREG_VIEW = {
 
 @METHODS.register("vicreg")
 class VICReg(SSLMethod):
+    display_name, table_order = "VICReg", 3  # the paper's name and column order
     Params = VICRegParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/vicreg.yaml (optimizer block)
         optimizer="lars", lr=0.3, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,

@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import yaml
 
+from benchmark.config import RunConfig
 from benchmark.sweep.plan import set_key
 from benchmark.sweep.tuning import TuneSpec
 
@@ -100,7 +101,7 @@ def export(study: optuna.Study, spec: TuneSpec, path: Path) -> str:
     block: dict = {}
     for name, value in best.params.items():
         set_key(block, name, value)
-    method = best.params.get("method", spec.fixed.get("method", "simclr"))
+    method = best.params.get("method", spec.fixed.get("method", RunConfig.method))
     block.pop("method", None)
     text = (f"# best of study {spec.name} ({spec.path}): trial {best.number}, {spec.objective} {best.value:.4f},\n"
             f"# {len(complete)} complete trials. Use it from a sweep file with `include: [{path}]`.\n"
