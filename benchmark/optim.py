@@ -97,15 +97,18 @@ class LARS(torch.optim.Optimizer):
 
 def param_groups(model: nn.Module, weight_decay: float, exclude_bias_n_norm: bool = True) -> list[dict]:
     """Weights get decay (and LARS adaptation); with `exclude_bias_n_norm`, biases and norm
-    parameters (every tensor of one dimension) get neither, else they are treated as weights."""
-    decay, plain = [], []
+    parameters (every tensor of one dimension) get neither, else they are treated as weights. The
+    parameters of a method's `static_lr_modules()` form groups of their own marked `static_lr`."""
+    static_modules = getattr(model, "static_lr_modules", lambda: [])()
+    static = {id(param) for module in static_modules for param in module.parameters()}
+    groups: dict[tuple[bool, bool], list] = {}
     for param in model.parameters():
         if param.requires_grad:
-            (decay if param.ndim > 1 or not exclude_bias_n_norm else plain).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay, "lars": True}]
-    if plain:
-        groups.append({"params": plain, "weight_decay": 0.0, "lars": False})
-    return groups
+            decays = param.ndim > 1 or not exclude_bias_n_norm
+            groups.setdefault((decays, id(param) in static), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lars": decays,
+             "static_lr": is_static}
+            for (decays, is_static), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))]
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, start_
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, base_lr: float) -> None:
+    """The scheduled lr on every group; `static_lr` groups keep the base lr (solo-learn's static_lr)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = base_lr if group.get("static_lr") else lr

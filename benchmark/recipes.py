@@ -40,7 +40,10 @@ def _head(module: nn.Sequential) -> str:
 
 def _heads(name: str) -> str:
     method = build_method(name, nn.Identity(), FEATURE_DIM, {}, MethodContext(num_train=50_000, epochs=1))
-    parts = [f"{head} {_head(getattr(method, head))}" for head in ("projector", "predictor") if hasattr(method, head)]
+    static = {id(module) for module in method.static_lr_modules()}
+    parts = [f"{head} {_head(getattr(method, head))}" + (" at the base lr throughout" if
+                                                          id(getattr(method, head)) in static else "")
+             for head in ("projector", "predictor") if hasattr(method, head)]
     return "; ".join(parts)
 
 

@@ -166,7 +166,7 @@ class PairStep:
     def __call__(self, anchors: torch.Tensor, lr: float, progress: float) -> torch.Tensor:
         p = self.parts
         v1, v2, positives = self.views(anchors)
-        set_lr(p.optimizer, lr)
+        set_lr(p.optimizer, lr, p.optim["lr"])
         with record_function("model.forward"):
             loss = self.loss(v1, v2, anchors, positives)
         with record_function("model.backward"):

@@ -4,6 +4,7 @@ recipe's linear lr scaling, and the warm-up + cosine schedule."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -52,8 +53,40 @@ def test_lr_without_warmup_and_degenerate_spans():
 def test_set_lr_sets_every_group():
     model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
     optimizer = build_optimizer("lars", model, lr=1.0, weight_decay=0.1, args={"exclude_bias_n_norm": True})
-    set_lr(optimizer, 0.25)
+    set_lr(optimizer, 0.25, 1.0)
     assert [g["lr"] for g in optimizer.param_groups] == [0.25, 0.25]
+
+
+class WithStaticHead(nn.Sequential):
+    """A model that, like SimSiam, keeps one module at the base lr."""
+
+    def static_lr_modules(self):
+        return [self[1]]
+
+
+def test_static_lr_modules_keep_the_base_lr_while_the_rest_follow_the_schedule():
+    model = WithStaticHead(nn.Linear(3, 3), nn.Linear(3, 3))
+    optimizer = build_optimizer("lars", model, lr=0.5, weight_decay=0.1, args={"exclude_bias_n_norm": True})
+    set_lr(optimizer, 0.1, 0.5)
+    by_param = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert [by_param[id(p)] for p in model[0].parameters()] == [0.1, 0.1]
+    assert [by_param[id(p)] for p in model[1].parameters()] == [0.5, 0.5]
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decay[id(model[1].weight)] == 0.1 and decay[id(model[1].bias)] == 0.0  # split as every group is
+
+
+def test_simsiam_predictor_keeps_the_base_lr_as_solo_learn_does():
+    from benchmark.methods import METHODS, MethodContext, resolve_method_params
+
+    cls = METHODS.get("simsiam")
+    params = resolve_method_params("simsiam", {"proj_hidden_dim": 8, "proj_output_dim": 8, "pred_hidden_dim": 4})
+    method = cls(nn.Flatten(), 12, params, MethodContext(num_train=10, epochs=1))
+    static = {id(p) for p in method.predictor.parameters()}
+    optimizer = build_optimizer("sgd", method, lr=0.5, weight_decay=1e-5)
+    set_lr(optimizer, 0.01, 0.5)
+    for group in optimizer.param_groups:
+        assert group["lr"] == (0.5 if {id(p) for p in group["params"]} <= static else 0.01)
+    assert sum(g["static_lr"] for g in optimizer.param_groups) == 2  # predictor weights, and its biases/norms
 
 
 # ---------------------------------------------------------------------------- groups
@@ -245,7 +278,8 @@ def test_resolve_optim_scales_recipe_lr_by_batch(method, batch_size):
     assert resolved["lr"] == pytest.approx(recipe.lr * batch_size / 256)
     assert resolved["optimizer"] == recipe.optimizer
     assert resolved["weight_decay"] == recipe.weight_decay
-    assert resolved["optimizer_args"] == {"momentum": 0.9, **recipe.optimizer_args, "eps": 1e-8}
+    defaults = dataclasses.asdict(OPTIMIZERS.get(recipe.optimizer).Params())
+    assert resolved["optimizer_args"] == {**defaults, **recipe.optimizer_args}
     assert (resolved["warmup_epochs"], resolved["warmup_start_lr"]) == (10, 3e-5)
 
 

@@ -64,6 +64,9 @@ class SSLMethod(nn.Module):
     methods lives outside the methods' own files."""
 
     uses_pair_ids = False
+    # whether the loss falls within a few epochs of a small run (the generic training test checks it);
+    # a self-distillation loss against a slow momentum teacher need not
+    loss_falls_in_short_runs = True
     display_name: str
     table_order: int
     params: MethodParams
@@ -83,6 +86,11 @@ class SSLMethod(nn.Module):
 
     def after_step(self, progress: float) -> None:
         """Called after each optimiser step with progress in [0, 1]; default: nothing."""
+
+    def static_lr_modules(self) -> list[nn.Module]:
+        """Modules whose parameters keep the base lr throughout (no warm-up, no decay): solo-learn's
+        `static_lr` groups, e.g. SimSiam's predictor. Default: none."""
+        return []
 
 
 def mlp(dims: list[int], last_bn: bool = False, last_bn_affine: bool = True, hidden_bn: bool = True,

@@ -58,6 +58,9 @@ class SimSiam(SSLMethod):
         # predictor: Linear (no bias)-BN-ReLU-Linear (with bias)
         self.predictor = mlp([out, params.pred_hidden_dim, out], bias="unless-bn")
 
+    def static_lr_modules(self) -> list:
+        return [self.predictor]  # solo-learn solo/methods/simsiam.py learnable_params: predictor static_lr True
+
     def forward(self, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         h1, h2 = self.embed_pair(v1, v2)
         z1, z2 = self.projector(h1), self.projector(h2)
