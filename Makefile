@@ -11,7 +11,7 @@ PROFILE ?=
 SWEEP_ARGS ?=
 PERF_ARGS ?= --quick $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE),--dataset synthetic --image-size 32)
 
-.PHONY: install test test-fast perf perf-gpu gpu-check gpu-check-dry sweep status table clean
+.PHONY: install lint test test-fast perf perf-gpu gpu-check gpu-check-dry sweep status table clean
 
 $(BIN)/gpsbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ $(BIN)/gpsbench: pyproject.toml
 	touch $@
 
 install: $(BIN)/gpsbench
+
+# ruff (lint and format, settings in pyproject.toml) and mypy; .ci/run runs it before the tests
+lint: install
+	$(BIN)/ruff check benchmark tests gpu
+	$(BIN)/ruff format --check benchmark tests gpu
+	$(BIN)/mypy
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -35,8 +35,17 @@ class Attempt:
     `restart_damaged`: a damaged checkpoint means starting over (sweeps) instead of an error that
     offers --restart (a person at the command line). `writer`: this process writes the run (rank 0)."""
 
-    def __init__(self, run: RunDir, config, run_id: str, *, resume: bool, restart: bool = False,
-                 restart_damaged: bool = False, writer: bool = True):
+    def __init__(
+        self,
+        run: RunDir,
+        config,
+        run_id: str,
+        *,
+        resume: bool,
+        restart: bool = False,
+        restart_damaged: bool = False,
+        writer: bool = True,
+    ):
         self.run, self.config, self.run_id = run, config, run_id
         self.resume, self.restart, self.restart_damaged, self.writer = resume, restart, restart_damaged, writer
         self.claim: Claim | None = None
@@ -54,8 +63,10 @@ class Attempt:
         status = run.status_or_none()
         owner = (status or {}).get("run_id")
         if owner and owner != self.run_id:
-            raise ConfigError(f"{run.path} holds run {owner}, not {self.run_id}: the config changed; use a new --out "
-                              f"(or remove that folder)")
+            raise ConfigError(
+                f"{run.path} holds run {owner}, not {self.run_id}: the config changed; use a new --out "
+                f"(or remove that folder)"
+            )
         training = holder(run.path)  # every rank asks, so that all of them leave a run another job trains
         if training is not None and training.get("purpose") == "train":
             raise RunBusy(run.path, training)
@@ -63,8 +74,10 @@ class Attempt:
         if result is None or self.restart:
             return None
         if self.writer and not self.resume:
-            print(f"run {self.run_id} in {run.path} is already done: its result is kept (--restart trains it "
-                  f"again)", file=sys.stderr)
+            print(
+                f"run {self.run_id} in {run.path} is already done: its result is kept (--restart trains it again)",
+                file=sys.stderr,
+            )
         if status is not None and status.get("state") == "done" and run.damage(status) is None:
             return result
         if not self.writer:
@@ -86,8 +99,10 @@ class Attempt:
             self.note = f"restarted from scratch: {err.path.name} was damaged ({err.reason})"
             return None
         if state is not None and state["run_id"] != self.run_id:
-            raise ConfigError(f"{self.run.checkpoint} belongs to run {state['run_id']}, not {self.run_id}: the "
-                              f"config changed; use a new --out")
+            raise ConfigError(
+                f"{self.run.checkpoint} belongs to run {state['run_id']}, not {self.run_id}: the "
+                f"config changed; use a new --out"
+            )
         self.checkpoint = state
         return state
 
@@ -126,9 +141,17 @@ class Attempt:
         lost = run.truncate_metrics(start_epoch) if start_epoch else []
         if not start_epoch:
             run.metrics.unlink(missing_ok=True)
-        run.write_status("running", run_id=self.run_id, attempt=int((status or {}).get("attempt", 0)) + 1,
-                         error=None, traceback=None, note=self.note, metrics_lost=lost, started=time.time(),
-                         **this_process())
+        run.write_status(
+            "running",
+            run_id=self.run_id,
+            attempt=int((status or {}).get("attempt", 0)) + 1,
+            error=None,
+            traceback=None,
+            note=self.note,
+            metrics_lost=lost,
+            started=time.time(),
+            **this_process(),
+        )
         print(f"run {self.run_id} -> {run.path}", file=sys.stderr, flush=True)
 
     def end(self, state: str, **fields) -> None:
@@ -154,6 +177,14 @@ class Attempt:
         atomic_write_json(run.config, config_record(self.config))
         lost = run.truncate_metrics(result["epochs"])
         why = f"repaired {damage.path.name}: {damage.reason}" if damage else "repaired status.json"
-        run.write_status("done", run_id=self.run_id, attempt=int(status.get("attempt", 1)), error=None,
-                         note=why, metrics_lost=lost, host=socket.gethostname(), repaired_by=os.getpid())
+        run.write_status(
+            "done",
+            run_id=self.run_id,
+            attempt=int(status.get("attempt", 1)),
+            error=None,
+            note=why,
+            metrics_lost=lost,
+            host=socket.gethostname(),
+            repaired_by=os.getpid(),
+        )
         return result

@@ -106,8 +106,16 @@ class ReferencePipeline:
 # vturrisi/solo-learn 9187ea3, the same values as aarashfeizi/gps-ssl's copies); each method's recipe
 # names the one it uses. Values not listed are AugmentParams' defaults (flip 0.5 is listed).
 _CIFAR_ASYMMETRIC_VIEW = {  # scripts/pretrain/cifar/augmentations/asymmetric.yaml (both entries)
-    "crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
-    "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "flip_p": 0.5,
+    "crop": True,
+    "crop_scale": (0.08, 1.0),
+    "jitter_p": 0.8,
+    "brightness": 0.4,
+    "contrast": 0.4,
+    "saturation": 0.2,
+    "hue": 0.1,
+    "grayscale_p": 0.2,
+    "blur_p": 0.0,
+    "flip_p": 0.5,
 }
 SOLO_CIFAR_ASYMMETRIC = ReferencePipeline(
     view1={**_CIFAR_ASYMMETRIC_VIEW, "solarize_p": 0.0},  # first entry: solarization prob 0.0
@@ -207,8 +215,10 @@ def resolve_aug_params(preset: str, overrides: Mapping[str, Any], image_size: in
         pair.view2.validate("aug_args.view2")
     differ = [k for k in SHARED_KEYS if getattr(pair.view1, k) != getattr(pair.view2, k)]
     if differ:
-        raise ConfigError(f"aug_args: the two views must share {', '.join(differ)} (one batch tensor); got "
-                          + ", ".join(f"{k} {getattr(pair.view1, k)!r} vs {getattr(pair.view2, k)!r}" for k in differ))
+        raise ConfigError(
+            f"aug_args: the two views must share {', '.join(differ)} (one batch tensor); got "
+            + ", ".join(f"{k} {getattr(pair.view1, k)!r} vs {getattr(pair.view2, k)!r}" for k in differ)
+        )
     return pair
 
 
@@ -231,8 +241,14 @@ Bound = float | torch.Tensor  # a Python number, or a per-sample column that bro
 
 
 def sample_crop_boxes(
-    n: int, height: int, width: int, scale: tuple[Bound, Bound], ratio: tuple[float, float],
-    generator: torch.Generator, device: torch.device, attempts: int = 10,
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[Bound, Bound],
+    ratio: tuple[float, float],
+    generator: torch.Generator,
+    device: torch.device,
+    attempts: int = 10,
 ) -> torch.Tensor:
     """torchvision's RandomResizedCrop rule, vectorised: (n, 4) boxes (top, left, h, w) in pixels.
 
@@ -261,18 +277,45 @@ def sample_crop_boxes(
     else:
         fw, fh = width, height
     fallback = ((height - fh) // 2, (width - fw) // 2, fh, fw)  # Python scalars: no host-to-device copy
-    return torch.stack([torch.where(any_fit, value, float(alt)) for value, alt in zip((top, left, h, w), fallback)],
-                       dim=1)
+    return torch.stack(
+        [torch.where(any_fit, value, float(alt)) for value, alt in zip((top, left, h, w), fallback)], dim=1
+    )
 
 
 # The per-view numbers BatchAugment keeps on the device, one row per view.
-_COLUMNS = ("flip_p", "crop", "scale_lo", "scale_hi", "jitter_p", "brightness", "contrast", "saturation", "hue",
-            "grayscale_p", "blur_p", "sigma_lo", "sigma_hi", "solarize_p")
+_COLUMNS = (
+    "flip_p",
+    "crop",
+    "scale_lo",
+    "scale_hi",
+    "jitter_p",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+    "grayscale_p",
+    "blur_p",
+    "sigma_lo",
+    "sigma_hi",
+    "solarize_p",
+)
 
 
 def _row(p: AugmentParams) -> list[float]:
-    return [p.flip_p, float(p.crop), *p.crop_scale, p.jitter_p, p.brightness, p.contrast, p.saturation, p.hue,
-            p.grayscale_p, p.blur_p, *p.blur_sigma, p.solarize_p]
+    return [
+        p.flip_p,
+        float(p.crop),
+        *p.crop_scale,
+        p.jitter_p,
+        p.brightness,
+        p.contrast,
+        p.saturation,
+        p.hue,
+        p.grayscale_p,
+        p.blur_p,
+        *p.blur_sigma,
+        p.solarize_p,
+    ]
 
 
 class BatchAugment:
@@ -291,9 +334,21 @@ class BatchAugment:
         self.luma = torch.tensor(LUMA, device=self.device).view(1, 3, 1, 1)
         pipelines = (self.views.view1,) if self.views.symmetric else (self.views.view1, self.views.view2)
         self.table = torch.tensor([_row(p) for p in pipelines], device=self.device)
-        self.uses = {name: max(getattr(p, name) for p in pipelines)
-                     for name in ("flip_p", "crop", "jitter_p", "brightness", "contrast", "saturation", "hue",
-                                  "grayscale_p", "blur_p", "solarize_p")}
+        self.uses = {
+            name: max(getattr(p, name) for p in pipelines)
+            for name in (
+                "flip_p",
+                "crop",
+                "jitter_p",
+                "brightness",
+                "contrast",
+                "saturation",
+                "hue",
+                "grayscale_p",
+                "blur_p",
+                "solarize_p",
+            )
+        }
         self.sigma_max = max(p.blur_sigma[1] for p in pipelines)
         shared = self.views.view1
         self.crop_ratio, self.size, self.interpolation = shared.crop_ratio, shared.size, shared.interpolation
@@ -338,17 +393,23 @@ class BatchAugment:
         return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------- geometry
-    def _crop_flip(self, x: torch.Tensor, flips: torch.Tensor, size: int, values: torch.Tensor,
-                   gen: torch.Generator) -> torch.Tensor:
+    def _crop_flip(
+        self, x: torch.Tensor, flips: torch.Tensor, size: int, values: torch.Tensor, gen: torch.Generator
+    ) -> torch.Tensor:
         """Crop, resize and flip in one grid_sample (align_corners=False, like a resize); bicubic
         results are clamped to [0, 1] as an 8-bit image's would be."""
         n, _, height, width = x.shape
-        full = (torch.zeros(n, device=self.device), torch.zeros(n, device=self.device),
-                torch.full((n,), float(height), device=self.device), torch.full((n,), float(width), device=self.device))
+        full = (
+            torch.zeros(n, device=self.device),
+            torch.zeros(n, device=self.device),
+            torch.full((n,), float(height), device=self.device),
+            torch.full((n,), float(width), device=self.device),
+        )
         if self.uses["crop"]:
             column = lambda name: values[:, _COLUMNS.index(name)].view(-1, 1)  # noqa: E731
-            boxes = sample_crop_boxes(n, height, width, (column("scale_lo"), column("scale_hi")), self.crop_ratio,
-                                      gen, self.device).unbind(1)
+            boxes = sample_crop_boxes(
+                n, height, width, (column("scale_lo"), column("scale_hi")), self.crop_ratio, gen, self.device
+            ).unbind(1)
             cropped = values[:, _COLUMNS.index("crop")] > 0
             top, left, h, w = (torch.where(cropped, b, f) for b, f in zip(boxes, full))
         else:

@@ -94,7 +94,10 @@ def check_backbone(name: str) -> None:
 
 
 def build_backbone(
-    name: str, image_size: int, pretrained: bool = False, weights: str | Path | None = None,
+    name: str,
+    image_size: int,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
     cifar_stem: bool | None = None,
 ) -> tuple[nn.Module, int]:
     """A feature extractor (images -> (N, D) features) and D.
@@ -113,8 +116,9 @@ def build_backbone(
         import timm
 
         try:
-            model = timm.create_model(name.removeprefix(TIMM_PREFIX), pretrained=pretrained and weights is None,
-                                      num_classes=0)
+            model = timm.create_model(
+                name.removeprefix(TIMM_PREFIX), pretrained=pretrained and weights is None, num_classes=0
+            )
         except Exception as err:
             if not pretrained:
                 raise
@@ -153,14 +157,13 @@ def load_state(model: nn.Module, state, source: str) -> None:
     """Load the tensors of `state` that fit `model` (a state dict, possibly wrapped, or this suite's
     checkpoint); every backbone tensor must be there. `source` names it in errors."""
     if isinstance(state, dict) and isinstance(state.get("method"), dict):  # this suite's checkpoint.pt
-        state = {k[len("backbone."):]: v for k, v in state["method"].items() if k.startswith("backbone.")}
+        state = {k[len("backbone.") :]: v for k, v in state["method"].items() if k.startswith("backbone.")}
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
             break
     own = model.state_dict()
-    usable = {k: v for k, v in state.items()
-              if k in own and isinstance(v, torch.Tensor) and own[k].shape == v.shape}
+    usable = {k: v for k, v in state.items() if k in own and isinstance(v, torch.Tensor) and own[k].shape == v.shape}
     if not usable:
         raise ConfigError(f"{source} has no tensor that fits {type(model).__name__}")
     model.load_state_dict(usable, strict=False)

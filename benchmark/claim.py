@@ -41,8 +41,10 @@ class RunBusy(Exception):
     def __init__(self, run_dir: Path, holder: dict):
         self.run_dir, self.holder = Path(run_dir), holder
         job = f", job {holder['job_id']}" if holder.get("job_id") else ""
-        super().__init__(f"run {self.run_dir.name} is held by pid {holder.get('pid')} on {holder.get('host')}{job} "
-                         f"({self.run_dir / f'claim.*.json'}); if that process is gone for good, delete the claim")
+        super().__init__(
+            f"run {self.run_dir.name} is held by pid {holder.get('pid')} on {holder.get('host')}{job} "
+            f"({self.run_dir / 'claim.*.json'}); if that process is gone for good, delete the claim"
+        )
 
 
 def _claims(run_dir: Path) -> list[tuple[int, Path]]:
@@ -123,8 +125,12 @@ class Claim:
     def held(self) -> bool:
         """Still this writer's: no later claim, and not released."""
         number, record = _current(self.run_dir)
-        return (number == self.number and record is not None and record.get("token") == self.record["token"]
-                and not record.get("released"))
+        return (
+            number == self.number
+            and record is not None
+            and record.get("token") == self.record["token"]
+            and not record.get("released")
+        )
 
     def release(self) -> None:
         if not self.held():
@@ -153,7 +159,7 @@ def claim(run_dir: Path, purpose: str = "train", probe: JobProbe | None = None) 
         raise storage_error(err, run_dir) from None
     while True:
         number, current = _current(run_dir)
-        if _holds(current, probe):
+        if current is not None and _holds(current, probe):
             if current.get("purpose") == "mark" and time.monotonic() < waited_until:
                 time.sleep(0.05)
                 continue
@@ -176,8 +182,10 @@ class ClaimedRunDir(RunDir):
 
     def _check(self) -> None:
         if not self.claim.held():
-            raise TrainingError(f"run {self.path.name}: its claim {self.claim.path.name} is no longer this "
-                                f"process's (another writer took the run over): stopping without writing")
+            raise TrainingError(
+                f"run {self.path.name}: its claim {self.claim.path.name} is no longer this "
+                f"process's (another writer took the run over): stopping without writing"
+            )
 
     def write_status(self, state: str, **fields: Any) -> dict:
         self._check()

@@ -21,11 +21,27 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+
 # flag -> config key, for the flags `train` and `perf` share with RunConfig
 RUN_FLAGS = {
-    "dataset": str, "method": str, "aug": str, "backbone": str, "epochs": int, "seed": int, "device": str,
-    "data_dir": str, "data_path": str, "subset": int, "batch_size": int, "lr": float, "image_size": int,
-    "prior": str, "k": int, "sampling": str, "tau": float, "metric": str,
+    "dataset": str,
+    "method": str,
+    "aug": str,
+    "backbone": str,
+    "epochs": int,
+    "seed": int,
+    "device": str,
+    "data_dir": str,
+    "data_path": str,
+    "subset": int,
+    "batch_size": int,
+    "lr": float,
+    "image_size": int,
+    "prior": str,
+    "k": int,
+    "sampling": str,
+    "tau": float,
+    "metric": str,
 }
 
 
@@ -33,8 +49,14 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     for key, kind in RUN_FLAGS.items():
         parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None)
     parser.add_argument("--config", help="YAML file of config keys (see README)")
-    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key, e.g. --set method_args.temperature=0.5")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set method_args.temperature=0.5",
+    )
 
 
 def config_from_args(args: argparse.Namespace, base: dict | None = None):
@@ -73,8 +95,9 @@ def cmd_perf(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: 0 (load in the main process) or more DataLoader workers")
     sizes = PerfSizes.for_run(args.quick, args.knn_images, args.approx_images)
-    run_perf(config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir(),
-             sizes=sizes)
+    run_perf(
+        config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir(), sizes=sizes
+    )
     return 0
 
 
@@ -84,9 +107,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     data = load_run_data(config)
-    print(f"{data.name}: {data.num_classes} classes, {data.image_size}x{data.image_size} px, "
-          f"train {len(data.train)}, val {len(data.val)} (pretraining: {len(data.pretrain)}), test {len(data.test)}, "
-          f"fingerprint {data.fingerprint()}")
+    print(
+        f"{data.name}: {data.num_classes} classes, {data.image_size}x{data.image_size} px, "
+        f"train {len(data.train)}, val {len(data.val)} (pretraining: {len(data.pretrain)}), test {len(data.test)}, "
+        f"fingerprint {data.fingerprint()}"
+    )
     return 0
 
 
@@ -105,9 +130,17 @@ def cmd_prior(args: argparse.Namespace) -> int:
     data = load_run_data(config)
     load_seconds = time.perf_counter() - started
     setup = build_sampler(config, data, select_device(config.device), results_dir=default_results_dir())
-    report = {"dataset": config.dataset, "train_images": len(data.pretrain), "prior": config.prior, "k": config.k,
-              "metric": config.metric, "sampling": config.sampling, "prior_nn_agreement": setup.prior_nn_agreement,
-              "data_seconds": load_seconds, **setup.report}
+    report = {
+        "dataset": config.dataset,
+        "train_images": len(data.pretrain),
+        "prior": config.prior,
+        "k": config.k,
+        "metric": config.metric,
+        "sampling": config.sampling,
+        "prior_nn_agreement": setup.prior_nn_agreement,
+        "data_seconds": load_seconds,
+        **setup.report,
+    }
     anchors = torch.arange(min(len(data.pretrain), 8))
     report["example_positives"] = {int(a): int(p) for a, p in zip(anchors, setup.sampler(anchors, torch.Generator()))}
     width = max(len(key) for key in report)
@@ -122,10 +155,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark.sweep.launch import SweepRequest, run_sweep
 
     request = SweepRequest(
-        file=Path(args.file), executor=args.executor,
+        file=Path(args.file),
+        executor=args.executor,
         options=ExecutorOptions(max_parallel=args.max_parallel, profile=args.profile),
         results_root=Path(args.results_dir) if args.results_dir else default_results_dir(),
-        overrides=tuple(args.assignments), dry_run=args.dry_run, retry_failed=args.retry_failed,
+        overrides=tuple(args.assignments),
+        dry_run=args.dry_run,
+        retry_failed=args.retry_failed,
     )
     return run_sweep(request)
 
@@ -135,8 +171,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     folder = Path(args.folder)
     if not folder.is_dir():
-        raise ConfigError(f"no sweep folder {str(folder)!r}; sweeps here: "
-                          f"{', '.join(sorted(p.parent.name for p in default_results_dir().glob('*/sweep.json'))) or 'none'}")
+        raise ConfigError(
+            f"no sweep folder {str(folder)!r}; sweeps here: "
+            f"{', '.join(sorted(p.parent.name for p in default_results_dir().glob('*/sweep.json'))) or 'none'}"
+        )
     print(format_status(folder))
     return 0
 
@@ -162,16 +200,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 0
     stale = studies.recover_stale(study)
     if stale:
-        print(f"{spec.name}: trials {stale} were left running by a worker that is gone: marked failed, "
-              f"their budget given back", file=sys.stderr)
+        print(
+            f"{spec.name}: trials {stale} were left running by a worker that is gone: marked failed, "
+            f"their budget given back",
+            file=sys.stderr,
+        )
     remaining = spec.n_trials - studies.finished(study)
-    print(f"study {spec.name} -> {study_dir / 'journal.log'}: {studies.finished(study)} of {spec.n_trials} trials "
-          f"complete or pruned; {args.workers} worker(s), executor {args.executor}")
+    print(
+        f"study {spec.name} -> {study_dir / 'journal.log'}: {studies.finished(study)} of {spec.n_trials} trials "
+        f"complete or pruned; {args.workers} worker(s), executor {args.executor}"
+    )
     if remaining > 0:
         jobs = studies.launch_workers(spec, study_dir, results_root, args.executor, args.workers, args.profile)
         if args.executor == "slurm":
-            print(f"submitted {len(jobs)} worker(s) as a SLURM array ({jobs[0].job_id.split('_')[0]}); run the "
-                  f"same command again to see the study")
+            print(
+                f"submitted {len(jobs)} worker(s) as a SLURM array ({jobs[0].job_id.split('_')[0]}); run the "
+                f"same command again to see the study"
+            )
             return 0
         studies.wait(study, spec, jobs, sys.stdout)
     print(report(study, spec))
@@ -180,14 +225,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     done = studies.finished(study)
     if done < spec.n_trials:  # the workers are gone and the budget is not spent: say why, exit non-zero
         endings = studies.worker_endings(jobs) or "its worker stopped"
-        raise TrainingError(f"study {spec.name} ended with {done} of {spec.n_trials} trials complete or pruned: "
-                            f"{endings}; run the same command again to go on")
+        raise TrainingError(
+            f"study {spec.name} ended with {done} of {spec.n_trials} trials complete or pruned: "
+            f"{endings}; run the same command again to go on"
+        )
     return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from benchmark.results import (FORMATTERS, build_table, collect, compare_paper, load_reference,
-                                   prior_table)
+    from benchmark.results import FORMATTERS, build_table, collect, compare_paper, load_reference, prior_table
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -195,8 +241,10 @@ def cmd_table(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     frame, counts = collect(folder)
     if frame.empty:
-        raise ConfigError(f"{folder}: no done runs to tabulate ({counts['failed']} failed, {counts['corrupt']} "
-                          f"corrupt, {counts['missing']} missing); see gpsbench status {folder}")
+        raise ConfigError(
+            f"{folder}: no done runs to tabulate ({counts['failed']} failed, {counts['corrupt']} "
+            f"corrupt, {counts['missing']} missing); see gpsbench status {folder}"
+        )
     split = lambda text: [axis.strip() for axis in text.split(",")] if text else None  # noqa: E731
     if args.kind == "priors":
         text = prior_table(frame, args.metric)
@@ -213,7 +261,8 @@ def cmd_table(args: argparse.Namespace) -> int:
             print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     if args.compare == "paper":
         text += "\n\nBeside the paper (results/reference/paper.csv):\n\n" + compare_paper(
-            frame, args.metric, load_reference())
+            frame, args.metric, load_reference()
+        )
     if args.out:
         Path(args.out).write_text(text + "\n")
     else:
@@ -239,8 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory (default: $GPSBENCH_RESULTS/runs/<run_id>)")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    again.add_argument("--restart", action="store_true",
-                       help="train from scratch even if the run directory holds a checkpoint or a result")
+    again.add_argument(
+        "--restart",
+        action="store_true",
+        help="train from scratch even if the run directory holds a checkpoint or a result",
+    )
     train.set_defaults(func=cmd_train)
 
     perf = commands.add_parser("perf", help="measure the training pipeline against a DataLoader, side by side")
@@ -248,10 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--quick", action="store_true", help="few steps: a couple of minutes on a 2-core CPU")
     perf.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: all cores)")
     perf.add_argument("--out", help="JSON file (default: $GPSBENCH_RESULTS/perf/<host>-<device>.json)")
-    perf.add_argument("--knn-images", type=int, default=None,
-                      help="embeddings in the timed exact neighbour search (default 50,000; --quick 20,000)")
-    perf.add_argument("--approx-images", type=int, default=None,
-                      help="embeddings in the timed IVF search (default 1,000,000; --quick 100,000; 0 skips it)")
+    perf.add_argument(
+        "--knn-images",
+        type=int,
+        default=None,
+        help="embeddings in the timed exact neighbour search (default 50,000; --quick 20,000)",
+    )
+    perf.add_argument(
+        "--approx-images",
+        type=int,
+        default=None,
+        help="embeddings in the timed IVF search (default 1,000,000; --quick 100,000; 0 skips it)",
+    )
     perf.set_defaults(func=cmd_perf)
 
     prior = commands.add_parser("prior", help="build or load a prior's neighbour table; print its quality and timings")
@@ -262,17 +322,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="run a grid of runs from a sweep file (skips done runs)")
     sweep.add_argument("file", help="sweep file, e.g. sweeps/digits.yaml")
-    sweep.add_argument("--executor", default="local", choices=EXECUTORS.names(),
-                       help="local: slots on this machine and wait; slurm: submit job arrays and return; "
-                            "debug: in this process")
+    sweep.add_argument(
+        "--executor",
+        default="local",
+        choices=EXECUTORS.names(),
+        help="local: slots on this machine and wait; slurm: submit job arrays and return; debug: in this process",
+    )
     sweep.add_argument("--profile", help="SLURM profile: a file or a name in slurm/profiles/")
-    sweep.add_argument("--max-parallel", type=int, help="local: runs at once (default: one per GPU, or "
-                                                        "cores / resources.cpus on the CPU)")
+    sweep.add_argument(
+        "--max-parallel",
+        type=int,
+        help="local: runs at once (default: one per GPU, or cores / resources.cpus on the CPU)",
+    )
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and its cost; start nothing")
     sweep.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     sweep.add_argument("--results-dir", help="results root (default: $GPSBENCH_RESULTS or ./results)")
-    sweep.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key in every run, e.g. --set data_path=... or epochs=2")
+    sweep.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key in every run, e.g. --set data_path=... or epochs=2",
+    )
     sweep.set_defaults(func=cmd_sweep)
 
     status = commands.add_parser("status", help="states of a sweep's runs (from their files and live jobs)")
@@ -296,12 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--rows", help="comma-separated axes (default: method with its plain and GPS variants)")
     table.add_argument("--cols", help="comma-separated axes (default: dataset,aug)")
     table.add_argument("--format", default="markdown", choices=FORMATS)
-    table.add_argument("--kind", default="cells", choices=("cells", "priors"),
-                       help="priors: prior x dataset with prior_nn_agreement and the gain of GPS over plain SSL")
+    table.add_argument(
+        "--kind",
+        default="cells",
+        choices=("cells", "priors"),
+        help="priors: prior x dataset with prior_nn_agreement and the gain of GPS over plain SSL",
+    )
     table.add_argument("--compare", choices=("paper",), help="add the paper's published numbers beside ours")
     table.add_argument("--out", help="write the table to this file instead of printing it")
-    table.add_argument("--save", action="store_true",
-                       help="also write table-<metric>.md/.tex/.csv and the plots (PNG) into the sweep folder")
+    table.add_argument(
+        "--save",
+        action="store_true",
+        help="also write table-<metric>.md/.tex/.csv and the plots (PNG) into the sweep folder",
+    )
     table.set_defaults(func=cmd_table)
 
     data = commands.add_parser("data", help="decode, cache and describe a dataset")

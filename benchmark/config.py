@@ -44,8 +44,10 @@ def identity_declared(cls: type) -> type:
     so no field joins or leaves the identity by where it sits in the class."""
     undeclared = [f.name for f in fields(cls) if IDENTITY not in f.metadata]
     if undeclared:
-        raise TypeError(f"{cls.__name__} fields {', '.join(undeclared)} must be declared with experiment(...) "
-                        f"(enters run_id) or execution(...) (does not)")
+        raise TypeError(
+            f"{cls.__name__} fields {', '.join(undeclared)} must be declared with experiment(...) "
+            f"(enters run_id) or execution(...) (does not)"
+        )
     return cls
 
 
@@ -200,10 +202,13 @@ class RunConfig:
         check(lambda: METRICS.get(self.metric))
         check(lambda: INDEXES.get(self.knn_index))
         if self.k < 0 or self.tau_neighbors < 1:
-            problems.append(f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}")
+            problems.append(
+                f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}"
+            )
         if is_plain(self.prior) and self.k > 0:
-            problems.append(f"k={self.k} needs a prior to find neighbours in; prior is {self.prior!r} "
-                            "(set --prior, or k 0)")
+            problems.append(
+                f"k={self.k} needs a prior to find neighbours in; prior is {self.prior!r} (set --prior, or k 0)"
+            )
         if self.tau is not None and self.tau <= 0:
             problems.append(f"tau must be > 0 (or null for adaptive), got {self.tau}")
         for name, low in (("epochs", 0), ("batch_size", 2), ("checkpoint_every", 1), ("val_max", 1)):

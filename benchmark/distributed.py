@@ -110,6 +110,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         mean = stats[:channels] / total
         var = stats[channels : 2 * channels] / total - mean**2
         if self.track_running_stats and self.running_mean is not None:
+            assert self.running_var is not None and self.num_batches_tracked is not None  # tracked together
             with torch.no_grad():
                 momentum = 0.1 if self.momentum is None else self.momentum
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
@@ -126,8 +127,9 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 def convert_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every BatchNorm1d/2d by a GlobalBatchNorm with the same parameters and statistics."""
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and not isinstance(module, GlobalBatchNorm):
-        converted = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                                    module.track_running_stats)
+        converted = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         converted.train(module.training)
         with torch.no_grad():
             if module.affine:

@@ -17,14 +17,20 @@ import torch.nn.functional as F
 from benchmark.augment import normalize
 from benchmark.quality import label_free_quality
 
-
 PROBE_L2_GRID = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
 
 @torch.no_grad()
 def extract_features(
-    model: nn.Module, images: np.ndarray | torch.Tensor, mean, std, device: torch.device,
-    batch_size: int = 1024, autocast_dtype: torch.dtype | None = None, size: int | None = None, forward=None,
+    model: nn.Module,
+    images: np.ndarray | torch.Tensor,
+    mean,
+    std,
+    device: torch.device,
+    batch_size: int = 1024,
+    autocast_dtype: torch.dtype | None = None,
+    size: int | None = None,
+    forward=None,
 ) -> torch.Tensor:
     """Features (float32, on `device`) of uint8 NHWC images through a frozen model in eval mode, no
     augmentation; `size` resizes first (bilinear, antialiased), `forward` replaces model.__call__
@@ -46,8 +52,13 @@ def extract_features(
 
 @torch.no_grad()
 def knn_predict(
-    bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, k: int, temperature: float,
-    num_classes: int, chunk: int = 1024,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    queries: torch.Tensor,
+    k: int,
+    temperature: float,
+    num_classes: int,
+    chunk: int = 1024,
 ) -> torch.Tensor:
     """Weighted kNN (Wu et al. 2018): each of the k most cosine-similar bank items votes for its
     class with weight exp(sim / T); the class with the largest summed weight wins."""
@@ -76,15 +87,22 @@ class ProbeResult:
     l2: float
 
 
-def _fit_logistic(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, l2: float, max_iter: int,
-                  start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _fit_logistic(
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    l2: float,
+    max_iter: int,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression by full-batch L-BFGS: mean cross-entropy + l2 * ||W||^2."""
-    weight = (start[0].detach().clone() if start else torch.zeros(feats.shape[1], num_classes, device=feats.device))
+    weight = start[0].detach().clone() if start else torch.zeros(feats.shape[1], num_classes, device=feats.device)
     bias = start[1].detach().clone() if start else torch.zeros(num_classes, device=feats.device)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         optimizer.zero_grad()
@@ -102,8 +120,15 @@ def _accuracy(model: tuple[torch.Tensor, torch.Tensor], feats: torch.Tensor, lab
 
 
 def linear_probe(
-    train_f: torch.Tensor, train_y: torch.Tensor, val_f: torch.Tensor, val_y: torch.Tensor,
-    test_f: torch.Tensor, test_y: torch.Tensor, num_classes: int, l2_grid=PROBE_L2_GRID, max_iter: int = 200,
+    train_f: torch.Tensor,
+    train_y: torch.Tensor,
+    val_f: torch.Tensor,
+    val_y: torch.Tensor,
+    test_f: torch.Tensor,
+    test_y: torch.Tensor,
+    num_classes: int,
+    l2_grid=PROBE_L2_GRID,
+    max_iter: int = 200,
     refit: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> ProbeResult:
     """Logistic regression on standardised frozen features: fit on train for each L2 strength (warm-
@@ -118,6 +143,7 @@ def linear_probe(
         val_acc = _accuracy(model, val_s, val_y)
         if val_acc > best_val:
             best_l2, best_val, best_model = l2, val_acc, model
+    assert best_model is not None  # the grid is not empty
     if refit is None:
         return ProbeResult(best_val, _accuracy(best_model, (test_f - mu) / sigma, test_y), best_l2)
     refit_f, refit_y = refit
@@ -126,15 +152,21 @@ def linear_probe(
     return ProbeResult(best_val, _accuracy(final, (test_f - mu) / sigma, test_y), best_l2)
 
 
-def evaluate_backbone(backbone: nn.Module, data, device: torch.device, knn_temperature: float = 0.07,
-                      autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+def evaluate_backbone(
+    backbone: nn.Module,
+    data,
+    device: torch.device,
+    knn_temperature: float = 0.07,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
     """All frozen-feature metrics of DESIGN.md's result keys. Test: kNN with every training image
     as the bank, and the probe refit on every training image with the L2 chosen on val. Val: kNN
     with train minus val as the bank (no val image finds itself), and the probe fit on train; and
     the label-free quality of the val features (rankme, alignment, uniformity)."""
     feats = {
-        name: extract_features(backbone, getattr(data, name).images, data.mean, data.std, device,
-                               autocast_dtype=autocast_dtype)
+        name: extract_features(
+            backbone, getattr(data, name).images, data.mean, data.std, device, autocast_dtype=autocast_dtype
+        )
         for name in ("train", "val", "test")
     }
     labels = {name: torch.as_tensor(getattr(data, name).labels, device=device) for name in feats}
@@ -147,8 +179,16 @@ def evaluate_backbone(backbone: nn.Module, data, device: torch.device, knn_tempe
     def knn(bank_f, bank_y, query: str, k: int) -> float:
         return knn_accuracy(bank_f, bank_y, feats[query], labels[query], k, knn_temperature, c)
 
-    probe = linear_probe(feats["train"], labels["train"], feats["val"], labels["val"], feats["test"],
-                         labels["test"], c, refit=bank if data.val_carved else None)
+    probe = linear_probe(
+        feats["train"],
+        labels["train"],
+        feats["val"],
+        labels["val"],
+        feats["test"],
+        labels["test"],
+        c,
+        refit=bank if data.val_carved else None,
+    )
     return {
         "knn_acc": knn(*bank, "test", 20),
         "knn200_acc": knn(*bank, "test", 200),

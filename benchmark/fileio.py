@@ -54,8 +54,9 @@ def storage_error(err: OSError, path: Path, need: int | None = None) -> StorageE
     if err.errno == errno.ENOSPC:
         free = _free_bytes(path)
         have = f", {size_text(free)} free" if free is not None else ""
-        return StorageError(f"no space left on the device writing {path}: {needs}{have}; free space, then run "
-                            f"the same command again")
+        return StorageError(
+            f"no space left on the device writing {path}: {needs}{have}; free space, then run the same command again"
+        )
     if err.errno == errno.EDQUOT:
         return StorageError(f"disk quota exceeded writing {path}: {needs}; free space or raise the quota")
     if err.errno == errno.EFBIG:
@@ -94,7 +95,7 @@ def atomic_write_arrays(path: Path, *array: np.ndarray, **named: np.ndarray) -> 
     if array:
         np.save(buffer, array[0])
     else:
-        np.savez(buffer, **named)
+        np.savez(buffer, **named)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -119,7 +120,7 @@ def append_line(path: Path, line: str) -> None:
         start = os.fstat(fd).st_size
         rest = memoryview(data)
         while rest:
-            rest = rest[os.write(fd, rest):]
+            rest = rest[os.write(fd, rest) :]
     except OSError as err:
         os.ftruncate(fd, start)
         raise storage_error(err, Path(path), len(data)) from None

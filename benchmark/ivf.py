@@ -37,8 +37,9 @@ def default_nlist(n: int) -> int:
     return max(1, min(n // 39, int(round(math.sqrt(n)))))  # faiss k-means wants >= 39 points per list
 
 
-def _scores(queries: torch.Tensor, points: torch.Tensor, point_norms: torch.Tensor | None,
-            out: torch.Tensor | None = None) -> torch.Tensor:
+def _scores(
+    queries: torch.Tensor, points: torch.Tensor, point_norms: torch.Tensor | None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Smaller is nearer: ||p||^2 - 2 q.p for l2 (||q||^2 is the same across a row), -q.p for
     inner products (cosine on normalised vectors). One GEMM, into `out` when given."""
     if point_norms is None:
@@ -61,12 +62,12 @@ def train_centroids(x: torch.Tensor, nlist: int, seed: int) -> torch.Tensor:
 def nearest_lists(x: torch.Tensor, centroids: torch.Tensor, count: int, chunk: int = 16384) -> torch.Tensor:
     """(N, count) the `count` nearest centroids of every point, nearest first (l2)."""
     norms = (centroids * centroids).sum(1)
-    return torch.cat([_scores(q, centroids, norms).topk(count, dim=1, largest=False).indices
-                      for q in x.split(chunk)])
+    return torch.cat([_scores(q, centroids, norms).topk(count, dim=1, largest=False).indices for q in x.split(chunk)])
 
 
-def choose_nprobe(x: torch.Tensor, centroids: torch.Tensor, k: int, l2: bool, target: float,
-                  seed: int) -> tuple[int, float]:
+def choose_nprobe(
+    x: torch.Tensor, centroids: torch.Tensor, k: int, l2: bool, target: float, seed: int
+) -> tuple[int, float]:
     """The smallest nprobe whose recall@k, estimated on TUNE_QUERIES exact queries, reaches `target`
     with 2 standard errors to spare: a true neighbour is found iff its list ranks below nprobe
     among the query's nearest centroids. Returns nprobe and the sample's recall with it."""
@@ -79,7 +80,9 @@ def choose_nprobe(x: torch.Tensor, centroids: torch.Tensor, k: int, l2: bool, ta
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(len(centroids), device=x.device).expand_as(order))
     needed = rank.gather(1, truth_lists)  # probes - 1 needed to reach each true neighbour
-    hits = torch.zeros_like(order, dtype=torch.float32).scatter_add_(1, needed, torch.ones_like(needed, dtype=torch.float32))
+    hits = torch.zeros_like(order, dtype=torch.float32).scatter_add_(
+        1, needed, torch.ones_like(needed, dtype=torch.float32)
+    )
     per_query = hits.cumsum(1) / k  # (Q, nlist): each query's recall with nprobe = column + 1
     mean = per_query.mean(0)
     lower = mean - 2 * per_query.std(0) / math.sqrt(len(rows))  # ~97.5% lower bound on the true recall
@@ -88,8 +91,9 @@ def choose_nprobe(x: torch.Tensor, centroids: torch.Tensor, k: int, l2: bool, ta
     return nprobe, float(mean[nprobe - 1])
 
 
-def _exact_block(x: torch.Tensor, queries: torch.Tensor, rows: torch.Tensor, norms: torch.Tensor | None,
-                 k: int) -> torch.Tensor:
+def _exact_block(
+    x: torch.Tensor, queries: torch.Tensor, rows: torch.Tensor, norms: torch.Tensor | None, k: int
+) -> torch.Tensor:
     """Exact k nearest of `queries` (which are the rows `rows` of x), self excluded."""
     scores = _scores(queries, x, norms)
     scores[torch.arange(len(rows), device=x.device), rows] = float("inf")
@@ -97,8 +101,15 @@ def _exact_block(x: torch.Tensor, queries: torch.Tensor, rows: torch.Tensor, nor
 
 
 @torch.no_grad()
-def ivf_self_join(vectors: torch.Tensor, k: int, l2: bool, nlist: int | None = None, nprobe: int | None = None,
-                  recall_target: float = RECALL_TARGET, seed: int = 0) -> tuple[np.ndarray, np.ndarray, IvfPlan]:
+def ivf_self_join(
+    vectors: torch.Tensor,
+    k: int,
+    l2: bool,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    recall_target: float = RECALL_TARGET,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, IvfPlan]:
     """(N, k) neighbour indices and their raw scores (squared l2 distances, or inner products),
     nearest first. Like exact search of x against itself, a row's k include the row itself;
     nprobe (None: chosen for `recall_target`) is tuned on the k - 1 others."""
@@ -115,14 +126,16 @@ def ivf_self_join(vectors: torch.Tensor, k: int, l2: bool, nlist: int | None = N
     norms = (x * x).sum(1) if l2 else None
 
     order = torch.argsort(lists)  # members of each list, contiguous
-    starts = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
-                        torch.bincount(lists, minlength=nlist).cumsum(0)]).tolist()
+    starts = torch.cat(
+        [torch.zeros(1, dtype=torch.long, device=device), torch.bincount(lists, minlength=nlist).cumsum(0)]
+    ).tolist()
     pair_query = torch.arange(n, device=device).repeat_interleave(nprobe)
     pair_list = probes.reshape(-1)
     by_list = torch.argsort(pair_list)
     queries_of = pair_query[by_list]  # queries grouped by the list they probe
-    query_starts = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
-                              torch.bincount(pair_list, minlength=nlist).cumsum(0)]).tolist()
+    query_starts = torch.cat(
+        [torch.zeros(1, dtype=torch.long, device=device), torch.bincount(pair_list, minlength=nlist).cumsum(0)]
+    ).tolist()
 
     best_scores = torch.full((n, k), float("inf"), device=device)
     best_ids = torch.full((n, k), -1, dtype=torch.long, device=device)
@@ -149,8 +162,10 @@ def ivf_self_join(vectors: torch.Tensor, k: int, l2: bool, nlist: int | None = N
             best_scores[block], best_ids[block] = keep_scores, merged_ids.gather(1, keep)
     short = int((best_ids < 0).any(dim=1).sum())
     if short:
-        raise ValueError(f"IVF with {nlist} lists and nprobe={nprobe}: {short} points have fewer than {k} candidates "
-                         f"in the lists they probe; use knn_index exact for {n} points, or a smaller k")
+        raise ValueError(
+            f"IVF with {nlist} lists and nprobe={nprobe}: {short} points have fewer than {k} candidates "
+            f"in the lists they probe; use knn_index exact for {n} points, or a smaller k"
+        )
     if norms is not None:
         raw = (best_scores + norms[:, None]).clamp_min(0)  # squared distances
     else:

@@ -53,8 +53,13 @@ def current_job_id() -> str | None:
 def this_process() -> dict:
     """Who is writing: what a record needs for others to tell whether its writer lives."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "pid_start": process_start(pid), "job_id": current_job_id(),
-            "executor": "slurm" if os.environ.get("SLURM_JOB_ID") else "local"}
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "pid_start": process_start(pid),
+        "job_id": current_job_id(),
+        "executor": "slurm" if os.environ.get("SLURM_JOB_ID") else "local",
+    }
 
 
 class JobProbe:
@@ -71,8 +76,13 @@ class JobProbe:
             self._slurm_checked = True
             if shutil.which("squeue"):
                 try:
-                    out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i %A %T"],
-                                         capture_output=True, text=True, timeout=30, check=True).stdout
+                    out = subprocess.run(
+                        ["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i %A %T"],
+                        capture_output=True,
+                        text=True,
+                        timeout=30,
+                        check=True,
+                    ).stdout
                     self._slurm_jobs = {}
                     for line in out.splitlines():
                         array_id, job_id, state = line.split()

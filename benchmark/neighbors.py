@@ -63,8 +63,9 @@ def _drop_self(index: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray,
     return index[keep].reshape(n, k).astype(np.int32), dist[keep].reshape(n, k).astype(np.float32)
 
 
-def faiss_exact(x: np.ndarray, queries: np.ndarray, k: int, metric: str,
-                gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def faiss_exact(
+    x: np.ndarray, queries: np.ndarray, k: int, metric: str, gpu: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     index = faiss.IndexFlatL2(x.shape[1]) if metric == "l2" else faiss.IndexFlatIP(x.shape[1])
@@ -88,8 +89,9 @@ def faiss_hnsw(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarr
 
 
 @torch.no_grad()
-def torch_exact(prepared: np.ndarray, k: int, metric: str, device: torch.device,
-                chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def torch_exact(
+    prepared: np.ndarray, k: int, metric: str, device: torch.device, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN by matmul + top-k on the device (the GPU path when faiss-GPU is not installed), of
     vectors as `_prepare` gives them."""
     x = torch.as_tensor(prepared).to(device)
@@ -142,8 +144,7 @@ def search_kind(index_kind: str, n: int) -> str:
     return index_kind
 
 
-def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str,
-                device: torch.device) -> NeighborTable:
+def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str, device: torch.device) -> NeighborTable:
     started = time.perf_counter()
     n = len(vectors)
     if k >= n:
@@ -176,8 +177,15 @@ def _faiss_has_gpu() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: str, index_kind: str,
-                   cache_root: Path, device: torch.device) -> NeighborTable:
+def neighbor_table(
+    vectors: torch.Tensor,
+    embedding_key: str,
+    k: int,
+    metric: str,
+    index_kind: str,
+    cache_root: Path,
+    device: torch.device,
+) -> NeighborTable:
     """The table from the cache (any cached table of this embedding, metric and index with at least
     k columns serves), or built and cached under `<embedding key>-<metric>-<index>-K<k>.npz`."""
     started = time.perf_counter()
@@ -189,8 +197,16 @@ def neighbor_table(vectors: torch.Tensor, embedding_key: str, k: int, metric: st
             try:
                 with np.load(path) as stored:
                     recall = float(stored["recall"]) if "recall" in stored.files else None
-                    table = NeighborTable(stored["index"][:, :k], stored["dist"][:, :k], metric,
-                                          str(stored["method"]), 0.0, True, recall, path)
+                    table = NeighborTable(
+                        stored["index"][:, :k],
+                        stored["dist"][:, :k],
+                        metric,
+                        str(stored["method"]),
+                        0.0,
+                        True,
+                        recall,
+                        path,
+                    )
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 continue  # a damaged cache file: built again below
             table.seconds = time.perf_counter() - started
@@ -228,8 +244,7 @@ class KnnUniformSampler:
         self.table, self.k, self.include_self = table[:, :k].long(), k, include_self
 
     def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        column = torch.randint(0, self.k + self.include_self, anchors.shape, generator=generator,
-                               device=anchors.device)
+        column = torch.randint(0, self.k + self.include_self, anchors.shape, generator=generator, device=anchors.device)
         drawn = self.table[anchors, column.clamp(max=self.k - 1)]
         return torch.where(column == self.k, anchors, drawn) if self.include_self else drawn
 
@@ -303,6 +318,7 @@ SAMPLING_RULES: Registry[SamplingRule] = Registry("sampling rule")
 
 def sampling_rule(name: str, needs_radius: bool) -> Callable[[SamplerBuilder], SamplerBuilder]:
     """Register a builder as the sampling rule `name`."""
+
     def add(build: SamplerBuilder) -> SamplerBuilder:
         SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius))
         return build
@@ -338,8 +354,9 @@ class GPSSetup:
     report: dict = field(default_factory=dict)
 
 
-def build_sampler(config, data, device: torch.device, cache_root: Path | None = None,
-                  results_dir: Path | None = None) -> GPSSetup:
+def build_sampler(
+    config, data, device: torch.device, cache_root: Path | None = None, results_dir: Path | None = None
+) -> GPSSetup:
     """The pair sampler of a run: identity for plain SSL, the prior's own for a prior that needs no k
     (the oracle's same-class draw), else the rule over the prior's cached neighbour table."""
     if not config.is_gps:
@@ -357,12 +374,13 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     n_images = len(data.pretrain)  # the table covers every image pretraining sees
     if width >= n_images:
         asked = f"k={config.k}" + (f" (tau_neighbors={config.tau_neighbors})" if width > config.k else "")
-        raise ConfigError(f"{asked} asks for {width} neighbours of each of the {n_images} training images of "
-                          f"{config.dataset}; valid: k from 1 to {n_images - 1}")
+        raise ConfigError(
+            f"{asked} asks for {width} neighbours of each of the {n_images} training images of "
+            f"{config.dataset}; valid: k from 1 to {n_images - 1}"
+        )
     cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
-    table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index,
-                           cache_root, device)
+    table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index, cache_root, device)
     tau = None
     if rule.needs_radius:
         tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
@@ -371,9 +389,15 @@ def build_sampler(config, data, device: torch.device, cache_root: Path | None = 
     sampler = rule.build(index_t, dist_t, config.k, tau, config.include_self)
     agreement = prior_nn_agreement(table.index, data.pretrain.labels, config.k)
     report = {
-        "prior": config.prior, "embedding_key": embedding.key, "embedding_dim": int(embedding.vectors.shape[1]),
-        "embedding_seconds": embedding.seconds, "embedding_cached": embedding.cached,
-        "table_seconds": table.seconds, "table_cached": table.cached, "table_method": table.method,
-        "table_recall": table.recall, "tau": tau,
+        "prior": config.prior,
+        "embedding_key": embedding.key,
+        "embedding_dim": int(embedding.vectors.shape[1]),
+        "embedding_seconds": embedding.seconds,
+        "embedding_cached": embedding.cached,
+        "table_seconds": table.seconds,
+        "table_cached": table.cached,
+        "table_method": table.method,
+        "table_recall": table.recall,
+        "tau": tau,
     }
     return GPSSetup(sampler, agreement, report)

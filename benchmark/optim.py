@@ -59,10 +59,12 @@ class LARS(torch.optim.Optimizer):
     Then v <- momentum * v + d and w <- w - lr * v. Foreach kernels, no host syncs.
     """
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, eta: float = 1e-3, clip_lr: bool = False,
-                 eps: float = 1e-8):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=0.0, eta=eta, clip_lr=clip_lr,
-                                      eps=eps, lars=True))
+    def __init__(
+        self, params, lr: float, momentum: float = 0.9, eta: float = 1e-3, clip_lr: bool = False, eps: float = 1e-8
+    ):
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, weight_decay=0.0, eta=eta, clip_lr=clip_lr, eps=eps, lars=True)
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -81,7 +83,9 @@ class LARS(torch.optim.Optimizer):
                 adapted = (w > 0) & (g > 0)
                 steps = torch._foreach_mul(grads, torch.where(adapted, ratio, 1.0).unbind())
                 if wd:
-                    torch._foreach_add_(steps, torch._foreach_mul(params, torch.where(adapted, wd * ratio, 0.0).unbind()))
+                    torch._foreach_add_(
+                        steps, torch._foreach_mul(params, torch.where(adapted, wd * ratio, 0.0).unbind())
+                    )
             else:
                 steps = torch._foreach_add(grads, params, alpha=wd) if wd else grads
             buffers = []
@@ -99,16 +103,17 @@ def param_groups(model: nn.Module, weight_decay: float, exclude_bias_n_norm: boo
     """Weights get decay (and LARS adaptation); with `exclude_bias_n_norm`, biases and norm
     parameters (every tensor of one dimension) get neither, else they are treated as weights. The
     parameters of a method's `static_lr_modules()` form groups of their own marked `static_lr`."""
-    static_modules = getattr(model, "static_lr_modules", lambda: [])()
+    static_modules: list[nn.Module] = getattr(model, "static_lr_modules", lambda: [])()
     static = {id(param) for module in static_modules for param in module.parameters()}
     groups: dict[tuple[bool, bool], list] = {}
     for param in model.parameters():
         if param.requires_grad:
             decays = param.ndim > 1 or not exclude_bias_n_norm
             groups.setdefault((decays, id(param) in static), []).append(param)
-    return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lars": decays,
-             "static_lr": is_static}
-            for (decays, is_static), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))]
+    return [
+        {"params": params, "weight_decay": weight_decay if decays else 0.0, "lars": decays, "static_lr": is_static}
+        for (decays, is_static), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))
+    ]
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,21 @@ class OptimizerSpec:
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
-OPTIMIZERS.register("lars")(OptimizerSpec(
-    LARSParams, lambda groups, lr, p: LARS(groups, lr=lr, momentum=p.momentum, eta=p.eta, clip_lr=p.clip_lr, eps=p.eps),
-    adapts_layers=True))
-OPTIMIZERS.register("sgd")(OptimizerSpec(
-    SGDParams, lambda groups, lr, p: torch.optim.SGD(groups, lr=lr, momentum=p.momentum)))
-OPTIMIZERS.register("adamw")(OptimizerSpec(  # torch's fused kernel: no host reads of its step counts
-    AdamWParams, lambda groups, lr, p: torch.optim.AdamW(groups, lr=lr, betas=(p.beta1, p.beta2), fused=True)))
+OPTIMIZERS.register("lars")(
+    OptimizerSpec(
+        LARSParams,
+        lambda groups, lr, p: LARS(groups, lr=lr, momentum=p.momentum, eta=p.eta, clip_lr=p.clip_lr, eps=p.eps),
+        adapts_layers=True,
+    )
+)
+OPTIMIZERS.register("sgd")(
+    OptimizerSpec(SGDParams, lambda groups, lr, p: torch.optim.SGD(groups, lr=lr, momentum=p.momentum))
+)
+OPTIMIZERS.register("adamw")(
+    OptimizerSpec(  # torch's fused kernel: no host reads of its step counts
+        AdamWParams, lambda groups, lr, p: torch.optim.AdamW(groups, lr=lr, betas=(p.beta1, p.beta2), fused=True)
+    )
+)
 
 
 def resolve_optimizer_args(name: str, overrides: Mapping[str, Any]):
@@ -135,8 +148,9 @@ def resolve_optimizer_args(name: str, overrides: Mapping[str, Any]):
     return resolve_params(OPTIMIZERS.get(name).Params, overrides, "optimizer_args", name)
 
 
-def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
-                    args: Mapping[str, Any] | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    name: str, model: nn.Module, lr: float, weight_decay: float, args: Mapping[str, Any] | None = None
+) -> torch.optim.Optimizer:
     spec = OPTIMIZERS.get(name)
     params = resolve_optimizer_args(name, args or {})
     groups = param_groups(model, weight_decay, getattr(params, "exclude_bias_n_norm", True))
@@ -158,7 +172,9 @@ def resolve_optim(config) -> dict:
     name = config.optimizer or recipe.optimizer
     defaults = dict(recipe.optimizer_args) if name == recipe.optimizer else {}
     args = resolve_optimizer_args(name, {**defaults, **config.optimizer_args})
-    warmup = config.warmup_epochs if config.warmup_epochs is not None else min(recipe.warmup_epochs, config.epochs // 10)
+    warmup = (
+        config.warmup_epochs if config.warmup_epochs is not None else min(recipe.warmup_epochs, config.epochs // 10)
+    )
     return {
         "optimizer": name,
         "lr": config.lr if config.lr is not None else recipe.lr * config.batch_size / 256,

@@ -8,12 +8,9 @@ import math
 import re
 import types
 import typing
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping
 
 from benchmark.errors import ConfigError, choice_error
-
-P = TypeVar("P")
-
 
 # a decimal number as people write it: 1e-5, 5E-4, 1.0e-6, .5, 3., 1_000
 NUMBER = re.compile(r"^[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?$")
@@ -60,7 +57,7 @@ def type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def resolve_params(cls: type[P], overrides: Mapping[str, Any], prefix: str, owner: str) -> P:
+def resolve_params(cls: Any, overrides: Mapping[str, Any], prefix: str, owner: str) -> Any:
     """`cls()` with `overrides` applied: unknown keys and wrong types named; numbers must be >= 0;
     a `validate()` method on the dataclass checks anything finer."""
     hints = type_hints(cls)

@@ -30,10 +30,13 @@ def bars(frame: pd.DataFrame, metric: str, out: Path) -> Path:
         data = frame[frame["dataset"] == dataset]
         stats = data.groupby(["method", "prior_label", "aug"], sort=False)[metric].agg(["mean", "std"]).reset_index()
         names = method_names()
-        methods = [m for m in names if m in set(stats["method"])] + \
-            [m for m in dict.fromkeys(stats["method"]) if m not in names]
-        series = sorted(dict.fromkeys(zip(stats["prior_label"], stats["aug"])),
-                        key=lambda pa: (pa[0] not in (None, "none"), str(pa[0]), AUG_ORDER.get(pa[1], 9)))
+        methods = [m for m in names if m in set(stats["method"])] + [
+            m for m in dict.fromkeys(stats["method"]) if m not in names
+        ]
+        series = sorted(
+            dict.fromkeys(zip(stats["prior_label"], stats["aug"])),
+            key=lambda pa: (pa[0] not in (None, "none"), str(pa[0]), AUG_ORDER.get(pa[1], 9)),
+        )
         width = 0.8 / max(1, len(series))
         for j, (prior, aug) in enumerate(series):
             part = stats[(stats["prior_label"] == prior) & (stats["aug"] == aug)].set_index("method")
@@ -61,8 +64,11 @@ def agreement(frame: pd.DataFrame, metric: str, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for row in points.itertuples(index=False):
         ax.scatter(row.prior_nn_agreement, 100 * getattr(row, metric))
-        ax.annotate(f"{prior_text(row.prior_label)} {row.dataset}",
-                    (row.prior_nn_agreement, 100 * getattr(row, metric)), fontsize=7)
+        ax.annotate(
+            f"{prior_text(row.prior_label)} {row.dataset}",
+            (row.prior_nn_agreement, 100 * getattr(row, metric)),
+            fontsize=7,
+        )
     ax.set_xlabel("prior_nn_agreement (same-label share of the k nearest)")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title("GPS accuracy vs prior quality")
@@ -76,8 +82,14 @@ def accuracy_vs_k(frame: pd.DataFrame, metric: str, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for (method, prior, aug), group in gps.groupby(["method", "prior_label", "aug"]):
         stats = group.groupby("k")[metric].agg(["mean", "std"]).reset_index()
-        ax.errorbar(stats["k"], 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o", capsize=2,
-                    label=f"{variant(method, prior)}, {aug}")
+        ax.errorbar(
+            stats["k"],
+            100 * stats["mean"],
+            yerr=100 * stats["std"].fillna(0),
+            marker="o",
+            capsize=2,
+            label=f"{variant(method, prior)}, {aug}",
+        )
     ax.set_xlabel("k (neighbours the positive is drawn from)")
     ax.set_ylabel(f"{metric} (%)")
     ax.legend(fontsize=7)
@@ -105,8 +117,10 @@ def curves(sweep_dir: Path, frame: pd.DataFrame, out: Path) -> Path | None:
 
 def write_plots(sweep_dir: Path, frame: pd.DataFrame, metric: str) -> list[Path]:
     sweep_dir = Path(sweep_dir)
-    made = [bars(frame, metric, sweep_dir / f"bars-{metric}.png"),
-            agreement(frame, metric, sweep_dir / f"agreement-{metric}.png"),
-            accuracy_vs_k(frame, metric, sweep_dir / f"k-{metric}.png"),
-            curves(sweep_dir, frame, sweep_dir / "curves.png")]
+    made = [
+        bars(frame, metric, sweep_dir / f"bars-{metric}.png"),
+        agreement(frame, metric, sweep_dir / f"agreement-{metric}.png"),
+        accuracy_vs_k(frame, metric, sweep_dir / f"k-{metric}.png"),
+        curves(sweep_dir, frame, sweep_dir / "curves.png"),
+    ]
     return [path for path in made if path is not None]

@@ -49,8 +49,15 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
 
 
 @torch.no_grad()
-def view_pairs(backbone: nn.Module, images: np.ndarray, mean, std, device: torch.device, batch_size: int = 512,
-               autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def view_pairs(
+    backbone: nn.Module,
+    images: np.ndarray,
+    mean,
+    std,
+    device: torch.device,
+    batch_size: int = 512,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone features (eval mode) of two QUALITY_VIEW augmentations of every image."""
     augment = BatchAugment(QUALITY_VIEW, mean, std, device, seed=QUALITY_SEED)
     generator = torch.Generator(device=device).manual_seed(QUALITY_SEED)
@@ -68,8 +75,15 @@ def view_pairs(backbone: nn.Module, images: np.ndarray, mean, std, device: torch
     return torch.cat(first), torch.cat(second)
 
 
-def label_free_quality(backbone: nn.Module, images: np.ndarray, features: torch.Tensor, mean, std,
-                       device: torch.device, autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+def label_free_quality(
+    backbone: nn.Module,
+    images: np.ndarray,
+    features: torch.Tensor,
+    mean,
+    std,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
     """`rankme` of the un-augmented features, `alignment` and `uniformity` of augmented views of the
     same images (uniformity over the first view's features)."""
     z1, z2 = view_pairs(backbone, images, mean, std, device, autocast_dtype=autocast_dtype)

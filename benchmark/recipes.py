@@ -17,7 +17,11 @@ from benchmark.optim import resolve_optimizer_args
 HEAD_FIELDS = ("proj_hidden_dim", "proj_output_dim", "pred_hidden_dim")
 FEATURE_DIM = 512  # a ResNet-18's features, to describe the heads' widths
 AUG_NAMES = {  # AugmentParams field -> how the table writes it
-    "crop_scale": "crop", "jitter_p": "jitter", "grayscale_p": "grey", "blur_p": "blur", "solarize_p": "solarize",
+    "crop_scale": "crop",
+    "jitter_p": "jitter",
+    "grayscale_p": "grey",
+    "blur_p": "blur",
+    "solarize_p": "solarize",
     "flip_p": "flip",
 }
 
@@ -41,16 +45,20 @@ def _head(module: nn.Sequential) -> str:
 def _heads(name: str) -> str:
     method = build_method(name, nn.Identity(), FEATURE_DIM, {}, MethodContext(num_train=50_000, epochs=1))
     static = {id(module) for module in method.static_lr_modules()}
-    parts = [f"{head} {_head(getattr(method, head))}" + (" at the base lr throughout" if
-                                                          id(getattr(method, head)) in static else "")
-             for head in ("projector", "predictor") if hasattr(method, head)]
+    parts = [
+        f"{head} {_head(getattr(method, head))}"
+        + (" at the base lr throughout" if id(getattr(method, head)) in static else "")
+        for head in ("projector", "predictor")
+        if hasattr(method, head)
+    ]
     return "; ".join(parts)
 
 
 def _loss_settings(name: str) -> str:
     params = METHODS.get(name).Params()
-    return ", ".join(f"{f.name} {getattr(params, f.name)}" for f in dataclasses.fields(params)
-                     if f.name not in HEAD_FIELDS)
+    return ", ".join(
+        f"{f.name} {getattr(params, f.name)}" for f in dataclasses.fields(params) if f.name not in HEAD_FIELDS
+    )
 
 
 def _view(params: AugmentParams) -> str:
@@ -60,8 +68,10 @@ def _view(params: AugmentParams) -> str:
         low, high = params.crop_scale
         out.append(f"crop {low:g}-{high:g}")
     if params.jitter_p:
-        out.append(f"jitter {params.jitter_p:g} ({params.brightness:g}/{params.contrast:g}/"
-                   f"{params.saturation:g}/{params.hue:g})")
+        out.append(
+            f"jitter {params.jitter_p:g} ({params.brightness:g}/{params.contrast:g}/"
+            f"{params.saturation:g}/{params.hue:g})"
+        )
     for field in ("grayscale_p", "blur_p", "solarize_p", "flip_p"):
         if getattr(params, field):
             out.append(f"{AUG_NAMES[field]} {getattr(params, field):g}")
@@ -77,17 +87,30 @@ def _views(name: str, image_size: int) -> str:
 
 def recipe_table() -> str:
     """Markdown: one row per method, every value of its recipe and where it comes from."""
-    header = ("| method | optimiser | base lr (batch 256) | weight decay | LARS eta / clip lr / exclude bias, norm "
-              "| warm-up | heads (from a 512-d backbone) | loss settings | strong DA below 96 px | strong DA from 96 px "
-              "| sources |")
+    header = (
+        "| method | optimiser | base lr (batch 256) | weight decay | LARS eta / clip lr / exclude bias, norm "
+        "| warm-up | heads (from a 512-d backbone) | loss settings | strong DA below 96 px | strong DA from 96 px "
+        "| sources |"
+    )
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for name in METHODS.names():
         recipe = METHODS.get(name).recipe
         args = resolve_optimizer_args(recipe.optimizer, recipe.optimizer_args)
-        lars = (f"{args.eta:g} / {str(args.clip_lr).lower()} / {str(args.exclude_bias_n_norm).lower()}"
-                if recipe.optimizer == "lars" else "")
-        sources = "; ".join(dict.fromkeys([recipe.source, recipe.strong.small.source, recipe.strong.large.source,
-                                           recipe.heads_source + " (heads)"]))
+        lars = (
+            f"{args.eta:g} / {str(args.clip_lr).lower()} / {str(args.exclude_bias_n_norm).lower()}"
+            if recipe.optimizer == "lars"
+            else ""
+        )
+        sources = "; ".join(
+            dict.fromkeys(
+                [
+                    recipe.source,
+                    recipe.strong.small.source,
+                    recipe.strong.large.source,
+                    recipe.heads_source + " (heads)",
+                ]
+            )
+        )
         lines.append(
             f"| `{name}` | {recipe.optimizer} (momentum {args.momentum:g}) | {recipe.lr:g} | {recipe.weight_decay:g} "
             f"| {lars} | {recipe.warmup_epochs} epochs from {recipe.warmup_start_lr:g}, then cosine to 0 "

@@ -35,6 +35,8 @@ def order_key(axis: str):
         order = {m: i for i, m in enumerate(method_names())}
         return lambda values: values.map(lambda v: order.get(v, len(order)))
     return None
+
+
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "paper.csv"
 
 
@@ -70,13 +72,23 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
                 failed += status.get("state") == "failed" and not os.path.exists(path)
                 continue
             axes = planned.get(entry.name, {})
-            rows.append({**result, "prior_label": axes.get("prior", result.get("prior")),
-                         **{f"axis_{k}": v for k, v in axes.items()}})
+            rows.append(
+                {
+                    **result,
+                    "prior_label": axes.get("prior", result.get("prior")),
+                    **{f"axis_{k}": v for k, v in axes.items()},
+                }
+            )
     frame = pd.DataFrame(rows)
     total = len(planned) if planned else len(seen)
-    counts = {"done": len(rows), "failed": failed, "corrupt": corrupt,
-              "missing": max(0, total - len(rows) - failed - corrupt), "planned": total,
-              "planned_seeds": len({axes["seed"] for axes in planned.values() if "seed" in axes})}
+    counts = {
+        "done": len(rows),
+        "failed": failed,
+        "corrupt": corrupt,
+        "missing": max(0, total - len(rows) - failed - corrupt),
+        "planned": total,
+        "planned_seeds": len({axes["seed"] for axes in planned.values() if "seed" in axes}),
+    }
     return frame, counts
 
 
@@ -137,16 +149,22 @@ class Table:
         labels (the oracle) is an upper bound and never the best."""
         rounded = (100 * self.mean).round(2)
         rounded = rounded.loc[[row for row in rounded.index if row not in self.upper_bounds]]
-        return {col: set(rounded.index[rounded[col] == rounded[col].max()]) for col in rounded.columns
-                if rounded[col].notna().any()}
+        return {
+            col: set(rounded.index[rounded[col] == rounded[col].max()])
+            for col in rounded.columns
+            if rounded[col].notna().any()
+        }
 
     def footer(self) -> str:
         c = self.counts
         corrupt = f", {c['corrupt']} corrupt" if c.get("corrupt") else ""
-        split = (f"; rows also split by {', '.join(self.split_by)} (grid axes other than the seed)"
-                 if self.split_by else "")
-        return (f"{self.metric}, % (mean ± std over seeds; n where below {self.planned_seeds}); runs: "
-                f"{c['done']} done, {c['failed']} failed{corrupt}, {c['missing']} missing of {c['planned']}{split}")
+        split = (
+            f"; rows also split by {', '.join(self.split_by)} (grid axes other than the seed)" if self.split_by else ""
+        )
+        return (
+            f"{self.metric}, % (mean ± std over seeds; n where below {self.planned_seeds}); runs: "
+            f"{c['done']} done, {c['failed']} failed{corrupt}, {c['missing']} missing of {c['planned']}{split}"
+        )
 
 
 def _labels(frame: pd.DataFrame, axes: list[str]) -> pd.Series:
@@ -155,8 +173,13 @@ def _labels(frame: pd.DataFrame, axes: list[str]) -> pd.Series:
     return frame[axes].astype(str).agg(" / ".join, axis=1)
 
 
-def build_table(frame: pd.DataFrame, counts: dict[str, int], metric: str = "linear_acc",
-                rows: list[str] | None = None, cols: list[str] | None = None) -> Table:
+def build_table(
+    frame: pd.DataFrame,
+    counts: dict[str, int],
+    metric: str = "linear_acc",
+    rows: list[str] | None = None,
+    cols: list[str] | None = None,
+) -> Table:
     if metric not in METRICS:
         raise choice_error("metric", metric, METRICS)
     if frame.empty:
@@ -172,11 +195,21 @@ def build_table(frame: pd.DataFrame, counts: dict[str, int], metric: str = "line
     stats = grouped.agg(["mean", "std", "count"])
     row_order = list(dict.fromkeys(_sorted(frame, _row_sort_keys(rows))["_row"]))
     col_order = list(dict.fromkeys(_sorted(frame, cols)["_col"]))
-    pivot = {name: stats[name].unstack().reindex(index=row_order, columns=col_order) for name in ("mean", "std", "count")}
+    pivot = {
+        name: stats[name].unstack().reindex(index=row_order, columns=col_order) for name in ("mean", "std", "count")
+    }
     seeds = frame.groupby(["_row", "_col"])["seed"].nunique().max() if "seed" in frame else 1
     planned = counts.get("planned_seeds") or int(seeds)
-    return Table(pivot["mean"], pivot["std"], pivot["count"], planned, metric, counts, split_by,
-                 set(frame.loc[frame["uses_labels"], "_row"]))
+    return Table(
+        pivot["mean"],
+        pivot["std"],
+        pivot["count"],
+        planned,
+        metric,
+        counts,
+        split_by,
+        set(frame.loc[frame["uses_labels"], "_row"]),
+    )
 
 
 def _split_other_axes(frame: pd.DataFrame) -> list[str]:
@@ -222,8 +255,12 @@ def _latex_escape(text: str) -> str:
 def to_latex(table: Table) -> str:
     best = table.best()
     columns = list(table.mean.columns)
-    lines = [r"\begin{tabular}{l" + "c" * len(columns) + "}", r"\toprule",
-             " & ".join([""] + [_latex_escape(str(c)) for c in columns]) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{l" + "c" * len(columns) + "}",
+        r"\toprule",
+        " & ".join([""] + [_latex_escape(str(c)) for c in columns]) + r" \\",
+        r"\midrule",
+    ]
     for row in table.mean.index:
         cells = []
         for col in columns:
@@ -235,12 +272,15 @@ def to_latex(table: Table) -> str:
 
 
 def to_csv(table: Table) -> str:
-    long = pd.DataFrame({
-        "row": [r for r in table.mean.index for _ in table.mean.columns],
-        "column": [c for _ in table.mean.index for c in table.mean.columns],
-        "mean": table.mean.to_numpy().ravel(), "std": table.std.to_numpy().ravel(),
-        "n": table.n.to_numpy().ravel(),
-    })
+    long = pd.DataFrame(
+        {
+            "row": [r for r in table.mean.index for _ in table.mean.columns],
+            "column": [c for _ in table.mean.index for c in table.mean.columns],
+            "mean": table.mean.to_numpy().ravel(),
+            "std": table.std.to_numpy().ravel(),
+            "n": table.n.to_numpy().ravel(),
+        }
+    )
     return long.to_csv(index=False)
 
 
@@ -264,8 +304,12 @@ def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> 
     ours = _sorted(ours, ["dataset", "aug", "method", "gps", "variant"])
     lines = ["| dataset | aug | variant | ours | paper | difference | source |", "| --- " * 7 + "|"]
     for row in ours.itertuples(index=False):
-        match = reference[(reference["dataset"] == row.dataset) & (reference["aug"] == row.aug)
-                          & (reference["method"] == row.method) & (reference["gps"] == row.gps)]
+        match = reference[
+            (reference["dataset"] == row.dataset)
+            & (reference["aug"] == row.aug)
+            & (reference["method"] == row.method)
+            & (reference["gps"] == row.gps)
+        ]
         lr = getattr(row, "lr", None)
         match = match[match["lr"].isna() | (match["lr"] == lr)] if lr is not None else match[match["lr"].isna()]
         if lr is not None and (match["lr"] == lr).any():
@@ -277,14 +321,18 @@ def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> 
         ours_pct = 100 * row.mean
         if not exact.empty:
             paper = exact.iloc[0]
-            lines.append(f"| {where} | {mine} | {paper['value']:.2f} | {ours_pct - paper['value']:+.2f} | "
-                         f"{paper['source']} |")
+            lines.append(
+                f"| {where} | {mine} | {paper['value']:.2f} | {ours_pct - paper['value']:+.2f} | {paper['source']} |"
+            )
         elif not low.empty and not high.empty:  # the paper gives a range over settings
             lo, hi = low.iloc[0]["value"], high.iloc[0]["value"]
             off = ours_pct - hi if ours_pct > hi else ours_pct - lo if ours_pct < lo else 0.0
-            lines.append(f"| {where} | {mine} | {lo:.2f}–{hi:.2f} (range) | {off:+.2f} outside the range "
-                         f"| {low.iloc[0]['source']} |" if off else
-                         f"| {where} | {mine} | {lo:.2f}–{hi:.2f} (range) | within | {low.iloc[0]['source']} |")
+            lines.append(
+                f"| {where} | {mine} | {lo:.2f}–{hi:.2f} (range) | {off:+.2f} outside the range "
+                f"| {low.iloc[0]['source']} |"
+                if off
+                else f"| {where} | {mine} | {lo:.2f}–{hi:.2f} (range) | within | {low.iloc[0]['source']} |"
+            )
         else:
             lines.append(f"| {where} | {mine} | no published number | | |")
     return "\n".join(lines)
@@ -313,6 +361,8 @@ def sweep_table(sweep_dir: Path, metric: str = "linear_acc") -> str:
     """The Markdown table `make sweep` ends with (or why there is none)."""
     frame, counts = collect(sweep_dir)
     if frame.empty:
-        return (f"no done runs yet: {counts['failed']} failed, {counts['corrupt']} corrupt, {counts['missing']} "
-                f"missing of {counts['planned']}")
+        return (
+            f"no done runs yet: {counts['failed']} failed, {counts['corrupt']} corrupt, {counts['missing']} "
+            f"missing of {counts['planned']}"
+        )
     return to_markdown(build_table(frame, counts, metric))

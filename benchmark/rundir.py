@@ -15,13 +15,30 @@ from typing import Any
 
 from benchmark.errors import DamagedFile
 from benchmark.fileio import (  # noqa: F401  (re-exported: where run files have always been written from)
-    append_line, atomic_write_arrays, atomic_write_bytes, atomic_write_json, json_text,
+    append_line,
+    atomic_write_arrays,
+    atomic_write_bytes,
+    atomic_write_json,
+    json_text,
 )
 
 STATES = ("pending", "running", "done", "failed")
 RESULT_KEYS = (
-    "run_id", "method", "aug", "dataset", "prior", "seed", "epochs", "knn_acc", "knn200_acc", "linear_acc",
-    "val_knn_acc", "val_linear_acc", "prior_nn_agreement", "train_seconds", "images_per_s",
+    "run_id",
+    "method",
+    "aug",
+    "dataset",
+    "prior",
+    "seed",
+    "epochs",
+    "knn_acc",
+    "knn200_acc",
+    "linear_acc",
+    "val_knn_acc",
+    "val_linear_acc",
+    "prior_nn_agreement",
+    "train_seconds",
+    "images_per_s",
 )
 
 
@@ -229,8 +246,10 @@ class RunDir:
         except FileNotFoundError:
             return DamagedFile(self.metrics, "missing although the run is done")
         if not tail.endswith(b"\n"):
-            return DamagedFile(self.metrics, "empty although the run is done" if not tail
-                               else "its last line is cut off although the run is done")
+            return DamagedFile(
+                self.metrics,
+                "empty although the run is done" if not tail else "its last line is cut off although the run is done",
+            )
         records = parse_metrics(tail.rsplit(b"\n", 2)[-2] + b"\n").records
         if not records or records[0]["epoch"] != last:
             return DamagedFile(self.metrics, f"does not end with epoch {last} of the finished run")

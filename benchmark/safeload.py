@@ -19,8 +19,12 @@ from benchmark.errors import DamagedFile, UnsafeFile
 
 # what numpy needs to rebuild an array from a pickle (protocol 2 of Python 2's CIFAR files, and 5)
 NUMPY_GLOBALS = {
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"), ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
 }
 
 
@@ -35,12 +39,15 @@ def load_torch(path: Path, what: str) -> Any:
     except pickle.UnpicklingError as err:
         called = re.search(r"GLOBAL (\S+)", str(err))
         if called:
-            raise UnsafeFile(f"{what} {str(path)!r} refers to {called.group(1)}: refused, files are loaded "
-                             f"without running code from them (tensors, numbers and containers only)") from None
+            raise UnsafeFile(
+                f"{what} {str(path)!r} refers to {called.group(1)}: refused, files are loaded "
+                f"without running code from them (tensors, numbers and containers only)"
+            ) from None
         raise DamagedFile(path, f"not a {what} torch can read (a pickle of something else, or damaged)") from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError) as err:
-        raise DamagedFile(path, f"not a {what} torch can read: truncated or damaged "
-                                f"({type(err).__name__}: {_first_line(str(err))})") from None
+        raise DamagedFile(
+            path, f"not a {what} torch can read: truncated or damaged ({type(err).__name__}: {_first_line(str(err))})"
+        ) from None
 
 
 def load_safetensors(path: Path) -> dict:
@@ -69,11 +76,13 @@ def load_array_pickle(path: Path) -> Any:
         with open(path, "rb") as handle:
             return _ArrayUnpickler(handle, encoding="latin1").load()
     except UnsafeFile as err:
-        raise UnsafeFile(f"{str(path)!r} {err}: refused, only arrays, lists, dicts and strings are "
-                         f"loaded from pickles") from None
+        raise UnsafeFile(
+            f"{str(path)!r} {err}: refused, only arrays, lists, dicts and strings are loaded from pickles"
+        ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError, IndexError) as err:
-        raise DamagedFile(path, f"not a pickle of arrays: truncated or damaged ({type(err).__name__}: "
-                                f"{_first_line(str(err))})") from None
+        raise DamagedFile(
+            path, f"not a pickle of arrays: truncated or damaged ({type(err).__name__}: {_first_line(str(err))})"
+        ) from None
 
 
 def _first_line(text: str) -> str:

@@ -65,9 +65,10 @@ class SyncRecorder(TorchDispatchMode):
 
 
 @contextmanager
-def record_host_syncs(device: torch.device = torch.device("cpu")) -> Iterator[list[str]]:
+def record_host_syncs(device: torch.device | None = None) -> Iterator[list[str]]:
     """Collects the host syncs of the calls made inside the block, on a run on `device`, into the
     yielded list."""
+    device = device if device is not None else torch.device("cpu")
     recorder = SyncRecorder(device)
     originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
 

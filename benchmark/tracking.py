@@ -38,8 +38,11 @@ def sweep_wandb_mode(configured: str | None) -> str:
 
 
 def _warn(action: str, err: BaseException) -> None:
-    print(f"gpsbench: warning: W&B {action} failed ({type(err).__name__}: {err}); "
-          "the run goes on, metrics.jsonl and result.json are complete", file=sys.stderr)
+    print(
+        f"gpsbench: warning: W&B {action} failed ({type(err).__name__}: {err}); "
+        "the run goes on, metrics.jsonl and result.json are complete",
+        file=sys.stderr,
+    )
 
 
 class Tracker:
@@ -65,7 +68,7 @@ class Tracker:
                 resume="allow",
                 dir=str(run.path),
                 config={**config.to_dict(), **config.resolved(), "run_id": run_id},
-                mode=self.mode,
+                mode=self.mode,  # type: ignore[arg-type]  # one of wandb's modes, checked by the config
                 reinit="finish_previous",
             )
         except Exception as err:  # noqa: BLE001 - W&B must never fail a run

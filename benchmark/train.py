@@ -34,7 +34,6 @@ from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
 from benchmark.rundir import ReadOnlyRunDir, RunDir
 from benchmark.tracking import Tracker
 
-
 RANK_SEED_STRIDE = 1_000_003  # process r draws from seed + r * stride (rank 0: the seed itself)
 STOP_POLL_STEPS = 10
 
@@ -88,17 +87,27 @@ class RunParts:
         return order[start : start + per_rank]
 
 
-def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
-                results_dir: Path | None = None, ranks: Ranks = Ranks()) -> RunParts:
+def build_parts(
+    config: RunConfig,
+    data: DatasetSplits,
+    device: torch.device,
+    results_dir: Path | None = None,
+    ranks: Ranks | None = None,
+) -> RunParts:
     """`batch_size` is the global batch: with W processes each trains on batch_size / W pairs a step,
     so the run (and its run_id, and its lr scaled by the batch) is the same on 1 or W GPUs."""
+    ranks = ranks if ranks is not None else Ranks()
     n_images = len(data.pretrain)  # pretraining sees every training image (labels unused)
     if config.batch_size > n_images:
-        raise ConfigError(f"batch_size {config.batch_size} exceeds the {n_images} training images of "
-                          f"{config.dataset}; valid: 2 to {n_images}")
+        raise ConfigError(
+            f"batch_size {config.batch_size} exceeds the {n_images} training images of "
+            f"{config.dataset}; valid: 2 to {n_images}"
+        )
     if config.batch_size % ranks.world_size:
-        raise ConfigError(f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
-                          f"valid: a multiple of {ranks.world_size}")
+        raise ConfigError(
+            f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
+            f"valid: a multiple of {ranks.world_size}"
+        )
     torch.manual_seed(config.seed)
     if device.type == "cuda":  # every step has the same shapes: let cuDNN time its convolution algorithms once
         torch.backends.cudnn.benchmark = True
@@ -117,8 +126,9 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
         from torch.nn.parallel import DistributedDataParallel
 
         convert_batchnorm(method)
-        forward = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
-                                          broadcast_buffers=False)  # BatchNorm is global, queues are gathered
+        forward = DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+        )  # BatchNorm is global, queues are gathered
         order_generator = torch.Generator(device=device)
         order_generator.manual_seed(config.seed)
     if not ranks.is_main:
@@ -127,12 +137,20 @@ def build_parts(config: RunConfig, data: DatasetSplits, device: torch.device,
     if ranks.is_main:
         barrier()
     return RunParts(
-        config=config, data=data, device=device,
+        config=config,
+        data=data,
+        device=device,
         images=torch.from_numpy(data.pretrain.images).to(device),
-        method=method, optimizer=optimizer, gps=gps,
+        method=method,
+        optimizer=optimizer,
+        gps=gps,
         augment=BatchAugment(views, data.mean, data.std, device, seed=stream_seed),
-        generator=generator, amp_dtype=autocast_dtype(config.precision, device), optim=optim,
-        ranks=ranks, forward=forward, order_generator=order_generator,
+        generator=generator,
+        amp_dtype=autocast_dtype(config.precision, device),
+        optim=optim,
+        ranks=ranks,
+        forward=forward,
+        order_generator=order_generator,
     )
 
 
@@ -192,8 +210,9 @@ class EpochPosition:
     seconds: float  # training time already spent in this epoch
 
 
-def _checkpoint_state(parts: RunParts, run_id: str, epoch: int, clock: "TrainClock",
-                      position: EpochPosition | None = None) -> dict:
+def _checkpoint_state(
+    parts: RunParts, run_id: str, epoch: int, clock: "TrainClock", position: EpochPosition | None = None
+) -> dict:
     return {
         "run_id": run_id,
         "epoch": epoch,  # epochs completed
@@ -204,8 +223,12 @@ def _checkpoint_state(parts: RunParts, run_id: str, epoch: int, clock: "TrainClo
         "generator": parts.generator.get_state(),
         "augment_order": parts.augment.order_rng.getstate(),
         "order_generator": None if parts.order_generator is None else parts.order_generator.get_state(),
-        "position": None if position is None else {
-            "step": position.step, "order": position.order.cpu(), "loss_sum": position.loss_sum.cpu(),
+        "position": None
+        if position is None
+        else {
+            "step": position.step,
+            "order": position.order.cpu(),
+            "loss_sum": position.loss_sum.cpu(),
             "seconds": position.seconds,
         },
     }
@@ -237,8 +260,13 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
     if parts.order_generator is not None and state.get("order_generator") is not None:
         parts.order_generator.set_state(state["order_generator"])
     saved = state.get("position")
-    position = None if saved is None else EpochPosition(
-        saved["step"], saved["order"].to(parts.device), saved["loss_sum"].to(parts.device), saved["seconds"])
+    position = (
+        None
+        if saved is None
+        else EpochPosition(
+            saved["step"], saved["order"].to(parts.device), saved["loss_sum"].to(parts.device), saved["seconds"]
+        )
+    )
     return int(state["epoch"]), TrainClock(state["train_seconds"], state["views"]), position
 
 
@@ -248,15 +276,30 @@ def _online_knn(parts: RunParts) -> float:
     data, device = parts.data, parts.device
     bank = extract_features(parts.method.backbone, data.train.images, data.mean, data.std, device)
     val = extract_features(parts.method.backbone, data.val.images, data.mean, data.std, device)
-    return knn_accuracy(bank, torch.as_tensor(data.train.labels, device=device), val,
-                        torch.as_tensor(data.val.labels, device=device), 20, parts.config.knn_temperature,
-                        data.num_classes)
+    return knn_accuracy(
+        bank,
+        torch.as_tensor(data.train.labels, device=device),
+        val,
+        torch.as_tensor(data.val.labels, device=device),
+        20,
+        parts.config.knn_temperature,
+        data.num_classes,
+    )
 
 
-def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: DatasetSplits | None = None, *,
-              restart: bool = False, restart_damaged: bool = False, results_dir: Path | None = None,
-              interrupt: Callable[[], bool] | None = None, wandb_tags: Sequence[str] = (),
-              epoch_callback: Callable[[dict], None] | None = None) -> dict:
+def train_run(
+    config: RunConfig,
+    out: str | Path,
+    resume: bool = False,
+    data: DatasetSplits | None = None,
+    *,
+    restart: bool = False,
+    restart_damaged: bool = False,
+    results_dir: Path | None = None,
+    interrupt: Callable[[], bool] | None = None,
+    wandb_tags: Sequence[str] = (),
+    epoch_callback: Callable[[dict], None] | None = None,
+) -> dict:
     """Train and evaluate one run into `out` (config.json, status.json, metrics.jsonl, result.json,
     checkpoint.pt). Every check comes before the first write (benchmark/attempt.py); a finished run is
     returned as it is (`restart` trains it again), a run a live writer holds raises RunBusy. A failure
@@ -272,8 +315,9 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
     ranks = init_from_env(device.type)
     run = RunDir(out) if ranks.is_main else ReadOnlyRunDir(out)  # one writer: rank 0
     run_id = config.run_id
-    attempt = Attempt(run, config, run_id, resume=resume, restart=restart, restart_damaged=restart_damaged,
-                      writer=ranks.is_main)
+    attempt = Attempt(
+        run, config, run_id, resume=resume, restart=restart, restart_damaged=restart_damaged, writer=ranks.is_main
+    )
     finished = attempt.finished()
     if finished is not None:
         return finished
@@ -304,8 +348,14 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         eval_start = time.perf_counter()
         scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
         result = {
-            "run_id": run_id, "method": config.method, "aug": config.aug, "dataset": config.dataset,
-            "prior": config.prior, "seed": config.seed, "epochs": config.epochs, "k": config.k,
+            "run_id": run_id,
+            "method": config.method,
+            "aug": config.aug,
+            "dataset": config.dataset,
+            "prior": config.prior,
+            "seed": config.seed,
+            "epochs": config.epochs,
+            "k": config.k,
             **scores,
             "prior_nn_agreement": parts.gps.prior_nn_agreement,
             "sampling": config.sampling if config.is_gps else None,
@@ -314,7 +364,9 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
             "images_per_s": clock.views / clock.seconds if clock.seconds > 0 else None,
             "eval_seconds": time.perf_counter() - eval_start,
             "backbone": resolve_backbone_name(config.backbone, data.image_size, config.pretrained, config.weights),
-            "num_train": len(data.pretrain), "device": str(device), "world_size": ranks.world_size,
+            "num_train": len(data.pretrain),
+            "device": str(device),
+            "world_size": ranks.world_size,
         }
         run.write_result(result)
         run.write_status("done", error=None)
@@ -336,10 +388,17 @@ def train_run(config: RunConfig, out: str | Path, resume: bool = False, data: Da
         attempt.release()
 
 
-def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, start_epoch: int,
-                  clock: TrainClock, position: EpochPosition | None = None,
-                  interrupt: Callable[[], bool] | None = None,
-                  epoch_callback: Callable[[dict], None] | None = None) -> None:
+def _train_epochs(
+    parts: RunParts,
+    run: RunDir,
+    tracker: Tracker,
+    run_id: str,
+    start_epoch: int,
+    clock: TrainClock,
+    position: EpochPosition | None = None,
+    interrupt: Callable[[], bool] | None = None,
+    epoch_callback: Callable[[dict], None] | None = None,
+) -> None:
     """Epochs start_epoch+1 .. epochs (the first one from `position` when resuming mid-epoch)."""
     config = parts.config
     step_fn = PairStep(parts)
@@ -372,10 +431,17 @@ def _train_epochs(parts: RunParts, run: RunDir, tracker: Tracker, run_id: str, s
         clock.views += 2 * steps * config.batch_size
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
-        lr = lr_at(epoch * steps - 1, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"])  # the epoch's last step's,
+        lr = lr_at(
+            epoch * steps - 1, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"]
+        )  # the epoch's last step's,
         # also when a run stopped after that step resumes with no step of the epoch left to train
-        metrics = {"epoch": epoch, "loss": loss, "lr": lr, "images_per_s": 2 * steps * config.batch_size / elapsed,
-                   "epoch_seconds": elapsed}
+        metrics = {
+            "epoch": epoch,
+            "loss": loss,
+            "lr": lr,
+            "images_per_s": 2 * steps * config.batch_size / elapsed,
+            "epoch_seconds": elapsed,
+        }
         if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
             metrics["val_knn_acc"] = _online_knn(parts)
         tracker.log_epoch(metrics)

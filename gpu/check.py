@@ -95,8 +95,16 @@ class Sizes:
 
 
 GPU_SIZES = Sizes()
-CPU_SIZES = Sizes(batch_size=64, epochs=2, subset=600, backbone="small", compile=False, knn_images=600,
-                  approx_images=0, precision_steps=3)
+CPU_SIZES = Sizes(
+    batch_size=64,
+    epochs=2,
+    subset=600,
+    backbone="small",
+    compile=False,
+    knn_images=600,
+    approx_images=0,
+    precision_steps=3,
+)
 SIZE_KEYS = {"batch_size": int, "epochs": int, "subset": int, "backbone": str, "compile": bool}
 
 
@@ -109,19 +117,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--subset", type=int, help="training images (default: all on cuda, 600 on cpu)")
     parser.add_argument("--backbone", help="default: resnet18 on cuda, small on cpu")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config key for the sweep and the precision check (epochs, batch_size, subset, "
-                             "backbone and compile also size perf and the epoch choice)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config key for the sweep and the precision check (epochs, batch_size, subset, "
+        "backbone and compile also size perf and the epoch choice)",
+    )
     parser.add_argument("--steps", default="perf,sweep,precision", help="which steps, comma-separated")
     parser.add_argument("--out", help="where the results go (default: $OUT, else results/gpu-check/out)")
     parser.add_argument("--work", help="runs and caches (default: results/gpu-check/work)")
-    parser.add_argument("--data-path", help=f"the CIFAR-10 archive (default: .gpu/data/{ARCHIVE}, "
-                                            f"else ../shared/data/{ARCHIVE})")
-    parser.add_argument("--keep-runs", action="store_true",
-                        help="reuse the sweep's done runs of an earlier invocation (default: start afresh)")
-    parser.add_argument("--on-behind", choices=("stop", "continue"), default="stop",
-                        help="when the sweep cannot finish in time: stop it at once (default) or let the "
-                             "time limit cut it")
+    parser.add_argument(
+        "--data-path", help=f"the CIFAR-10 archive (default: .gpu/data/{ARCHIVE}, else ../shared/data/{ARCHIVE})"
+    )
+    parser.add_argument(
+        "--keep-runs",
+        action="store_true",
+        help="reuse the sweep's done runs of an earlier invocation (default: start afresh)",
+    )
+    parser.add_argument(
+        "--on-behind",
+        choices=("stop", "continue"),
+        default="stop",
+        help="when the sweep cannot finish in time: stop it at once (default) or let the time limit cut it",
+    )
     args = parser.parse_args(argv)
     if args.device.split(":")[0] not in ("cuda", "cpu"):
         parser.error(f"--device {args.device!r}: valid: cuda, cuda:<i>, cpu")
@@ -161,21 +182,44 @@ def resolve_sizes(args: argparse.Namespace) -> tuple[Sizes, list[str]]:
     return sizes, rest
 
 
-def sweep_overrides(device: str, sizes: Sizes, epochs: int, data_path: Path, data_dir: Path,
-                    extra: list[str]) -> list[str]:
+def sweep_overrides(
+    device: str, sizes: Sizes, epochs: int, data_path: Path, data_dir: Path, extra: list[str]
+) -> list[str]:
     """The sweep's `--set`s: device, sizes, the chosen epochs with ~CURVE_POINTS validation points, data."""
-    sets = [f"device={device}", f"batch_size={sizes.batch_size}", f"epochs={epochs}",
-            f"eval_every={max(1, epochs // CURVE_POINTS)}", f"backbone={sizes.backbone}",
-            f"compile={str(sizes.compile).lower()}", f"data_path={data_path}", f"data_dir={data_dir}"]
+    sets = [
+        f"device={device}",
+        f"batch_size={sizes.batch_size}",
+        f"epochs={epochs}",
+        f"eval_every={max(1, epochs // CURVE_POINTS)}",
+        f"backbone={sizes.backbone}",
+        f"compile={str(sizes.compile).lower()}",
+        f"data_path={data_path}",
+        f"data_dir={data_dir}",
+    ]
     if sizes.subset is not None:
         sets.append(f"subset={sizes.subset}")
     return sets + list(extra)
 
 
 def perf_args(device: str, sizes: Sizes, data_path: Path, data_dir: Path, out: Path) -> list[str]:
-    args = ["perf", "--device", device, "--quick", "--batch-size", str(sizes.batch_size), "--set", "compile=true",
-            "--backbone", sizes.backbone, "--data-path", str(data_path), "--data-dir", str(data_dir),
-            "--out", str(out / "perf.json")]
+    args = [
+        "perf",
+        "--device",
+        device,
+        "--quick",
+        "--batch-size",
+        str(sizes.batch_size),
+        "--set",
+        "compile=true",
+        "--backbone",
+        sizes.backbone,
+        "--data-path",
+        str(data_path),
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out / "perf.json"),
+    ]
     if sizes.subset is not None:
         args += ["--subset", str(sizes.subset)]
     if sizes.knn_images is not None:
@@ -189,12 +233,18 @@ def perf_args(device: str, sizes: Sizes, data_path: Path, data_dir: Path, out: P
 def fixed_seconds(epochs: int, runs: int = PLANNED_RUNS, cold: bool = False) -> float:
     """Estimated seconds of the sweep outside its training epochs (`cold`: nothing compiled before it)."""
     online = ONLINE_EVAL_S * (epochs // max(1, epochs // CURVE_POINTS))
-    return (FIRST_RUN_SETUP_S + (COLD_COMPILE_S if cold else 0) + (runs - 1) * RUN_SETUP_S
-            + runs * (EVAL_S + online) + GPS_SETUP_S)
+    return (
+        FIRST_RUN_SETUP_S
+        + (COLD_COMPILE_S if cold else 0)
+        + (runs - 1) * RUN_SETUP_S
+        + runs * (EVAL_S + online)
+        + GPS_SETUP_S
+    )
 
 
-def choose_epochs(budget_s: float, epoch_s: float, runs: int = PLANNED_RUNS, most: int = 200,
-                  cold: bool = False) -> int:
+def choose_epochs(
+    budget_s: float, epoch_s: float, runs: int = PLANNED_RUNS, most: int = 200, cold: bool = False
+) -> int:
     """The most epochs (1..most) whose sweep, each epoch SAFETY times slower than `epoch_s`, fits."""
     best = 1
     for epochs in range(1, most + 1):
@@ -270,9 +320,17 @@ def read_runs(sweep_dir: Path) -> list[RunProgress]:
         except (OSError, ValueError):
             pass
         result = _read_json(folder / "result.json")
-        run = RunProgress(entry["run_id"], run_label(entry["axes"]), entry["axes"], status.get("state", "new"),
-                          epochs, result, config.get("epochs"), error=status.get("error"),
-                          traceback=status.get("traceback"))
+        run = RunProgress(
+            entry["run_id"],
+            run_label(entry["axes"]),
+            entry["axes"],
+            status.get("state", "new"),
+            epochs,
+            result,
+            config.get("epochs"),
+            error=status.get("error"),
+            traceback=status.get("traceback"),
+        )
         if (folder / "config.json").is_file():
             run.started = (folder / "config.json").stat().st_mtime
         if result is not None:
@@ -310,8 +368,9 @@ def project_remaining(runs: list[RunProgress], planned_epochs: int) -> float | N
             online_left = max(0, points - sum("val_knn_acc" in m for m in run.epochs))
             remaining += left * s + final_eval + online_left * ONLINE_EVAL_S
         else:
-            outside_est = per_run_outside if per_run_outside is not None else (
-                RUN_SETUP_S + EVAL_S + points * ONLINE_EVAL_S)
+            outside_est = (
+                per_run_outside if per_run_outside is not None else (RUN_SETUP_S + EVAL_S + points * ONLINE_EVAL_S)
+            )
             gps = GPS_SETUP_S if str(run.axes.get("prior", "none")) != "none" else 0.0
             remaining += planned_epochs * s + outside_est + gps
     return remaining
@@ -332,18 +391,31 @@ def extrapolate(run: RunProgress, epochs: int = 200) -> dict | None:
     total = epochs * steady + first_excess + (eval_s or 0.0) + (other or 0.0)
     batch = (run.result or {}).get("images_per_s")
     terms = [(first_excess, "first epoch's excess over the median: compile, cuDNN autotuning")]
-    terms.append((eval_s, "evaluation: result.json eval_seconds") if eval_s is not None else
-                 (0.0, "evaluation not measured: the run did not finish"))
+    terms.append(
+        (eval_s, "evaluation: result.json eval_seconds")
+        if eval_s is not None
+        else (0.0, "evaluation not measured: the run did not finish")
+    )
     if other is not None:
         terms.append((other, "the rest of the run's wall time: data, model, prior, online val kNN, checkpoints"))
     formula = f"{epochs} x {steady:.3f} s (median epoch after the first, of {len(seconds) - 1})" + "".join(
-        f" {'-' if value < 0 else '+'} {abs(value):.1f} s ({why})" for value, why in terms)
+        f" {'-' if value < 0 else '+'} {abs(value):.1f} s ({why})" for value, why in terms
+    )
     formula += f" = {total:.0f} s = {total / 60:.2f} min"
-    return {"epochs": epochs, "steady_epoch_seconds": steady, "first_epoch_excess_seconds": first_excess,
-            "eval_seconds": eval_s, "other_seconds": other, "total_seconds": total, "complete": other is not None,
-            "measured_epochs": len(seconds), "run_images_per_s": batch,
-            "target_seconds": TARGETS["run_200_epochs_s"], "meets_target": total < TARGETS["run_200_epochs_s"],
-            "formula": formula}
+    return {
+        "epochs": epochs,
+        "steady_epoch_seconds": steady,
+        "first_epoch_excess_seconds": first_excess,
+        "eval_seconds": eval_s,
+        "other_seconds": other,
+        "total_seconds": total,
+        "complete": other is not None,
+        "measured_epochs": len(seconds),
+        "run_images_per_s": batch,
+        "target_seconds": TARGETS["run_200_epochs_s"],
+        "meets_target": total < TARGETS["run_200_epochs_s"],
+        "formula": formula,
+    }
 
 
 # ================================================================================ the summary
@@ -380,11 +452,22 @@ def collect_summary(out: Path, work: Path) -> dict:
         "steps": steps.get("steps", {}),
         "plan": steps.get("plan"),
         "perf": perf if perf else ({"partial": True, **phases} if phases else None),
-        "runs": [{"label": r.label, "run_id": r.run_id, "state": r.state, "epochs_done": len(r.epochs),
-                  "epochs_planned": r.planned_epochs, "steady_epoch_seconds": steady_epoch_seconds([r]),
-                  "wall_seconds": r.wall_seconds, "metrics": r.epochs, "result": r.result, "error": r.error,
-                  "traceback": r.traceback}
-                 for r in runs],
+        "runs": [
+            {
+                "label": r.label,
+                "run_id": r.run_id,
+                "state": r.state,
+                "epochs_done": len(r.epochs),
+                "epochs_planned": r.planned_epochs,
+                "steady_epoch_seconds": steady_epoch_seconds([r]),
+                "wall_seconds": r.wall_seconds,
+                "metrics": r.epochs,
+                "result": r.result,
+                "error": r.error,
+                "traceback": r.traceback,
+            }
+            for r in runs
+        ],
         "extrapolated_200_epochs": extrapolate(strong) if strong else None,
         "extrapolated_200_epochs_each_run": {r.label: extrapolate(r) for r in runs},
         "precision": precision,
@@ -397,8 +480,10 @@ def format_summary(summary: dict, out: Path) -> str:
     lines = ["", "=" * 100, "gpu-check summary"]
     env = summary.get("environment") or {}
     if env:
-        lines.append(f"device: {env.get('device_name')} | torch {env.get('torch')} | python {env.get('python')} | "
-                     f"{env.get('cpu_count')} CPUs | host {env.get('host')}")
+        lines.append(
+            f"device: {env.get('device_name')} | torch {env.get('torch')} | python {env.get('python')} | "
+            f"{env.get('cpu_count')} CPUs | host {env.get('host')}"
+        )
     plan = summary.get("plan") or {}
     if plan:
         lines.append("plan: " + ", ".join(f"{k} {v}" for k, v in plan.items()))
@@ -406,14 +491,17 @@ def format_summary(summary: dict, out: Path) -> str:
     if steps:
         lines.append(f"{'step':<11}{'outcome':<34}{'seconds':>9}  limit")
         for name, step in steps.items():
-            lines.append(f"{name:<11}{step.get('outcome', '?'):<34}{_fmt(step.get('seconds'), '.0f'):>9}  "
-                         f"{_fmt(step.get('limit'), '.0f')}" + (f"  ({step['note']})" if step.get("note") else ""))
+            lines.append(
+                f"{name:<11}{step.get('outcome', '?'):<34}{_fmt(step.get('seconds'), '.0f'):>9}  "
+                f"{_fmt(step.get('limit'), '.0f')}" + (f"  ({step['note']})" if step.get("note") else "")
+            )
     lines += _perf_lines(summary.get("perf"))
     lines += _run_lines(summary)
     lines += _precision_lines(summary.get("precision"))
     files = sorted(p.name for p in out.iterdir() if p.is_file()) if out.is_dir() else []
-    lines.append(f"files in {out} ({len(files)} of at most {OUT_FILE_LIMIT} a device call brings back): "
-                 + ", ".join(files))
+    lines.append(
+        f"files in {out} ({len(files)} of at most {OUT_FILE_LIMIT} a device call brings back): " + ", ".join(files)
+    )
     if len(files) > OUT_FILE_LIMIT:
         lines.append(f"WARNING: more than {OUT_FILE_LIMIT} files: a device call brings back only {OUT_FILE_LIMIT}")
     lines.append("=" * 100)
@@ -429,34 +517,49 @@ def _perf_lines(perf: dict | None) -> list[str]:
     figures = perf.get("figures_images_per_s") or perf.get("step", {}).get("figures") or {}
     setup = perf.get("setup") or perf.get("step", {}).get("setup") or {}
     if setup:
-        lines.append(f"   {setup.get('backbone')} {setup.get('method')} {setup.get('aug')} DA, batch "
-                     f"{setup.get('batch_size')}, {setup.get('train_images')} images, precision "
-                     f"{setup.get('precision')}, compile {setup.get('compile')} (graphs "
-                     f"{setup.get('compiled_graphs')}, graph breaks {setup.get('graph_breaks')}), DataLoader "
-                     f"workers {setup.get('dataloader_workers')}")
+        lines.append(
+            f"   {setup.get('backbone')} {setup.get('method')} {setup.get('aug')} DA, batch "
+            f"{setup.get('batch_size')}, {setup.get('train_images')} images, precision "
+            f"{setup.get('precision')}, compile {setup.get('compile')} (graphs "
+            f"{setup.get('compiled_graphs')}, graph breaks {setup.get('graph_breaks')}), DataLoader "
+            f"workers {setup.get('dataloader_workers')}"
+        )
     if figures:
         lines.append("   views/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in figures.items()))
         ratios = perf.get("ratios") or {
             "pipeline_vs_ceiling": figures["pipeline"] / figures["ceiling"] if figures.get("ceiling") else None,
-            "pipeline_vs_dataloader": (figures["pipeline"] / figures["dataloader_train"]
-                                       if figures.get("dataloader_train") else None)}
+            "pipeline_vs_dataloader": (
+                figures["pipeline"] / figures["dataloader_train"] if figures.get("dataloader_train") else None
+            ),
+        }
         for name, value in ratios.items():
             target = TARGETS.get(name)
-            verdict = "" if target is None or value is None else (
-                f"  (H200 target >= {target:g}: {'met' if value >= target else 'NOT met'})")
+            verdict = (
+                ""
+                if target is None or value is None
+                else (f"  (H200 target >= {target:g}: {'met' if value >= target else 'NOT met'})")
+            )
             lines.append(f"   {name:<30}{_fmt(value, '.3g')}{verdict}")
     syncs = perf.get("pipeline_host_syncs", perf.get("step", {}).get("host_syncs"))
     if syncs is not None:
-        lines.append("   host syncs per pipeline step: " + ("none" if not syncs else "; ".join(
-            f"{n} x {where}" for where, n in syncs.items())))
+        lines.append(
+            "   host syncs per pipeline step: "
+            + ("none" if not syncs else "; ".join(f"{n} x {where}" for where, n in syncs.items()))
+        )
     knn = perf.get("knn")
     if knn:
-        lines.append("   knn: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                                            for k, v in knn.items() if k != "embedding"))
+        lines.append(
+            "   knn: "
+            + ", ".join(
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in knn.items() if k != "embedding"
+            )
+        )
     registry = perf.get("registry")
     if registry:
-        lines.append(f"   registry: plan {registry.get('plan_seconds', 0):.2f} s, states "
-                     f"{registry.get('states_seconds', 0):.2f} s, table {registry.get('table_seconds', 0):.2f} s")
+        lines.append(
+            f"   registry: plan {registry.get('plan_seconds', 0):.2f} s, states "
+            f"{registry.get('states_seconds', 0):.2f} s, table {registry.get('table_seconds', 0):.2f} s"
+        )
     if perf.get("phase_seconds"):
         lines.append("   seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in perf["phase_seconds"].items()))
     return lines
@@ -468,35 +571,43 @@ def _run_lines(summary: dict) -> list[str]:
     if not runs:
         return lines + ["   no sweep folder (not run, or cut off before it planned)"]
     paper = summary.get("paper_linear_acc") or {}
-    lines.append(f"   {'run':<40}{'state':<9}{'epochs':>7}{'knn':>8}{'linear':>8}{'paper':>7}{'s/epoch':>9}"
-                 f"{'wall s':>8}  val kNN curve")
+    lines.append(
+        f"   {'run':<40}{'state':<9}{'epochs':>7}{'knn':>8}{'linear':>8}{'paper':>7}{'s/epoch':>9}"
+        f"{'wall s':>8}  val kNN curve"
+    )
     by_label = {}
     for run in runs:
         result = run.get("result") or {}
         key = f"{run['label'].split()[1]}{' gps' if run['label'].startswith('GPS') else ''}"
         by_label[key] = result.get("linear_acc")
         curve = " ".join(f"{m['epoch']}:{m['val_knn_acc']:.3f}" for m in run["metrics"] if "val_knn_acc" in m)
-        lines.append(f"   {run['label']:<40}{run['state']:<9}"
-                     f"{run['epochs_done']:>3}/{_fmt(run['epochs_planned'], 'd', '?'):<3}"
-                     f"{_fmt(result.get('knn_acc'), '.2%'):>8}{_fmt(result.get('linear_acc'), '.2%'):>8}"
-                     f"{_fmt(paper.get(key), '.1f'):>7}{_fmt(run['steady_epoch_seconds'], '.2f'):>9}"
-                     f"{_fmt(run['wall_seconds'], '.0f'):>8}  {curve or '-'}")
+        lines.append(
+            f"   {run['label']:<40}{run['state']:<9}"
+            f"{run['epochs_done']:>3}/{_fmt(run['epochs_planned'], 'd', '?'):<3}"
+            f"{_fmt(result.get('knn_acc'), '.2%'):>8}{_fmt(result.get('linear_acc'), '.2%'):>8}"
+            f"{_fmt(paper.get(key), '.1f'):>7}{_fmt(run['steady_epoch_seconds'], '.2f'):>9}"
+            f"{_fmt(run['wall_seconds'], '.0f'):>8}  {curve or '-'}"
+        )
         if run.get("error"):
             lines.append(f"      error: {run['error']}")
             lines += [f"      | {line}" for line in (run.get("traceback") or "").strip().splitlines()[-6:]]
     if by_label.get("weak gps") is not None and by_label.get("weak") is not None:
         gain = 100 * (by_label["weak gps"] - by_label["weak"])
         paper_gain = (paper["weak gps"] - paper["weak"]) if "weak gps" in paper and "weak" in paper else None
-        lines.append(f"   GPS gain with weak DA: {gain:+.2f} points linear probe (paper, at its full schedule: "
-                     f"{_fmt(paper_gain, '+.2f')})")
+        lines.append(
+            f"   GPS gain with weak DA: {gain:+.2f} points linear probe (paper, at its full schedule: "
+            f"{_fmt(paper_gain, '+.2f')})"
+        )
     extrapolated = summary.get("extrapolated_200_epochs")
     lines.append("")
     lines.append("-- the 200-epoch strong-DA SimCLR run, extrapolated from the measured epochs (target < 7 min):")
     if extrapolated:
         lines.append(f"   {extrapolated['formula']}")
         verdict = "meets" if extrapolated["meets_target"] else "does NOT meet"
-        lines.append(f"   {verdict} the 7-minute target" + ("" if extrapolated["complete"] else
-                                                              " (partial: the run did not finish)"))
+        lines.append(
+            f"   {verdict} the 7-minute target"
+            + ("" if extrapolated["complete"] else " (partial: the run did not finish)")
+        )
     else:
         lines.append("   not enough measured epochs (two are needed)")
     return lines
@@ -509,13 +620,17 @@ def _precision_lines(precision: dict | None) -> list[str]:
     lines.append(f"   {precision.get('note', '')}")
     rows = precision.get("steps") or []
     for row in rows:
-        lines.append(f"   step {row['step']:>3}  lr {row['lr']:.3g}  bf16 {_fmt(row.get('bf16'))}  "
-                     f"fp32 {_fmt(row.get('fp32'))}  rel diff {_fmt(row.get('rel_diff'), '.2e')}")
+        lines.append(
+            f"   step {row['step']:>3}  lr {row['lr']:.3g}  bf16 {_fmt(row.get('bf16'))}  "
+            f"fp32 {_fmt(row.get('fp32'))}  rel diff {_fmt(row.get('rel_diff'), '.2e')}"
+        )
     compared = [row["rel_diff"] for row in rows if row.get("rel_diff") is not None]
     if compared:
         worst = max(compared)
-        lines.append(f"   max relative difference {worst:.2e} over {len(compared)} step(s): "
-                     f"{'agree' if worst <= PRECISION_RTOL else 'DIFFER'} (tolerance {PRECISION_RTOL})")
+        lines.append(
+            f"   max relative difference {worst:.2e} over {len(compared)} step(s): "
+            f"{'agree' if worst <= PRECISION_RTOL else 'DIFFER'} (tolerance {PRECISION_RTOL})"
+        )
     return lines
 
 
@@ -530,7 +645,7 @@ def snapshot(out: Path, work: Path, quiet: bool = True) -> dict:
         with tarfile.open(tmp, "w:gz") as tar:
             for path in sorted(sweep_dir.rglob("*")):
                 relative = path.relative_to(sweep_dir)
-                if (path.is_file() and path.suffix != ".pt" and not any(p.startswith(".") for p in relative.parts)):
+                if path.is_file() and path.suffix != ".pt" and not any(p.startswith(".") for p in relative.parts):
                     tar.add(path, arcname=f"{SWEEP_NAME}/{relative}")
         os.replace(tmp, out / "runs.tar.gz")
     if not quiet:
@@ -560,8 +675,16 @@ class Child:
     def __init__(self, name: str, cmd: list[str], env: dict):
         self.name = name
         print(f"[check] {name}: {' '.join(cmd)}", flush=True)
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
         self.reader = threading.Thread(target=self._copy, daemon=True)
         self.reader.start()
 
@@ -586,8 +709,15 @@ class Child:
         self.reader.join(2)
 
 
-def run_step(name: str, cmd: list[str], env: dict, limit: float, grace: float = 3.0,
-             watch: Callable[[], str | None] | None = None, poll_s: float = 2.0) -> StepOutcome:
+def run_step(
+    name: str,
+    cmd: list[str],
+    env: dict,
+    limit: float,
+    grace: float = 3.0,
+    watch: Callable[[], str | None] | None = None,
+    poll_s: float = 2.0,
+) -> StepOutcome:
     """Run `cmd` until it ends, its time limit passes, or `watch()` returns a reason to stop it."""
     started = time.time()
     if limit <= 0:
@@ -617,8 +747,9 @@ class SweepWatch:
     """Polled while the sweep runs: refreshes the snapshot when a run's epochs change, and answers a
     reason to stop once the measured epochs project an end past the deadline."""
 
-    def __init__(self, sweep_dir: Path, epochs: int, deadline: float, budget: float, out: Path, work: Path,
-                 on_behind: str):
+    def __init__(
+        self, sweep_dir: Path, epochs: int, deadline: float, budget: float, out: Path, work: Path, on_behind: str
+    ):
         self.sweep_dir, self.epochs, self.deadline, self.budget = sweep_dir, epochs, deadline, budget
         self.out, self.work, self.on_behind = out, work, on_behind
         self.seen: dict[str, tuple] = {}  # run_id -> (state, epochs) last seen
@@ -634,10 +765,13 @@ class SweepWatch:
         for run in changed:
             if run.epochs:
                 last = run.epochs[-1]
-                print(f"[check] sweep: {run.label}: epoch {last['epoch']}/{self.epochs} "
-                      f"{last['epoch_seconds']:.2f} s, loss {last['loss']:.4f}"
-                      + (f", val kNN {last['val_knn_acc']:.3f}" if "val_knn_acc" in last else "")
-                      + (f"; {run.state}" if run.state != "running" else ""), flush=True)
+                print(
+                    f"[check] sweep: {run.label}: epoch {last['epoch']}/{self.epochs} "
+                    f"{last['epoch_seconds']:.2f} s, loss {last['loss']:.4f}"
+                    + (f", val kNN {last['val_knn_acc']:.3f}" if "val_knn_acc" in last else "")
+                    + (f"; {run.state}" if run.state != "running" else ""),
+                    flush=True,
+                )
         remaining = project_remaining(runs, self.epochs)
         if remaining is None:
             return None
@@ -647,8 +781,10 @@ class SweepWatch:
             return None
         s = steady_epoch_seconds(runs)
         fits = choose_epochs(self.budget, s)
-        message = (f"falling behind: {remaining:.0f} s still needed at {s:.2f} s per epoch, "
-                   f"{self.deadline - now:.0f} s left; {fits} epochs would fit this budget (--epochs {fits})")
+        message = (
+            f"falling behind: {remaining:.0f} s still needed at {s:.2f} s per epoch, "
+            f"{self.deadline - now:.0f} s left; {fits} epochs would fit this budget (--epochs {fits})"
+        )
         if self.on_behind == "stop":
             return message
         if not self.warned:
@@ -669,11 +805,21 @@ def environment(device: str) -> dict:
 
     import torch
 
-    name = torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else (
-        f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)")
-    return {"device": device, "device_name": name, "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cuda_available": torch.cuda.is_available(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "host": socket.gethostname()}
+    name = (
+        torch.cuda.get_device_name(0)
+        if device.startswith("cuda") and torch.cuda.is_available()
+        else (f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)")
+    )
+    return {
+        "device": device,
+        "device_name": name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "host": socket.gethostname(),
+    }
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -686,13 +832,19 @@ def cmd_run(argv: list[str]) -> int:
     work.mkdir(parents=True, exist_ok=True)
     data_path = find_data_path(args.data_path)
     if data_path is None or not data_path.is_file():
-        print(f"gpu-check: error: no CIFAR-10 archive ({data_path or ' or '.join(map(str, ARCHIVE_PLACES))}): "
-              f"run gpu/assemble.sh first, or give --data-path", file=sys.stderr)
+        print(
+            f"gpu-check: error: no CIFAR-10 archive ({data_path or ' or '.join(map(str, ARCHIVE_PLACES))}): "
+            f"run gpu/assemble.sh first, or give --data-path",
+            file=sys.stderr,
+        )
         return 2
     env_info = environment(args.device)
     if args.device.startswith("cuda") and not env_info["cuda_available"]:
-        print(f"gpu-check: error: --device {args.device} but torch {env_info['torch']} sees no CUDA device; "
-              f"the CPU dry run is --device cpu", file=sys.stderr)
+        print(
+            f"gpu-check: error: --device {args.device} but torch {env_info['torch']} sees no CUDA device; "
+            f"the CPU dry run is --device cpu",
+            file=sys.stderr,
+        )
         return 2
     sizes = args.sizes
     data_dir = work / "data"
@@ -701,12 +853,28 @@ def cmd_run(argv: list[str]) -> int:
     if not args.keep_runs:  # timings of runs reused from an earlier invocation would mean nothing
         shutil.rmtree(work / "results" / SWEEP_NAME, ignore_errors=True)
     (work / "steps.json").unlink(missing_ok=True)
-    env = {**os.environ, "GPSBENCH_DATA": str(data_dir), "GPSBENCH_RESULTS": str(work / "results"),
-           "WANDB_MODE": "disabled", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    record = {"environment": env_info, "steps": {}, "plan": {
-        "budget_s": args.budget, "device": args.device, "batch_size": sizes.batch_size, "subset": sizes.subset,
-        "backbone": sizes.backbone, "sweep_compile": sizes.compile, "data_path": str(data_path)}}
+    env = {
+        **os.environ,
+        "GPSBENCH_DATA": str(data_dir),
+        "GPSBENCH_RESULTS": str(work / "results"),
+        "WANDB_MODE": "disabled",
+        "WANDB_SILENT": "true",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    }
+    record = {
+        "environment": env_info,
+        "steps": {},
+        "plan": {
+            "budget_s": args.budget,
+            "device": args.device,
+            "batch_size": sizes.batch_size,
+            "subset": sizes.subset,
+            "backbone": sizes.backbone,
+            "sweep_compile": sizes.compile,
+            "data_path": str(data_path),
+        },
+    }
 
     def left() -> float:
         return deadline - time.time()
@@ -717,17 +885,32 @@ def cmd_run(argv: list[str]) -> int:
         _atomic_write(work / "steps.json", json.dumps(record, indent=2) + "\n")
         snapshot(out, work)
 
-    print(f"[check] {env_info['device_name']}, torch {env_info['torch']}, {env_info['cpu_count']} CPUs; "
-          f"budget {args.budget:.0f} s ({left():.0f} s left); out {out}; work {work}", flush=True)
+    print(
+        f"[check] {env_info['device_name']}, torch {env_info['torch']}, {env_info['cpu_count']} CPUs; "
+        f"budget {args.budget:.0f} s ({left():.0f} s left); out {out}; work {work}",
+        flush=True,
+    )
     save()
     me = [sys.executable, str(Path(__file__).resolve())]
-    later_min = ((SWEEP_MIN_S if "sweep" in args.steps else 0) + (PRECISION_MIN_S if "precision" in args.steps
-                                                                   else 0) + SUMMARY_RESERVE_S)
+    later_min = (
+        (SWEEP_MIN_S if "sweep" in args.steps else 0)
+        + (PRECISION_MIN_S if "precision" in args.steps else 0)
+        + SUMMARY_RESERVE_S
+    )
     # 1. perf
     if "perf" in args.steps:
         limit = min(PERF_MAX_S, left() - later_min)
-        save("perf", run_step("perf", me + ["perf-phases", "--partial", str(out / "perf-phases.json"), "--"]
-                              + perf_args(args.device, sizes, data_path, data_dir, out), env, limit))
+        save(
+            "perf",
+            run_step(
+                "perf",
+                me
+                + ["perf-phases", "--partial", str(out / "perf-phases.json"), "--"]
+                + perf_args(args.device, sizes, data_path, data_dir, out),
+                env,
+                limit,
+            ),
+        )
     # 2. sweep
     if "sweep" in args.steps:
         limit = left() - (PRECISION_MAX_S if "precision" in args.steps else 0) - SUMMARY_RESERVE_S
@@ -738,25 +921,42 @@ def cmd_run(argv: list[str]) -> int:
             epoch_s = measured if measured is not None else EPOCH_S_DESIGN
             cold = measured is None  # perf did not compile the step: the first run compiles from scratch
             epochs = choose_epochs(limit, epoch_s, cold=cold)
-            basis = (f"{epoch_s:.2f} s per epoch " + ("from perf's pipeline figure" if measured is not None
-                                                       else "(DESIGN.md's estimate: perf gave no pipeline figure)")
-                     + f", x{SAFETY} safety, {fixed_seconds(epochs, cold=cold):.0f} s estimated outside "
-                       f"epochs, {limit:.0f} s for the sweep")
+            basis = (
+                f"{epoch_s:.2f} s per epoch "
+                + (
+                    "from perf's pipeline figure"
+                    if measured is not None
+                    else "(DESIGN.md's estimate: perf gave no pipeline figure)"
+                )
+                + f", x{SAFETY} safety, {fixed_seconds(epochs, cold=cold):.0f} s estimated outside "
+                f"epochs, {limit:.0f} s for the sweep"
+            )
         record["plan"].update(epochs=epochs, epochs_basis=basis)
         print(f"[check] sweep: {epochs} epochs ({basis})", flush=True)
         overrides = sweep_overrides(args.device, sizes, epochs, data_path, data_dir, args.sets)
-        cmd = [sys.executable, "-m", "benchmark.cli", "sweep", str(SWEEP_FILE), "--executor", "debug",
-               "--results-dir", str(work / "results")] + [x for o in overrides for x in ("--set", o)]
-        watch = SweepWatch(work / "results" / SWEEP_NAME, epochs, time.time() + limit, limit, out, work,
-                           args.on_behind)
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmark.cli",
+            "sweep",
+            str(SWEEP_FILE),
+            "--executor",
+            "debug",
+            "--results-dir",
+            str(work / "results"),
+        ] + [x for o in overrides for x in ("--set", o)]
+        watch = SweepWatch(work / "results" / SWEEP_NAME, epochs, time.time() + limit, limit, out, work, args.on_behind)
         save("sweep", run_step("sweep", cmd, env, limit, SWEEP_GRACE_S, watch=watch))
     # 3. precision
     if "precision" in args.steps:
         limit = min(PRECISION_MAX_S, left() - SUMMARY_RESERVE_S)
         epochs = record["plan"].get("epochs") or sizes.epochs or 30
         overrides = sweep_overrides(args.device, sizes, epochs, data_path, data_dir, args.sets)
-        cmd = me + ["precision", "--steps", str(sizes.precision_steps), "--json", str(out / "precision.json"),
-                    "--"] + overrides
+        cmd = (
+            me
+            + ["precision", "--steps", str(sizes.precision_steps), "--json", str(out / "precision.json"), "--"]
+            + overrides
+        )
         save("precision", run_step("precision", cmd, env, limit))
     record["total_seconds"] = time.time() - t0
     _atomic_write(work / "steps.json", json.dumps(record, indent=2) + "\n")
@@ -783,8 +983,10 @@ def cmd_perf_phases(argv: list[str]) -> int:
         found[phase] = value
         found.setdefault("phase_seconds", {})[phase] = seconds
         _atomic_write(partial, json.dumps(found, indent=2, default=str) + "\n")
-        print(f"gpu-check: perf phase {phase} measured in {seconds:.0f} s: "
-              f"{json.dumps(value, default=str)[:600]}", flush=True)
+        print(
+            f"gpu-check: perf phase {phase} measured in {seconds:.0f} s: {json.dumps(value, default=str)[:600]}",
+            flush=True,
+        )
 
     def wrap(module, name: str, phase: str) -> None:
         original = getattr(module, name, None)
@@ -842,10 +1044,13 @@ def cmd_precision(argv: list[str]) -> int:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     data = load_run_data(config)
-    report = {"note": f"{config.method} {config.aug} DA, {config.backbone}, batch {config.batch_size}, "
-                      f"{len(data.pretrain)} images, seed {config.seed}, {device}, eager, TF32 off, the "
-                      f"lr schedule of a {config.epochs}-epoch run",
-              "config_run_id": config.run_id, "steps": []}
+    report = {
+        "note": f"{config.method} {config.aug} DA, {config.backbone}, batch {config.batch_size}, "
+        f"{len(data.pretrain)} images, seed {config.seed}, {device}, eager, TF32 off, the "
+        f"lr schedule of a {config.epochs}-epoch run",
+        "config_run_id": config.run_id,
+        "steps": [],
+    }
     losses: dict[str, list[float]] = {}
     for precision in ("bf16", "fp32"):
         parts = build_parts(dataclasses.replace(config, precision=precision), data, device)
@@ -856,8 +1061,9 @@ def cmd_precision(argv: list[str]) -> int:
         losses[precision] = []
         started = time.perf_counter()
         for i in range(min(args.steps, steps)):
-            lr = lr_at(i, total, parts.optim["warmup_epochs"] * steps, parts.optim["lr"],
-                       parts.optim["warmup_start_lr"])
+            lr = lr_at(
+                i, total, parts.optim["warmup_epochs"] * steps, parts.optim["lr"], parts.optim["warmup_start_lr"]
+            )
             loss = float(step(parts.anchors(order, i), lr, (i + 1) / total))
             losses[precision].append(loss)
             row = {"step": i + 1, "lr": lr, **{p: losses[p][i] for p in losses if i < len(losses[p])}}
@@ -869,9 +1075,11 @@ def cmd_precision(argv: list[str]) -> int:
                 report["steps"][i] = row
             report[f"{precision}_seconds"] = time.perf_counter() - started
             _atomic_write(Path(args.json), json.dumps(report, indent=2) + "\n")
-            print(f"gpu-check: {precision} step {i + 1}: loss {loss:.6f}"
-                  + (f" (bf16 {row['bf16']:.6f}, rel diff {row['rel_diff']:.2e})" if "rel_diff" in row else ""),
-                  flush=True)
+            print(
+                f"gpu-check: {precision} step {i + 1}: loss {loss:.6f}"
+                + (f" (bf16 {row['bf16']:.6f}, rel diff {row['rel_diff']:.2e})" if "rel_diff" in row else ""),
+                flush=True,
+            )
         del step, parts
         if device.type == "cuda":
             torch.cuda.empty_cache()

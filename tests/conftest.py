@@ -42,7 +42,9 @@ def one_thread():
 def cifar_path() -> Path:
     path = cifar_archive()
     if path is None:
-        pytest.skip("CIFAR-10 JPEG archive not found: set GPSBENCH_CIFAR10_ARCHIVE or put ../shared/data/cifar10-jpeg.tar.gz")
+        pytest.skip(
+            "CIFAR-10 JPEG archive not found: set GPSBENCH_CIFAR10_ARCHIVE or put ../shared/data/cifar10-jpeg.tar.gz"
+        )
     return path
 
 

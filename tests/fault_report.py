@@ -49,13 +49,15 @@ def corruption(root: Path) -> None:
     from test_corruption import CELLS, DAMAGE
 
     path = root / "sweep.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: s
         grid: {seed: [0, 1]}
         fixed: {dataset: digits, batch_size: 128, epochs: 2, checkpoint_every: 1, progress: false,
                 method_args: {proj_hidden_dim: 64, proj_output_dim: 16}}
         wandb: {mode: disabled}
-    """))
+    """)
+    )
     assert quiet(["sweep", str(path), "--executor", "debug", "--results-dir", str(root / "pristine")])[0] == 0
     damaged_id, other_id = (cell.run_id for cell in expand(load_sweep(path)).cells)
     print("| file | damage | `gpsbench status` | `gpsbench table` | next `gpsbench sweep` | other run |")
@@ -83,11 +85,14 @@ def corruption(root: Path) -> None:
         status = damaged.read_status()
         kept = "result kept" if damaged.result.read_bytes() == result_before else "re-evaluated"
         epochs = [m["epoch"] for m in damaged.read_metrics()]
-        sweep_cell = (f"exit {code}: {state.state}, attempt {status['attempt']}, {kept}, epochs {epochs}"
-                      + (f"; {status['note']}" if status.get("note") else ""))
+        sweep_cell = f"exit {code}: {state.state}, attempt {status['attempt']}, {kept}, epochs {epochs}" + (
+            f"; {status['note']}" if status.get("note") else ""
+        )
         untouched = before == {p.name: p.read_bytes() for p in other.path.iterdir() if p.is_file()}
-        print(f"| {file} | {damage} | {status_cell} | {table_cell} | {sweep_cell} | "
-              f"{'untouched' if untouched else 'CHANGED'} |")
+        print(
+            f"| {file} | {damage} | {status_cell} | {table_cell} | {sweep_cell} | "
+            f"{'untouched' if untouched else 'CHANGED'} |"
+        )
 
 
 def concurrent(root: Path, trials: int) -> None:
@@ -111,8 +116,10 @@ def concurrent(root: Path, trials: int) -> None:
         attempts = [run.read_status()["attempt"] for run in runs]
         epochs = {tuple(m["epoch"] for m in run.read_metrics()) for run in runs}
         rewritten = sum(run.result.stat().st_mtime_ns != first_seen.get(run.path) for run in runs)
-        print(f"| {trial} | {[s.returncode for s in sweeps]} | {len(runs)} | {attempts} | "
-              f"{sorted(epochs)} | {rewritten} of {len(runs)} |")
+        print(
+            f"| {trial} | {[s.returncode for s in sweeps]} | {len(runs)} | {attempts} | "
+            f"{sorted(epochs)} | {rewritten} of {len(runs)} |"
+        )
 
 
 def disk_full(root: Path) -> None:
@@ -131,16 +138,19 @@ def disk_full(root: Path) -> None:
             handle.write(b"\0" * (shutil.disk_usage(disk).free - checkpoint * 3 // 2 - (64 << 10)))
         run = RunDir(disk / "run")
         full = gpsbench(["--epochs", "4", "--out", str(run.path)], root)
-        print(f"$ gpsbench train --epochs 4 --out {run.path}   (reference exit {reference.returncode}, "
-              f"checkpoint {checkpoint / 1e6:.1f} MB, {shutil.disk_usage(disk).free / 1e6:.1f} MB free)")
+        print(
+            f"$ gpsbench train --epochs 4 --out {run.path}   (reference exit {reference.returncode}, "
+            f"checkpoint {checkpoint / 1e6:.1f} MB, {shutil.disk_usage(disk).free / 1e6:.1f} MB free)"
+        )
         print(f"exit {full.returncode}; stderr's last line:\n  {full.stderr.strip().splitlines()[-1]}")
         print(f"traceback printed: {'Traceback' in full.stderr}")
         show_run(run)
         filler.unlink()
         resumed = gpsbench(["--epochs", "4", "--resume", "--out", str(run.path)], root)
         print(f"\n$ rm filler; gpsbench train --epochs 4 --resume --out {run.path}")
-        print(f"exit {resumed.returncode}; " + "; ".join(line for line in resumed.stderr.splitlines()
-                                                        if "resum" in line))
+        print(
+            f"exit {resumed.returncode}; " + "; ".join(line for line in resumed.stderr.splitlines() if "resum" in line)
+        )
         show_run(run)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
@@ -152,8 +162,10 @@ def show_run(run: RunDir) -> None:
     checkpoint = run.load_checkpoint()
     print(f"  status.json: state {status['state']}, attempt {status['attempt']}, error {status.get('error')!r}")
     print(f"  metrics.jsonl: epochs {log.epochs}, torn tail {log.torn_tail}, bad lines {log.bad_lines}")
-    print(f"  checkpoint.pt: epoch {checkpoint['epoch'] if checkpoint else None}; result.json: "
-          f"{run.result.is_file()}; temporary files left: {[p.name for p in run.path.glob('.*.tmp')]}")
+    print(
+        f"  checkpoint.pt: epoch {checkpoint['epoch'] if checkpoint else None}; result.json: "
+        f"{run.result.is_file()}; temporary files left: {[p.name for p in run.path.glob('.*.tmp')]}"
+    )
 
 
 def cli() -> None:
@@ -161,8 +173,11 @@ def cli() -> None:
     parser.add_argument("report", choices=("corruption", "concurrent", "disk-full"))
     parser.add_argument("--trials", type=int, default=3, help="concurrent: how many times")
     args = parser.parse_args()
-    reports = {"corruption": corruption, "concurrent": lambda root: concurrent(root, args.trials),
-               "disk-full": disk_full}
+    reports = {
+        "corruption": corruption,
+        "concurrent": lambda root: concurrent(root, args.trials),
+        "disk-full": disk_full,
+    }
     with tempfile.TemporaryDirectory(prefix="gpsbench-faults-") as folder:
         reports[args.report](Path(folder))
 

@@ -14,7 +14,14 @@ from torchvision.transforms import RandomResizedCrop
 
 import benchmark.augment as augment
 from benchmark.augment import (
-    LARGE_IMAGE_SIZE, LUMA, AugmentParams, BatchAugment, ViewPair, normalize, resolve_aug_params, sample_crop_boxes,
+    LARGE_IMAGE_SIZE,
+    LUMA,
+    AugmentParams,
+    BatchAugment,
+    ViewPair,
+    normalize,
+    resolve_aug_params,
+    sample_crop_boxes,
 )
 from benchmark.errors import ConfigError
 from benchmark.methods import METHODS
@@ -102,7 +109,11 @@ def test_strong_is_each_methods_reference_pipeline():
     simclr = resolve_aug_params("strong", {}, 32, "simclr")
     assert simclr.symmetric and simclr.view1.blur_p == 0.5
     assert (simclr.view1.brightness, simclr.view1.contrast, simclr.view1.saturation, simclr.view1.hue) == (
-        0.8, 0.8, 0.8, 0.2)
+        0.8,
+        0.8,
+        0.8,
+        0.2,
+    )
     for method in ("byol", "nnclr", "barlow"):
         pair = resolve_aug_params("strong", {}, 32, method)
         assert (pair.view1.solarize_p, pair.view2.solarize_p) == (0.0, 0.2)
@@ -145,8 +156,9 @@ def test_each_half_of_the_batch_takes_its_views_pipeline():
     with pytest.raises(ValueError, match="different pipelines"):
         BatchAugment(pair, ZERO, ONE).params  # noqa: B018
     # per-view crop scales: view1 keeps the whole image, view2 crops
-    pair = resolve_aug_params("crop", {"flip_p": 0.0, "interpolation": "bilinear", "view1": {"crop_scale": [1, 1]},
-                                       "crop_ratio": [1, 1]}, 8)
+    pair = resolve_aug_params(
+        "crop", {"flip_p": 0.0, "interpolation": "bilinear", "view1": {"crop_scale": [1, 1]}, "crop_ratio": [1, 1]}, 8
+    )
     out = BatchAugment(pair, ZERO, ONE)(images(200, seed=31), gen(1))
     torch.testing.assert_close(out[:100], as_float(images(200, seed=31))[:100], rtol=0, atol=1e-5)
     assert (out[100:] - as_float(images(200, seed=31))[100:]).abs().flatten(1).amax(1).gt(1e-3).float().mean() > 0.8
@@ -176,8 +188,9 @@ def test_crop_boxes_inside_image_and_within_scale_and_ratio():
 def torchvision_boxes(n, height, width, scale, ratio, seed):
     torch.manual_seed(seed)
     image = torch.zeros(3, height, width)
-    return torch.tensor([RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(n)],
-                        dtype=torch.float32)
+    return torch.tensor(
+        [RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(n)], dtype=torch.float32
+    )
 
 
 @pytest.mark.parametrize("height, width, scale", [(32, 32, (0.08, 1.0)), (24, 40, (0.3, 1.0))])
@@ -207,8 +220,12 @@ def test_crop_boxes_distribution_matches_torchvision(height, width, scale):
 
 def test_crop_boxes_fallback_is_torchvision_centre_crop():
     # nothing can fit: the full area with an aspect ratio far from the image's own
-    cases = [((32, 20), (1.5, 2.0), (9, 0, 13, 20)), ((20, 32), (0.5, 0.6), (0, 10, 20, 12)),
-             ((30, 30), (1.5, 2.0), (5, 0, 20, 30)), ((30, 30), (0.25, 0.5), (0, 7, 30, 15))]
+    cases = [
+        ((32, 20), (1.5, 2.0), (9, 0, 13, 20)),
+        ((20, 32), (0.5, 0.6), (0, 10, 20, 12)),
+        ((30, 30), (1.5, 2.0), (5, 0, 20, 30)),
+        ((30, 30), (0.25, 0.5), (0, 7, 30, 15)),
+    ]
     for (height, width), ratio, box in cases:
         ours = sample_crop_boxes(50, height, width, (1.0, 1.0), ratio, gen(9), torch.device("cpu"))
         torch.manual_seed(0)
@@ -221,8 +238,9 @@ def test_full_crop_is_identity_and_flip_is_mirror():
     x = images(6, size=16, seed=10)
     plain = normalize(x, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1))
     for interpolation in ("bilinear", "bicubic"):  # at the pixel centres both kernels are the identity
-        kw = dict(image_size=16, mean=ZERO, std=ONE, crop_scale=[1.0, 1.0], crop_ratio=[1.0, 1.0],
-                  interpolation=interpolation)
+        kw = dict(
+            image_size=16, mean=ZERO, std=ONE, crop_scale=[1.0, 1.0], crop_ratio=[1.0, 1.0], interpolation=interpolation
+        )
         out = augmenter("crop", flip_p=0.0, **kw)(x, gen(0))
         torch.testing.assert_close(out, plain, rtol=0, atol=1e-5)
         assert out.is_contiguous(memory_format=torch.channels_last)
@@ -236,18 +254,24 @@ def test_crop_box_is_cut_out_and_resized_exactly(monkeypatch):
     plain = as_float(x)
     boxes = torch.tensor([[2.0, 4.0, 8.0, 8.0], [0.0, 0.0, 8.0, 8.0], [8.0, 6.0, 8.0, 8.0]])
     monkeypatch.setattr(augment, "sample_crop_boxes", lambda n, *a, **k: boxes[:n])
-    aug = BatchAugment(resolve_aug_params("crop", {"flip_p": 0.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE)
+    aug = BatchAugment(
+        resolve_aug_params("crop", {"flip_p": 0.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE
+    )
     out = aug(x, gen(0))
     assert out.shape == (3, 3, 8, 8)
     for i, (top, left, h, w) in enumerate(boxes.int().tolist()):
         torch.testing.assert_close(out[i], plain[i, :, top : top + h, left : left + w], rtol=0, atol=1e-5)
-    aug = BatchAugment(resolve_aug_params("crop", {"flip_p": 1.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE)
+    aug = BatchAugment(
+        resolve_aug_params("crop", {"flip_p": 1.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE
+    )
     out = aug(x, gen(0))
     for i, (top, left, h, w) in enumerate(boxes.int().tolist()):
         torch.testing.assert_close(out[i], plain[i, :, top : top + h, left : left + w].flip(-1), rtol=0, atol=1e-5)
     # the whole 16 x 16 image onto 8 x 8: bilinear at the centre of each 2 x 2 block = its mean
     monkeypatch.setattr(augment, "sample_crop_boxes", lambda n, *a, **k: torch.tensor([[0.0, 0.0, 16.0, 16.0]] * n))
-    aug = BatchAugment(resolve_aug_params("crop", {"flip_p": 0.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE)
+    aug = BatchAugment(
+        resolve_aug_params("crop", {"flip_p": 0.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE
+    )
     torch.testing.assert_close(aug(x, gen(0)), torch.nn.functional.avg_pool2d(plain, 2), rtol=0, atol=1e-5)
 
 
@@ -365,8 +389,9 @@ def test_hue_jitter_path_matches_adjust_hue_per_sample():
     n, hue = 200, 0.25
     x = images(n, seed=19)
     x[:, 0, 0] = torch.tensor([255, 51, 0], dtype=torch.uint8)  # hue 1/30
-    out = augmenter("none", mean=ZERO, std=ONE, jitter_p=1.0, brightness=0.0, contrast=0.0, saturation=0.0,
-                    hue=hue)(x, gen(4))
+    out = augmenter("none", mean=ZERO, std=ONE, jitter_p=1.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=hue)(
+        x, gen(4)
+    )
     h_in = colorsys.rgb_to_hsv(1.0, 0.2, 0.0)[0]
     shifts = []
     for i in range(n):
@@ -408,10 +433,19 @@ def test_blur_matches_pils_gaussian_blur_as_solo_learn_applies_it(sigma):
     from PIL import Image, ImageFilter
 
     x = images(4, size=32, seed=22)
-    x[:2] = torch.nn.functional.avg_pool2d(x[:2].permute(0, 3, 1, 2).float(), 5, 1, 2).round().byte().permute(0, 2, 3, 1)
+    x[:2] = (
+        torch.nn.functional.avg_pool2d(x[:2].permute(0, 3, 1, 2).float(), 5, 1, 2).round().byte().permute(0, 2, 3, 1)
+    )
     out = augmenter("none", image_size=32, mean=ZERO, std=ONE, blur_p=1.0, blur_sigma=[sigma, sigma])(x, gen(2))
-    pil = torch.stack([torch.tensor(list(Image.fromarray(img.numpy()).filter(ImageFilter.GaussianBlur(radius=sigma))
-                                         .getdata()), dtype=torch.float32).view(32, 32, 3) for img in x])
+    pil = torch.stack(
+        [
+            torch.tensor(
+                list(Image.fromarray(img.numpy()).filter(ImageFilter.GaussianBlur(radius=sigma)).getdata()),
+                dtype=torch.float32,
+            ).view(32, 32, 3)
+            for img in x
+        ]
+    )
     diff = (out * 255 - pil.permute(0, 3, 1, 2)).abs()
     inner = math.ceil(3 * sigma)
     assert diff.mean() < 1.5 and diff[:, :, inner:-inner, inner:-inner].max() < 4, (diff.mean(), diff.max())

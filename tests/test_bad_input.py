@@ -21,8 +21,18 @@ from PIL import Image
 
 from benchmark.cli import main
 
-SMALL = ["--dataset", "digits", "--batch-size", "128", "--set", "method_args.proj_hidden_dim=64",
-         "--set", "method_args.proj_output_dim=16", "--set", "progress=false"]
+SMALL = [
+    "--dataset",
+    "digits",
+    "--batch-size",
+    "128",
+    "--set",
+    "method_args.proj_hidden_dim=64",
+    "--set",
+    "method_args.proj_output_dim=16",
+    "--set",
+    "progress=false",
+]
 
 
 class Crafted:
@@ -144,25 +154,31 @@ CASES = [
     ("config-not-a-mapping", ["train", "--config", "in/list.yaml"], "list.yaml"),
     ("config-missing", ["train", "--config", "in/none.yaml"], "none.yaml"),
     ("config-unknown-key", ["train", "--config", "in/typo.yaml"], "'epoch'"),
-    ("config-edited-resume-on-done-run", ["train", "--config", "edited.json", "--resume", "--out", f"{R}/done"],
-     "config changed"),
-    ("truncated-checkpoint-resume", ["train", *SMALL, "--epochs", "1", "--resume", "--out", f"{R}/torn"],
-     "--restart"),
+    (
+        "config-edited-resume-on-done-run",
+        ["train", "--config", "edited.json", "--resume", "--out", f"{R}/done"],
+        "config changed",
+    ),
+    ("truncated-checkpoint-resume", ["train", *SMALL, "--epochs", "1", "--resume", "--out", f"{R}/torn"], "--restart"),
     # train: sizes found once the data is loaded
     ("k-larger-than-train", ["train", "--prior", "pixel", "--k", "5000"], "k=5000"),
     ("batch-larger-than-train", ["train", "--batch-size", "5000"], "5000"),
     # train: data
     ("imagefolder-missing", ["train", "--dataset", "imagefolder", "--data-path", "in/nowhere"], "nowhere"),
-    ("imagefolder-truncated-image", ["train", "--dataset", "imagefolder", "--data-path", "in/truncated-image"],
-     "bad.png"),
+    (
+        "imagefolder-truncated-image",
+        ["train", "--dataset", "imagefolder", "--data-path", "in/truncated-image"],
+        "bad.png",
+    ),
     ("imagefolder-non-image", ["train", "--dataset", "imagefolder", "--data-path", "in/text-image"], "notes.jpg"),
     ("archive-empty", ["train", "--dataset", "imagefolder", "--data-path", "in/empty.tar.gz"], "empty.tar.gz"),
-    ("archive-not-a-tar", ["train", "--dataset", "imagefolder", "--data-path", "in/notatar.tar.gz"],
-     "notatar.tar.gz"),
-    ("archive-without-images", ["train", "--dataset", "imagefolder", "--data-path", "in/nothing.tar.gz"],
-     "nothing.tar.gz"),
-    ("cifar-archive-not-a-tar", ["data", "--dataset", "cifar10", "--data-path", "in/notatar.tar.gz"],
-     "notatar.tar.gz"),
+    ("archive-not-a-tar", ["train", "--dataset", "imagefolder", "--data-path", "in/notatar.tar.gz"], "notatar.tar.gz"),
+    (
+        "archive-without-images",
+        ["train", "--dataset", "imagefolder", "--data-path", "in/nothing.tar.gz"],
+        "nothing.tar.gz",
+    ),
+    ("cifar-archive-not-a-tar", ["data", "--dataset", "cifar10", "--data-path", "in/notatar.tar.gz"], "notatar.tar.gz"),
     ("medmnist-npz-damaged", ["data", "--dataset", "pathmnist", "--data-path", "in/pathmnist.npz"], "pathmnist.npz"),
     # train: files that are loaded
     ("weights-not-weights", ["train", "--set", "weights=in/garbage.pt"], "garbage.pt"),
@@ -193,10 +209,12 @@ CASES = [
     ("sweep-max-parallel-zero", ["sweep", "sweeps/good.yaml", "--max-parallel", "0"], "--max-parallel"),
     ("sweep-set-wrong-type", ["sweep", "sweeps/good.yaml", "--set", "epochs=x"], "'x'"),
     ("sweep-unknown-executor", ["sweep", "sweeps/good.yaml", "--executor", "cloud"], "'cloud'"),
-    ("sweep-unknown-profile", ["sweep", "sweeps/good.yaml", "--executor", "slurm", "--profile", "nowhere"],
-     "nowhere"),
-    ("sweep-malformed-profile", ["sweep", "sweeps/good.yaml", "--executor", "slurm", "--profile", "in/profile.yaml"],
-     "profile.yaml"),
+    ("sweep-unknown-profile", ["sweep", "sweeps/good.yaml", "--executor", "slurm", "--profile", "nowhere"], "nowhere"),
+    (
+        "sweep-malformed-profile",
+        ["sweep", "sweeps/good.yaml", "--executor", "slurm", "--profile", "in/profile.yaml"],
+        "profile.yaml",
+    ),
     ("sweep-results-under-a-file", ["sweep", "sweeps/good.yaml", "--results-dir", "in/afile"], "afile"),
     # tune
     ("tune-missing", ["tune", "sweeps/none.yaml"], "none.yaml"),
@@ -214,8 +232,10 @@ CASES = [
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def test_the_corpus_is_large_and_its_names_unique():

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_sweep_registry import dead_pid
 
 from benchmark.claim import ClaimedRunDir, RunBusy, claim, holder
 from benchmark.errors import TrainingError
@@ -20,7 +21,6 @@ from benchmark.liveness import process_start
 from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.sweep.executors import mark_submitted
 from benchmark.sweep.job import RunJob
-from test_sweep_registry import dead_pid
 
 RACE = textwrap.dedent("""
     import sys, time
@@ -43,8 +43,10 @@ RACE = textwrap.dedent("""
 def test_of_processes_racing_for_runs_exactly_one_claims_each(tmp_path):
     folders = [str(tmp_path / f"run{i}") for i in range(30)]
     start = time.time() + 3.0  # every process is past its imports and spinning when the race starts
-    racers = [subprocess.Popen([sys.executable, "-c", RACE, str(start), *folders], stdout=subprocess.PIPE, text=True)
-              for _ in range(4)]
+    racers = [
+        subprocess.Popen([sys.executable, "-c", RACE, str(start), *folders], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     won = [process.communicate(timeout=120)[0].split() for process in racers]
     claimed = [folder for wins in won for folder in wins]
     assert sorted(claimed) == sorted(folders)  # each run claimed once, by one racer (they all exited: stale now)
@@ -78,8 +80,9 @@ def test_a_reused_pid_and_a_damaged_claim_hold_nothing(tmp_path):
 def test_a_writer_on_another_machine_that_cannot_be_checked_keeps_the_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "claim.1.json").write_text(json.dumps({"host": "node-elsewhere", "pid": 1, "purpose": "train",
-                                                  "executor": "local", "token": "t"}))
+    (run / "claim.1.json").write_text(
+        json.dumps({"host": "node-elsewhere", "pid": 1, "purpose": "train", "executor": "local", "token": "t"})
+    )
     with pytest.raises(RunBusy, match="node-elsewhere"):
         claim(run)
 
@@ -107,8 +110,10 @@ def _finished_run(path: Path, run_id: str) -> RunDir:
 
 def _holding(path: Path) -> subprocess.Popen:
     """Another live process holding the run for training."""
-    code = (f"import time; from pathlib import Path; from benchmark.claim import claim; claim(Path({str(path)!r})); "
-            f"print('held', flush=True); time.sleep(120)")
+    code = (
+        f"import time; from pathlib import Path; from benchmark.claim import claim; claim(Path({str(path)!r})); "
+        f"print('held', flush=True); time.sleep(120)"
+    )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "held"
     return process

@@ -33,8 +33,12 @@ def test_bad_input_is_one_line_exit_2_before_any_work(argv, fragments, tmp_path,
 
 
 def test_argparse_type_errors_also_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "benchmark.cli", "train", "--epochs", "ten"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "train", "--epochs", "ten"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "invalid int value: 'ten'" in proc.stderr
 
 
@@ -47,8 +51,25 @@ def test_missing_data_is_one_line_exit_2(tmp_path, capsys):
 
 def test_train_command_writes_the_run(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main(["train", "--dataset", "digits", "--method", "simclr", "--aug", "weak", "--epochs", "1",
-                 "--batch-size", "128", "--set", "method_args.proj_hidden_dim=128", "--set", "progress=false"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--method",
+            "simclr",
+            "--aug",
+            "weak",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "128",
+            "--set",
+            "method_args.proj_hidden_dim=128",
+            "--set",
+            "progress=false",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     run_dir = tmp_path / "results" / "runs" / result["run_id"]
@@ -68,10 +89,36 @@ def test_config_file_flags_and_set_layer_in_order(tmp_path, capsys):
 
 def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     out = tmp_path / "perf.json"
-    code = main(["perf", "--quick", "--device", "cpu", "--dataset", "synthetic", "--image-size", "32",
-                 "--backbone", "small", "--batch-size", "64", "--workers", "1", "--out", str(out),
-                 "--set", "method_args.proj_hidden_dim=128", "--set", "compile=true",
-                 "--data-dir", str(tmp_path / "data"), "--knn-images", "3000", "--approx-images", "5000"])
+    code = main(
+        [
+            "perf",
+            "--quick",
+            "--device",
+            "cpu",
+            "--dataset",
+            "synthetic",
+            "--image-size",
+            "32",
+            "--backbone",
+            "small",
+            "--batch-size",
+            "64",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--set",
+            "method_args.proj_hidden_dim=128",
+            "--set",
+            "compile=true",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--knn-images",
+            "3000",
+            "--approx-images",
+            "5000",
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     figures = report["figures_images_per_s"]
@@ -79,13 +126,15 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     assert 0 < report["ratios"]["sampler_share"] < 1 and report["setup"]["prior"] == "pixel"
     assert all(v > 0 for v in figures.values())
     assert report["ratios"]["data_pipeline_vs_dataloader"] == pytest.approx(
-        figures["data_pipeline"] / figures["dataloader"])
+        figures["data_pipeline"] / figures["dataloader"]
+    )
     knn = report["knn"]
     assert knn["exact_3000x512_seconds"] > 0 and knn["exact_method"] == "exact-faiss"
     assert knn["ivf_method"] == "ivf" and knn["ivf_5000x512_seconds"] > 0 and 0.9 <= knn["ivf_5000x512_recall"] <= 1
     registry = report["registry"]
-    assert registry["cells"] == 10_000 and all(registry[k] > 0 for k in ("plan_seconds", "states_seconds",
-                                                                           "table_seconds"))
+    assert registry["cells"] == 10_000 and all(
+        registry[k] > 0 for k in ("plan_seconds", "states_seconds", "table_seconds")
+    )
     assert {"torch", "faiss", "pandas"} <= set(report["versions"])
     shares = report["pipeline_profile_shares"]["host"]  # and "device" on a GPU
     assert sum(shares.values()) == pytest.approx(1.0) and shares["model.backward"] > 0 and shares["gps.augment"] > 0
@@ -98,9 +147,14 @@ def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     assert "host syncs per pipeline step: none" in printed
 
 
-@pytest.mark.parametrize("flags, named", [(["--knn-images", "5"], "--knn-images 5"),
-                                          (["--approx-images", "3"], "--approx-images 3"),
-                                          (["--workers", "-1"], "--workers -1")])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--knn-images", "5"], "--knn-images 5"),
+        (["--approx-images", "3"], "--approx-images 3"),
+        (["--workers", "-1"], "--workers -1"),
+    ],
+)
 def test_perf_rejects_bad_sizes_before_measuring(flags, named, capsys):
     assert main(["perf", "--dataset", "digits", "--out", "/nonexistent/perf.json", *flags]) == 2
     assert named in capsys.readouterr().err
@@ -122,15 +176,43 @@ def test_prior_command_builds_then_reuses_its_caches(tmp_path, capsys):
 def test_batch_larger_than_the_data_and_diverging_runs_are_one_line(tmp_path, capsys):
     code = main(["train", "--dataset", "digits", "--batch-size", "5000", "--epochs", "1", "--out", str(tmp_path / "a")])
     assert code == 2 and "batch_size 5000 exceeds the 1437 training images" in capsys.readouterr().err
-    code = main(["train", "--dataset", "digits", "--epochs", "1", "--lr", "1e30", "--set", "optimizer=sgd",
-                 "--set", "method_args.proj_hidden_dim=64", "--out", str(tmp_path / "b")])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--set",
+            "optimizer=sgd",
+            "--set",
+            "method_args.proj_hidden_dim=64",
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gpsbench:")]
     assert code == 1 and lines == [lines[0]] and "diverged" in lines[0]
 
 
 def test_a_finished_run_is_kept_and_restart_trains_it_again(tmp_path, capsys):
-    argv = ["train", "--dataset", "digits", "--epochs", "1", "--batch-size", "128", "--out", str(tmp_path / "run"),
-            "--set", "method_args.proj_hidden_dim=64", "--set", "progress=false"]
+    argv = [
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        "method_args.proj_hidden_dim=64",
+        "--set",
+        "progress=false",
+    ]
     assert main(argv) == 0
     result = tmp_path / "run" / "result.json"
     first = (result.read_bytes(), result.stat().st_mtime_ns)

@@ -31,10 +31,25 @@ pytestmark = pytest.mark.slow
 
 def start_sweep(path: Path, results: Path, log: Path, parallel: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "benchmark.cli", "sweep", str(path), "--executor", "local", "--max-parallel",
-         str(parallel), "--results-dir", str(results)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
-        env={**os.environ, "GPSBENCH_DATA": str(results.parent / "data"), "WANDB_MODE": "disabled"})
+        [
+            sys.executable,
+            "-m",
+            "benchmark.cli",
+            "sweep",
+            str(path),
+            "--executor",
+            "local",
+            "--max-parallel",
+            str(parallel),
+            "--results-dir",
+            str(results),
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
+        env={**os.environ, "GPSBENCH_DATA": str(results.parent / "data"), "WANDB_MODE": "disabled"},
+    )
 
 
 def runs_of(path: Path, results: Path) -> list[RunDir]:

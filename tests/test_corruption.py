@@ -33,13 +33,15 @@ def finished(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     """A finished sweep of two runs (debug executor: in this process)."""
     root = tmp_path_factory.mktemp("pristine")
     path = root / "sweep.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: s
         grid: {seed: [0, 1]}
         fixed: {dataset: digits, batch_size: 128, epochs: 2, checkpoint_every: 1, progress: false,
                 method_args: {proj_hidden_dim: 64, proj_output_dim: 16}}
         wandb: {mode: disabled}
-    """))
+    """)
+    )
     assert main(["sweep", str(path), "--executor", "debug", "--results-dir", str(root / "r")]) == 0
     return path, root / "r", [cell.run_id for cell in expand(load_sweep(path)).cells]
 

@@ -5,13 +5,22 @@ import numpy as np
 import pytest
 
 from benchmark.data import DATASETS, DataMissingError, load_dataset
-from benchmark.data.base import DataSource, carve_validation, class_balanced_subset, Split
+from benchmark.data.base import DataSource, Split, carve_validation, class_balanced_subset
 from benchmark.data.imagefolder import read_imagefolder
 
 
 def test_registry_names_every_dataset_of_the_suite():
-    assert set(DATASETS.names()) >= {"digits", "cifar10", "cifar100", "stl10", "fgvc_aircraft", "pathmnist",
-                                     "tissuemnist", "imagefolder", "synthetic"}
+    assert set(DATASETS.names()) >= {
+        "digits",
+        "cifar10",
+        "cifar100",
+        "stl10",
+        "fgvc_aircraft",
+        "pathmnist",
+        "tissuemnist",
+        "imagefolder",
+        "synthetic",
+    }
 
 
 def test_digits_splits(tmp_path):
@@ -92,8 +101,13 @@ def test_cifar10_reads_torchvision_batches(small_cifar_archive, tmp_path):
         with open(batches / f"data_batch_{i}", "wb") as handle:
             pickle.dump({"data": rows, "labels": raw.train.labels[index].tolist()}, handle)
     with open(batches / "test_batch", "wb") as handle:
-        pickle.dump({"data": raw.test.images.transpose(0, 3, 1, 2).reshape(len(raw.test), -1),
-                     "labels": raw.test.labels.tolist()}, handle)
+        pickle.dump(
+            {
+                "data": raw.test.images.transpose(0, 3, 1, 2).reshape(len(raw.test), -1),
+                "labels": raw.test.labels.tolist(),
+            },
+            handle,
+        )
     with open(batches / "batches.meta", "wb") as handle:
         pickle.dump({"label_names": raw.classes}, handle)
     loader = DATASETS.get("cifar10")
@@ -106,18 +120,27 @@ def test_cifar10_reads_torchvision_batches(small_cifar_archive, tmp_path):
 def test_medmnist_npz_with_official_validation(tmp_path):
     digits = load_dataset("digits", data_dir=tmp_path)
     grey = {s: getattr(digits, s).images[..., 0] for s in ("train", "val", "test")}
-    np.savez(tmp_path / "pathmnist.npz", **{f"{s}_images": grey[s] for s in grey},
-             **{f"{s}_labels": getattr(digits, s).labels[:, None] for s in grey})
+    np.savez(
+        tmp_path / "pathmnist.npz",
+        **{f"{s}_images": grey[s] for s in grey},
+        **{f"{s}_labels": getattr(digits, s).labels[:, None] for s in grey},
+    )
     data = load_dataset("pathmnist", data_dir=tmp_path)
     assert len(data.val) == len(digits.val) and data.train.images.shape[-1] == 3
     np.testing.assert_array_equal(data.test.labels, digits.test.labels)
 
 
-@pytest.mark.parametrize("name, needle", [
-    ("cifar10", "cifar-10-python.tar.gz"), ("cifar100", "cifar-100-python.tar.gz"),
-    ("stl10", "stl10_binary"), ("fgvc_aircraft", "fgvc-aircraft-2013b"), ("tissuemnist", "tissuemnist.npz"),
-    ("imagefolder", "data_path"),
-])
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("cifar10", "cifar-10-python.tar.gz"),
+        ("cifar100", "cifar-100-python.tar.gz"),
+        ("stl10", "stl10_binary"),
+        ("fgvc_aircraft", "fgvc-aircraft-2013b"),
+        ("tissuemnist", "tissuemnist.npz"),
+        ("imagefolder", "data_path"),
+    ],
+)
 def test_missing_data_says_which_files_to_put_where(name, needle, tmp_path):
     with pytest.raises(DataMissingError) as err:
         DATASETS.get(name)(DataSource(data_dir=tmp_path, download=False))

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from benchmark.rundir import RunDir
 from test_bad_input import SMALL
 from test_sweep_registry import dead_pid
+
+from benchmark.rundir import RunDir
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, "-m", "benchmark.cli", "train", *SMALL, "--set", "checkpoint_every=1"]
@@ -25,7 +25,7 @@ def gpsbench(args: list[str], tmp_path: Path, shell_prefix: str = "") -> subproc
     env = {**os.environ, "GPSBENCH_DATA": str(tmp_path / "data"), "WANDB_MODE": "disabled"}
     command = [*TRAIN, *args]
     if shell_prefix:
-        command = ["bash", "-c", f"{shell_prefix} && exec \"$@\"", "bash", *command]
+        command = ["bash", "-c", f'{shell_prefix} && exec "$@"', "bash", *command]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
 
 
@@ -36,8 +36,10 @@ def small_disk(tmp_path):
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); the file-size limit test "
-                    f"covers a write that runs out of room")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); the file-size limit test "
+            f"covers a write that runs out of room"
+        )
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
@@ -88,8 +90,12 @@ def test_an_append_that_hits_the_limit_leaves_no_torn_line(tmp_path):
         "try:\n    [append_line(sys.argv[1], 'x' * 299) for _ in range(10)]\n"
         "except StorageError as err:\n    print(err)\n"
     )
-    done = subprocess.run(["bash", "-c", f"ulimit -f 1 && exec {sys.executable} -c \"$0\" \"$1\"", code,
-                           str(tmp_path / "m.jsonl")], capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(
+        ["bash", "-c", f'ulimit -f 1 && exec {sys.executable} -c "$0" "$1"', code, str(tmp_path / "m.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert "file size limit reached" in done.stdout, done
     assert (tmp_path / "m.jsonl").read_text() == ("x" * 299 + "\n") * 3  # 1,024 bytes hold three whole lines
 
@@ -99,8 +105,16 @@ def test_a_torn_last_line_is_dropped_by_status_and_resume(tmp_path, capsys):
     from benchmark.config import RunConfig
     from benchmark.train import RunInterrupted, train_run
 
-    config = RunConfig.from_dict({"dataset": "digits", "batch_size": 128, "epochs": 3, "checkpoint_every": 1,
-                                  "progress": False, "method_args": {"proj_hidden_dim": 64, "proj_output_dim": 16}})
+    config = RunConfig.from_dict(
+        {
+            "dataset": "digits",
+            "batch_size": 128,
+            "epochs": 3,
+            "checkpoint_every": 1,
+            "progress": False,
+            "method_args": {"proj_hidden_dim": 64, "proj_output_dim": 16},
+        }
+    )
     run = RunDir(tmp_path / "sweep" / config.run_id)
     polls = iter(range(1000))
     with pytest.raises(RunInterrupted):
@@ -121,11 +135,18 @@ def test_files_get_the_mode_the_umask_gives(tmp_path):
         "run = RunDir(sys.argv[1]); claim(run.path)\nrun.write_status('running')\n"
         "run.append_metrics({'epoch': 1})\nrun.save_checkpoint({'w': torch.zeros(2)})\n"
     )
-    subprocess.run(["bash", "-c", f"umask 002 && exec {sys.executable} -c \"$0\" \"$1\"", code, str(tmp_path / "run")],
-                   check=True, cwd=REPO)
+    subprocess.run(
+        ["bash", "-c", f'umask 002 && exec {sys.executable} -c "$0" "$1"', code, str(tmp_path / "run")],
+        check=True,
+        cwd=REPO,
+    )
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "run").iterdir()}
-    assert modes == {"claim.1.json": "0o664", "status.json": "0o664", "metrics.jsonl": "0o664",
-                     "checkpoint.pt": "0o664"}
+    assert modes == {
+        "claim.1.json": "0o664",
+        "status.json": "0o664",
+        "metrics.jsonl": "0o664",
+        "checkpoint.pt": "0o664",
+    }
 
 
 def test_a_results_folder_that_cannot_be_written_is_one_line(tmp_path):
@@ -139,4 +160,5 @@ def test_a_results_folder_that_cannot_be_written_is_one_line(tmp_path):
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
-        f"gpsbench: error: cannot write {folder / 'run'}: Read-only file system"]
+        f"gpsbench: error: cannot write {folder / 'run'}: Read-only file system"
+    ]

@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import small_method_args
 
 from benchmark.backbones import build_backbone
 from benchmark.methods import METHODS as REGISTRY
 from benchmark.methods import MethodContext, build_method
-from conftest import small_method_args
 
 METHODS = REGISTRY.names()
 WORLD = 2
@@ -52,8 +52,9 @@ def _worker(rank: int, port: int, out: str) -> None:
 
     from benchmark.distributed import convert_batchnorm, init_from_env, mean_over_ranks
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     init_from_env("cpu")
     results = {}
@@ -66,8 +67,11 @@ def _worker(rank: int, port: int, out: str) -> None:
         results[method] = {
             "loss": mean_over_ranks(loss),
             "grads": {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None},
-            "running_mean": [m.running_mean.clone() for m in model.modules() if hasattr(m, "running_mean")
-                             and m.running_mean is not None],
+            "running_mean": [
+                m.running_mean.clone()
+                for m in model.modules()
+                if hasattr(m, "running_mean") and m.running_mean is not None
+            ],
         }
     if rank == 0:
         torch.save(results, out)
@@ -98,11 +102,18 @@ def test_two_processes_give_the_full_batch_loss_and_gradients(method, two_proces
     assert got["grads"].keys() == grads.keys() and len(grads) > 5
     for name, grad in grads.items():
         scale = float(grad.abs().max())
-        torch.testing.assert_close(got["grads"][name], grad, rtol=GRAD_RTOL, atol=max(GRAD_ATOL_SCALE * scale, ATOL),
-                                   msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            got["grads"][name],
+            grad,
+            rtol=GRAD_RTOL,
+            atol=max(GRAD_ATOL_SCALE * scale, ATOL),
+            msg=lambda m, name=name: f"{name}: {m}",
+        )
         if scale > 1e-4:  # (biases before a BatchNorm have gradients of rounding noise only)
             assert abs(float(got["grads"][name].norm() / grad.norm()) - 1) < 1e-3, name
-    expected_means = [m.running_mean for m in model.modules() if hasattr(m, "running_mean") and m.running_mean is not None]
+    expected_means = [
+        m.running_mean for m in model.modules() if hasattr(m, "running_mean") and m.running_mean is not None
+    ]
     for got_mean, mean in zip(got["running_mean"], expected_means, strict=True):
         torch.testing.assert_close(got_mean, mean, rtol=RTOL, atol=ATOL)  # BatchNorm saw the global batch
 
@@ -118,14 +129,16 @@ def test_a_sweep_run_trains_over_two_gloo_processes(tmp_path, monkeypatch, capsy
 
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
     path = tmp_path / "ddp.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: ddp
         grid: {method: [simclr]}
         fixed: {dataset: digits, epochs: 2, batch_size: 128, prior: pixel, k: 5,
                 method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}
         resources: {cpus: 1, tasks_per_node: 2, timeout_min: 20}
         wandb: {mode: disabled}
-    """))
+    """)
+    )
     assert main(["sweep", str(path), "--max-parallel", "1", "--results-dir", str(tmp_path / "r")]) == 0
     [cell] = expand(load_sweep(path)).cells
     run = RunDir(tmp_path / "r" / "ddp" / cell.run_id)

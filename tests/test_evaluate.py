@@ -23,7 +23,9 @@ def test_weighted_knn_matches_scikit_learn(k):
     temperature = 0.07
     ours = knn_predict(bank, bank_y, queries, k=k, temperature=temperature, num_classes=4, chunk=7)
     reference = KNeighborsClassifier(
-        n_neighbors=k, metric="cosine", algorithm="brute",
+        n_neighbors=k,
+        metric="cosine",
+        algorithm="brute",
         weights=lambda d: np.exp((1 - d) / temperature),  # cosine distance d = 1 - similarity
     ).fit(bank.numpy(), bank_y.numpy())
     np.testing.assert_array_equal(ours.numpy(), reference.predict(queries.numpy()))

@@ -37,8 +37,20 @@ check = _load_check()
 def test_arguments_pick_the_device_sizes_and_route_the_sets():
     args = check.parse_args(["--device", "cpu"])
     assert args.sizes == check.CPU_SIZES and args.sets == [] and args.steps == ["perf", "sweep", "precision"]
-    args = check.parse_args(["--set", "epochs=40", "--set", "method_args.temperature=0.5", "--batch-size", "256",
-                             "--set", "compile=false", "--steps", "sweep,precision"])
+    args = check.parse_args(
+        [
+            "--set",
+            "epochs=40",
+            "--set",
+            "method_args.temperature=0.5",
+            "--batch-size",
+            "256",
+            "--set",
+            "compile=false",
+            "--steps",
+            "sweep,precision",
+        ]
+    )
     assert (args.sizes.epochs, args.sizes.batch_size, args.sizes.compile) == (40, 256, False)
     assert (args.sizes.subset, args.sizes.backbone) == (None, "resnet18")  # the GPU's sizes otherwise
     assert args.sets == ["method_args.temperature=0.5"] and args.steps == ["sweep", "precision"]
@@ -64,9 +76,21 @@ def test_sweep_file_plans_three_runs_and_the_gps_run_takes_the_strong_run_as_pri
     for cell in plan.cells:
         c = cell.config
         assert (c.method, c.dataset, c.device, c.epochs, c.eval_every, c.subset, c.batch_size, c.seed) == (
-            "simclr", "cifar10", "cpu", 2, 1, 600, 64, 3)
-        assert (c.backbone, c.compile, c.data_path, c.data_dir) == ("small", False, str(tmp_path / "c.tar.gz"),
-                                                                    str(tmp_path / "data"))
+            "simclr",
+            "cifar10",
+            "cpu",
+            2,
+            1,
+            600,
+            64,
+            3,
+        )
+        assert (c.backbone, c.compile, c.data_path, c.data_dir) == (
+            "small",
+            False,
+            str(tmp_path / "c.tar.gz"),
+            str(tmp_path / "data"),
+        )
     assert check.strong_config(overrides).run_id == strong.run_id  # the precision check's run
     gpu = expand(spec, check.sweep_overrides("cuda", check.GPU_SIZES, 30, tmp_path / "c.tar.gz", tmp_path, []))
     for cell in gpu.cells:  # every training image, the CIFAR ResNet-18, batch 512, compiled, a 6-point curve
@@ -96,9 +120,11 @@ def test_epoch_choice_fits_the_budget_at_the_measured_or_estimated_speed():
 def _write_sweep(work: Path, now: float) -> dict[str, Path]:
     """A sweep folder caught mid-way: strong done (5 epochs, 100.2 s wall), weak running (3 of 5), GPS new."""
     sweep = work / "results" / check.SWEEP_NAME
-    axes = {"strong": {"method": "simclr", "aug": "strong", "prior": "none"},
-            "weak": {"method": "simclr", "aug": "weak", "prior": "none"},
-            "gps": {"method": "simclr", "aug": "weak", "prior": "run:method=simclr,aug=strong"}}
+    axes = {
+        "strong": {"method": "simclr", "aug": "strong", "prior": "none"},
+        "weak": {"method": "simclr", "aug": "weak", "prior": "none"},
+        "gps": {"method": "simclr", "aug": "weak", "prior": "run:method=simclr,aug=strong"},
+    }
     ids = {"strong": "aaaaaaaaaaaa", "weak": "bbbbbbbbbbbb", "gps": "cccccccccccc"}
     sweep.mkdir(parents=True)
     (sweep / "sweep.json").write_text(json.dumps({"runs": [{"run_id": ids[k], "axes": axes[k]} for k in ids]}))
@@ -108,9 +134,13 @@ def _write_sweep(work: Path, now: float) -> dict[str, Path]:
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"epochs": 5}))
         (folder / "status.json").write_text(json.dumps({"state": state}))
-        (folder / "metrics.jsonl").write_text("".join(
-            json.dumps({"epoch": i + 1, "loss": 5.0 - i / 10, "epoch_seconds": s, "val_knn_acc": 0.3 + i / 100}) + "\n"
-            for i, s in enumerate(seconds)))
+        (folder / "metrics.jsonl").write_text(
+            "".join(
+                json.dumps({"epoch": i + 1, "loss": 5.0 - i / 10, "epoch_seconds": s, "val_knn_acc": 0.3 + i / 100})
+                + "\n"
+                for i, s in enumerate(seconds)
+            )
+        )
         (folder / "checkpoint.pt").write_bytes(b"not carried back")
         os.utime(folder / "config.json", (now - 200, now - 200))
     result = {"knn_acc": 0.61, "linear_acc": 0.655, "eval_seconds": 12.0, "images_per_s": 60_000.0}
@@ -124,8 +154,10 @@ def test_extrapolation_and_projection_from_measured_epochs(tmp_path):
     _write_sweep(tmp_path, now)
     runs = check.read_runs(tmp_path / "results" / check.SWEEP_NAME)
     assert [(r.label, r.state, len(r.epochs)) for r in runs] == [
-        ("SimCLR strong", "done", 5), ("SimCLR weak", "running", 3),
-        ("GPS-SimCLR weak (prior: strong-DA run)", "new", 0)]
+        ("SimCLR strong", "done", 5),
+        ("SimCLR weak", "running", 3),
+        ("GPS-SimCLR weak (prior: strong-DA run)", "new", 0),
+    ]
     # 200 x median(1.5, 1.6, 1.5, 1.4) + (20 - 1.5) first-epoch excess + 12 evaluation + (100.2 - 26 - 12) the rest
     estimate = check.extrapolate(runs[0])
     assert estimate["steady_epoch_seconds"] == 1.5 and estimate["first_epoch_excess_seconds"] == 18.5
@@ -139,15 +171,27 @@ def test_extrapolation_and_projection_from_measured_epochs(tmp_path):
     # still to do: weak 2 epochs x 1.5 + 12 evaluation + 2 val kNN x 1.5; GPS 5 x 1.5 + (100.2 - 5 x 1.5) + 10
     remaining = check.project_remaining(runs, planned_epochs=5)
     assert remaining == pytest.approx(3 + 12 + 2 * check.ONLINE_EVAL_S + 7.5 + 92.7 + check.GPS_SETUP_S, abs=1e-3)
-    watch = check.SweepWatch(tmp_path / "results" / check.SWEEP_NAME, 5, now + remaining + 60, 200.0,
-                             tmp_path / "out", tmp_path, "stop")
+    watch = check.SweepWatch(
+        tmp_path / "results" / check.SWEEP_NAME, 5, now + remaining + 60, 200.0, tmp_path / "out", tmp_path, "stop"
+    )
     assert watch() is None  # on time (summary.json and runs.tar.gz refreshed meanwhile)
-    late = check.SweepWatch(tmp_path / "results" / check.SWEEP_NAME, 5, now + remaining - 30, 200.0,
-                            tmp_path / "out", tmp_path, "stop")
+    late = check.SweepWatch(
+        tmp_path / "results" / check.SWEEP_NAME, 5, now + remaining - 30, 200.0, tmp_path / "out", tmp_path, "stop"
+    )
     reason = late()
     assert reason.startswith("falling behind") and "--epochs" in reason
-    assert check.SweepWatch(tmp_path / "results" / check.SWEEP_NAME, 5, now + remaining - 30, 200.0,
-                            tmp_path / "out", tmp_path, "continue")() is None
+    assert (
+        check.SweepWatch(
+            tmp_path / "results" / check.SWEEP_NAME,
+            5,
+            now + remaining - 30,
+            200.0,
+            tmp_path / "out",
+            tmp_path,
+            "continue",
+        )()
+        is None
+    )
 
 
 def test_summary_reports_what_partial_outputs_hold(tmp_path, capsys):
@@ -155,16 +199,39 @@ def test_summary_reports_what_partial_outputs_hold(tmp_path, capsys):
     _write_sweep(work, time.time())
     failed = work / "results" / check.SWEEP_NAME / "cccccccccccc"
     failed.mkdir()
-    (failed / "status.json").write_text(json.dumps({"state": "failed", "error": "TrainingError: boom",
-                                                    "traceback": "Traceback (most recent call last):\n  at x\nboom"}))
+    (failed / "status.json").write_text(
+        json.dumps(
+            {
+                "state": "failed",
+                "error": "TrainingError: boom",
+                "traceback": "Traceback (most recent call last):\n  at x\nboom",
+            }
+        )
+    )
     out.mkdir()
-    (out / "perf-phases.json").write_text(json.dumps({"step": {
-        "figures": {"ceiling": 80_000.0, "pipeline": 68_000.0, "dataloader_train": 12_000.0},
-        "setup": {"backbone": "resnet18", "batch_size": 512, "compiled_graphs": 1, "graph_breaks": 0},
-        "host_syncs": {}}, "phase_seconds": {"step": 95.0}}))
-    (out / "precision.json").write_text(json.dumps({"note": "n", "steps": [
-        {"step": 1, "lr": 3e-5, "bf16": 6.2, "fp32": 6.21, "rel_diff": 0.01 / 6.21},
-        {"step": 2, "lr": 1e-4, "bf16": 6.1}]}))
+    (out / "perf-phases.json").write_text(
+        json.dumps(
+            {
+                "step": {
+                    "figures": {"ceiling": 80_000.0, "pipeline": 68_000.0, "dataloader_train": 12_000.0},
+                    "setup": {"backbone": "resnet18", "batch_size": 512, "compiled_graphs": 1, "graph_breaks": 0},
+                    "host_syncs": {},
+                },
+                "phase_seconds": {"step": 95.0},
+            }
+        )
+    )
+    (out / "precision.json").write_text(
+        json.dumps(
+            {
+                "note": "n",
+                "steps": [
+                    {"step": 1, "lr": 3e-5, "bf16": 6.2, "fp32": 6.21, "rel_diff": 0.01 / 6.21},
+                    {"step": 2, "lr": 1e-4, "bf16": 6.1},
+                ],
+            }
+        )
+    )
     summary = check.snapshot(out, work, quiet=False)
     printed = capsys.readouterr().out
     assert "CUT OFF" in printed and "pipeline_vs_ceiling           0.85  (H200 target >= 0.8: met)" in printed
@@ -196,8 +263,22 @@ def test_perf_reports_each_phase_as_soon_as_it_is_measured(tmp_path, monkeypatch
     monkeypatch.setattr(knn, "knn_figures", cut_off)
     monkeypatch.setattr(registry, "registry_seconds", lambda *a, **k: pytest.fail("after the cut"))
     partial = tmp_path / "perf-phases.json"
-    code = check.cmd_perf_phases(["--partial", str(partial), "--", "perf", "--device", "cpu", "--dataset", "digits",
-                                  "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "perf.json")])
+    code = check.cmd_perf_phases(
+        [
+            "--partial",
+            str(partial),
+            "--",
+            "perf",
+            "--device",
+            "cpu",
+            "--dataset",
+            "digits",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "perf.json"),
+        ]
+    )
     assert code == 130 and not (tmp_path / "perf.json").exists()
     found = json.loads(partial.read_text())
     assert found["step"]["figures"] == {"ceiling": 10.0, "pipeline": 9.0} and "profile_table" not in found["step"]
@@ -221,10 +302,22 @@ def test_a_step_is_cut_off_at_its_limit_or_stopped_by_its_watch(tmp_path, capsys
 
 def test_check_sh_says_what_is_missing_in_one_line(tmp_path):
     """Without a CIFAR-10 archive the check stops before any work, naming where it looked."""
-    result = subprocess.run(["bash", str(REPO / "gpu" / "check.sh"), "--device", "cpu", "--data-path",
-                             str(tmp_path / "none.tar.gz"), "--work", str(tmp_path / "work")],
-                            env={**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "bash",
+            str(REPO / "gpu" / "check.sh"),
+            "--device",
+            "cpu",
+            "--data-path",
+            str(tmp_path / "none.tar.gz"),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        env={**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no CIFAR-10 archive" in result.stdout and "gpu/assemble.sh" in result.stdout
     assert (tmp_path / "out" / "check.log").read_text() == result.stdout  # check.sh copies everything there

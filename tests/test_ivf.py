@@ -31,7 +31,7 @@ def test_probing_every_list_is_exact_search(digit_views, metric):
     truth, truth_raw = faiss_exact(x, x, 6, "l2" if metric == "l2" else "cosine")
     assert plan.nprobe == nlist and found.shape == (3000, 6)
     # the same k nearest distances as exact search (ids may differ only between equally near views)
-    expected = truth_raw ** 2 if metric == "l2" else 1 - truth_raw  # faiss_exact returns distances
+    expected = truth_raw**2 if metric == "l2" else 1 - truth_raw  # faiss_exact returns distances
     np.testing.assert_allclose(raw, expected, rtol=1e-3, atol=1e-3)
     assert (found == truth).mean() > 0.95
     # and the ids are the ones those distances belong to

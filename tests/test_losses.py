@@ -8,20 +8,20 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import small_method_args
 
 from benchmark.backbones import SmallCNN
 from benchmark.errors import ConfigError
 from benchmark.methods import METHODS, MethodContext, build_method, resolve_method_params
 from benchmark.methods.barlow import barlow_twins_loss
 from benchmark.methods.byol import byol_loss
+from benchmark.methods.dino import dino_loss
+from benchmark.methods.mocov3 import mocov3_loss
 from benchmark.methods.momentum import MomentumTarget, ema_momentum
 from benchmark.methods.nnclr import nnclr_loss
 from benchmark.methods.simclr import nt_xent_loss
-from benchmark.methods.dino import dino_loss
-from benchmark.methods.mocov3 import mocov3_loss
 from benchmark.methods.simsiam import simsiam_loss
 from benchmark.methods.vicreg import vicreg_loss
-from conftest import small_method_args
 
 N, D = 6, 5
 TOL = dict(rel=1e-5, abs=1e-5)
@@ -97,8 +97,9 @@ def ref_vicreg(z1, z2, sim_w, var_w, cov_w, eps=1e-4, variance_reduction="sum"):
     variance = covariance = 0.0
     for z in (a, b):
         means, variances = column_stats(z, unbiased=True)
-        variance += sum(max(0.0, 1.0 - math.sqrt(v + eps)) for v in variances) / d / (
-            2 if variance_reduction == "mean" else 1)
+        variance += (
+            sum(max(0.0, 1.0 - math.sqrt(v + eps)) for v in variances) / d / (2 if variance_reduction == "mean" else 1)
+        )
         for j in range(d):
             for k in range(d):
                 if j != k:
@@ -283,8 +284,16 @@ def test_simsiam_stops_the_gradient_of_the_target_and_has_the_reference_heads():
     assert simsiam_loss(z, z).item() == pytest.approx(-1.0) and simsiam_loss(-z, z).item() == pytest.approx(1.0)
     method = build("simsiam")
     kinds = [(type(m).__name__, getattr(m, "bias", 0) is not None) for m in method.projector]
-    assert kinds == [("Linear", False), ("BatchNorm1d", True), ("ReLU", True), ("Linear", False), ("BatchNorm1d", True),
-                     ("ReLU", True), ("Linear", False), ("BatchNorm1d", False)]  # last BN without affine
+    assert kinds == [
+        ("Linear", False),
+        ("BatchNorm1d", True),
+        ("ReLU", True),
+        ("Linear", False),
+        ("BatchNorm1d", True),
+        ("ReLU", True),
+        ("Linear", False),
+        ("BatchNorm1d", False),
+    ]  # last BN without affine
     assert [type(m).__name__ for m in method.predictor] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
     assert method.predictor[0].bias is None and method.predictor[-1].bias is not None
     assert not any(isinstance(m, MomentumTarget) for m in method.modules())  # no momentum encoder
@@ -315,7 +324,11 @@ def test_mocov3_keys_get_no_gradient_and_the_heads_follow_solo_learn():
     method = build("mocov3")
     assert [type(m).__name__ for m in method.projector] == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
     assert not method.projector[-1].affine and [type(m).__name__ for m in method.predictor] == [
-        "Linear", "BatchNorm1d", "ReLU", "Linear"]
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+    ]
     assert all(m.bias is None for m in method.modules() if isinstance(m, torch.nn.Linear))
     assert isinstance(method.target, MomentumTarget) and method.params.tau_base == 0.99
 
@@ -324,6 +337,7 @@ def test_mocov3_keys_get_no_gradient_and_the_heads_follow_solo_learn():
 def ref_dino(student, teacher, center, student_temperature, teacher_temperature):
     """DINO eq. (1) over the two global views: H(P_t(x_a), P_s(x_b)) for a != b, P_t = softmax((t - c) / T_t),
     P_s = softmax(s / T_s), H(q, p) = -sum_k q_k log p_k, averaged over rows and the two view pairs."""
+
     def softmax(row, temperature, shift):
         exps = [math.exp((x - c) / temperature) for x, c in zip(row, shift)]
         return [e / sum(exps) for e in exps]
@@ -370,8 +384,9 @@ def build(name: str, num_train: int = 50, **extra):
     torch.manual_seed(0)
     backbone = SmallCNN()
     overrides = small_method_args(name, 32, proj_output_dim=16, **extra)
-    method = build_method(name, backbone, backbone.num_features, overrides,
-                          MethodContext(num_train=num_train, epochs=1))
+    method = build_method(
+        name, backbone, backbone.num_features, overrides, MethodContext(num_train=num_train, epochs=1)
+    )
     return method
 
 
@@ -447,8 +462,9 @@ def test_byol_target_starts_as_online_copy_and_follows_ema():
         assert torch.equal(o, t)
 
 
-@pytest.mark.parametrize("name", [m for m in METHODS.names() if any(
-    isinstance(x, MomentumTarget) for x in build(m).modules())])
+@pytest.mark.parametrize(
+    "name", [m for m in METHODS.names() if any(isinstance(x, MomentumTarget) for x in build(m).modules())]
+)
 def test_momentum_targets_start_as_copies_and_follow_the_shared_schedule(name):
     """BYOL, MoCo v3, DINO: one helper (benchmark/methods/momentum.py) with solo-learn's cosine tau."""
     method = build(name, tau_base=0.5)
@@ -525,7 +541,15 @@ def test_heads_follow_solo_learn():
     assert [type(m).__name__ for m in simclr.projector] == ["Linear", "ReLU", "Linear"]
     nnclr = build("nnclr")
     assert [type(m).__name__ for m in nnclr.projector] == [
-        "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+        "BatchNorm1d",
+    ]
     assert nnclr.projector[-1].affine
     for name in ("simclr", "byol", "nnclr", "vicreg", "barlow"):  # (SimSiam's and MoCo v3's drop some)
         assert all(m.bias is not None for m in build(name).modules() if isinstance(m, torch.nn.Linear)), name
@@ -608,5 +632,6 @@ def test_nt_xent_false_negative_mask_matches_a_loop():
     assert masked.item() == pytest.approx(total.item() / (2 * n), rel=1e-6)
     plain_ids = (anchors, anchors)  # plain SSL: nothing to mask
     assert nt_xent_loss(z1, z2, temperature, ids=plain_ids).item() == pytest.approx(
-        nt_xent_loss(z1, z2, temperature).item(), rel=1e-6)
+        nt_xent_loss(z1, z2, temperature).item(), rel=1e-6
+    )
     assert masked.item() != pytest.approx(nt_xent_loss(z1, z2, temperature).item(), rel=1e-3)

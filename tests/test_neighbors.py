@@ -115,15 +115,17 @@ def test_exact_search_on_a_grid():
             expected = [4 * r + j for j in near_x[c]] + [4 * near_row[r] + c]
             assert table.index[4 * r + c].tolist() == expected, (r, c)
             dy = ys_[near_row[r]] - ys_[r]
-            np.testing.assert_allclose(table.dist[4 * r + c],
-                                       [abs(xs_[j] - xs_[c]) for j in near_x[c]] + [abs(dy)], rtol=1e-5)
+            np.testing.assert_allclose(
+                table.dist[4 * r + c], [abs(xs_[j] - xs_[c]) for j in near_x[c]] + [abs(dy)], rtol=1e-5
+            )
 
 
 def test_cosine_search_uses_directions_not_lengths():
     degrees = [0, 10, 30, 70, 150]
     lengths = [1.0, 100.0, 1.0, 0.01, 5.0]  # lengths that would scramble an l2 order
-    vectors = torch.tensor([[r * math.cos(math.radians(a)), r * math.sin(math.radians(a))]
-                            for a, r in zip(degrees, lengths)])
+    vectors = torch.tensor(
+        [[r * math.cos(math.radians(a)), r * math.sin(math.radians(a))] for a, r in zip(degrees, lengths)]
+    )
     table = build_table(vectors, 3, "cosine", "exact", CPU)
     expected = [[1, 2, 3], [0, 2, 3], [1, 0, 3], [2, 1, 0], [3, 2, 1]]
     np.testing.assert_array_equal(table.index, expected)
@@ -177,8 +179,11 @@ def test_torch_exact_matches_faiss_exact():
         # and the distances are the true ones (float64 brute force)
         x64 = prepared.astype(np.float64)
         rows = np.arange(700)[:, None]
-        true = np.linalg.norm(x64[rows] - x64[f_idx], axis=2) if metric == "l2" else \
-            1 - np.einsum("nd,nkd->nk", x64, x64[f_idx])
+        true = (
+            np.linalg.norm(x64[rows] - x64[f_idx], axis=2)
+            if metric == "l2"
+            else 1 - np.einsum("nd,nkd->nk", x64, x64[f_idx])
+        )
         np.testing.assert_allclose(f_dist, true, atol=1e-4)
 
 
@@ -308,12 +313,15 @@ def test_knn_uniform_with_include_self():
 
 
 # distances: row 0 has 3 within tau = 0.5 (the third exactly at tau), row 1 none, row 2 all of its first k
-DIST = torch.tensor([
-    [0.1, 0.2, 0.5, 0.9, 1.5, 2.0],
-    [0.7, 0.8, 0.9, 1.0, 1.1, 1.2],
-    [0.1, 0.1, 0.2, 0.3, 0.4, 0.45],
-    [0.0, 0.6, 0.6, 0.6, 0.7, 0.8],
-] + [[0.1 * (j + 1) for j in range(K_COLS)]] * (N_ROWS - 4))
+DIST = torch.tensor(
+    [
+        [0.1, 0.2, 0.5, 0.9, 1.5, 2.0],
+        [0.7, 0.8, 0.9, 1.0, 1.1, 1.2],
+        [0.1, 0.1, 0.2, 0.3, 0.4, 0.45],
+        [0.0, 0.6, 0.6, 0.6, 0.7, 0.8],
+    ]
+    + [[0.1 * (j + 1) for j in range(K_COLS)]] * (N_ROWS - 4)
+)
 TAU, K_BALL = 0.5, 4
 
 
@@ -476,8 +484,13 @@ def test_build_sampler_plain_and_oracle(synthetic, tmp_path):
         setup = build_sampler(RunConfig.from_dict(values), synthetic, CPU, cache_root=tmp_path, results_dir=tmp_path)
         assert isinstance(setup.sampler, IdentitySampler) and setup.prior_nn_agreement is None
     assert not (tmp_path / "embeddings").exists() and not (tmp_path / "neighbors").exists()
-    oracle = build_sampler(RunConfig.from_dict({"dataset": "synthetic", "prior": "oracle"}), synthetic, CPU,
-                           cache_root=tmp_path, results_dir=tmp_path)
+    oracle = build_sampler(
+        RunConfig.from_dict({"dataset": "synthetic", "prior": "oracle"}),
+        synthetic,
+        CPU,
+        cache_root=tmp_path,
+        results_dir=tmp_path,
+    )
     assert isinstance(oracle.sampler, SameClassSampler) and oracle.prior_nn_agreement == 1.0
     labels = torch.as_tensor(synthetic.pretrain.labels)
     anchors = torch.arange(len(labels)).repeat(5)

@@ -23,9 +23,21 @@ from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.tuning import load_tune
 
 
-@pytest.mark.parametrize("text, value", [("1e-5", 1e-5), ("5E-4", 5e-4), ("1.0e-6", 1e-6), (".5", 0.5), ("3.", 3.0),
-                                         ("-2e3", -2000.0), ("1_000", 1000.0), ("inf", math.inf), (".inf", math.inf),
-                                         ("-inf", -math.inf)])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1e-5", 1e-5),
+        ("5E-4", 5e-4),
+        ("1.0e-6", 1e-6),
+        (".5", 0.5),
+        ("3.", 3.0),
+        ("-2e3", -2000.0),
+        ("1_000", 1000.0),
+        ("inf", math.inf),
+        (".inf", math.inf),
+        ("-inf", -math.inf),
+    ],
+)
 def test_numbers_written_as_text_are_numbers(text, value):
     assert parse_number(text) == value and coerce("x", text, float | None) == value
 
@@ -37,9 +49,25 @@ def test_text_that_is_no_number_is_refused(text):
 
 
 def test_set_takes_every_spelling_and_refuses_meaningless_infinities():
-    args = build_parser().parse_args(["train", "--set", "lr=5e-4", "--set", "weight_decay=1E-5",
-                                      "--set", "method_args.temperature=.2", "--set", "tau=inf",
-                                      "--set", "sampling=radius", "--set", "prior=pixel", "--set", "k=5"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--set",
+            "lr=5e-4",
+            "--set",
+            "weight_decay=1E-5",
+            "--set",
+            "method_args.temperature=.2",
+            "--set",
+            "tau=inf",
+            "--set",
+            "sampling=radius",
+            "--set",
+            "prior=pixel",
+            "--set",
+            "k=5",
+        ]
+    )
     config = config_from_args(args)
     assert (config.lr, config.weight_decay, config.method_args["temperature"]) == (5e-4, 1e-5, 0.2)
     assert config.tau == math.inf  # a ball holding every neighbour
@@ -59,13 +87,15 @@ def test_config_json_of_every_method_loads_back_with_config(method, tmp_path):
 
 def test_sweep_tuning_and_profile_files_take_exponents(tmp_path):
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(textwrap.dedent("""
+    sweep.write_text(
+        textwrap.dedent("""
         name: s
         grid: {lr: [1e-3, 5E-3], seed: [0]}
         fixed: {dataset: digits, weight_decay: 1e-5, method_args: {temperature: 2e-1}}
         per: {lr: {1e-3: {warmup_epochs: 0}}}
         resources: {mem_gb: 1.5e1}
-    """))
+    """)
+    )
     spec = load_sweep(sweep)
     cells = expand(spec).cells
     assert sorted(c.config.lr for c in cells) == [1e-3, 5e-3] and spec.resources.mem_gb == 15.0

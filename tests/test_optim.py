@@ -16,7 +16,6 @@ from benchmark.errors import ConfigError
 from benchmark.methods import METHODS
 from benchmark.optim import LARS, OPTIMIZERS, build_optimizer, lr_at, param_groups, resolve_optim, set_lr
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -111,8 +110,9 @@ def test_param_groups_split_weights_from_biases_and_norms():
     assert plain["weight_decay"] == 0.0 and plain["lars"] is False
     ids = lambda params: {id(p) for p in params}  # noqa: E731
     assert ids(decay["params"]) == ids([model.conv.weight, model.fc.weight])
-    assert ids(plain["params"]) == ids([model.bn.weight, model.bn.bias, model.fc.bias, model.norm.weight,
-                                         model.norm.bias])
+    assert ids(plain["params"]) == ids(
+        [model.bn.weight, model.bn.bias, model.fc.bias, model.norm.weight, model.norm.bias]
+    )
     assert not ids([model.frozen.weight, model.frozen.bias]) & (ids(decay["params"]) | ids(plain["params"]))
     (everything,) = param_groups(model, weight_decay=0.05, exclude_bias_n_norm=False)
     assert everything["lars"] and everything["weight_decay"] == 0.05
@@ -185,8 +185,10 @@ class Mlp(nn.Module):
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2, 0.5])
-@pytest.mark.parametrize("clip_lr, exclude, lr", [(True, True, 0.5), (True, True, 0.01), (False, False, 0.5),
-                                                   (True, False, 0.05), (False, True, 0.5)])
+@pytest.mark.parametrize(
+    "clip_lr, exclude, lr",
+    [(True, True, 0.5), (True, True, 0.01), (False, False, 0.5), (True, False, 0.05), (False, True, 0.5)],
+)
 def test_lars_matches_solo_learns_rule_for_three_steps(weight_decay, clip_lr, exclude, lr):
     torch.manual_seed(0)
     model = Mlp().double()
@@ -208,7 +210,9 @@ def test_lars_matches_solo_learns_rule_for_three_steps(weight_decay, clip_lr, ex
         optimizer.step()
         reference_lars_step(reference, ref_state, lr, weight_decay, clip_lr=clip_lr, exclude=exclude)
         for (name, p), q in zip(model.named_parameters(), reference.parameters()):
-            torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12, msg=lambda m: f"step {step}: {name}: {m}")
+            torch.testing.assert_close(
+                p, q, rtol=1e-9, atol=1e-12, msg=lambda m, step=step, name=name: f"step {step}: {name}: {m}"
+            )
 
 
 def hand_lars_step(lr: float) -> list[float]:
@@ -249,7 +253,7 @@ def test_lars_plain_group_is_momentum_sgd():
     twins = [nn.Parameter(p.detach().clone()) for p in params]
     lars = LARS([{"params": params, "weight_decay": 0.0, "lars": False}], lr=0.1)
     sgd = torch.optim.SGD(twins, lr=0.1, momentum=0.9)
-    for step in range(3):
+    for _ in range(3):
         grads = [torch.randn_like(p) for p in params]
         for p, q, g in zip(params, twins, grads):
             p.grad, q.grad = g.clone(), g.clone()
@@ -285,8 +289,14 @@ def test_resolve_optim_scales_recipe_lr_by_batch(method, batch_size):
 
 def test_resolve_optim_keeps_explicit_values_and_derives_warmup():
     config = RunConfig(method="byol", batch_size=512, lr=0.05, optimizer="sgd", weight_decay=0.0, warmup_epochs=3)
-    assert resolve_optim(config) == {"optimizer": "sgd", "lr": 0.05, "weight_decay": 0.0, "warmup_epochs": 3,
-                                     "optimizer_args": {"momentum": 0.9}, "warmup_start_lr": 3e-5}
+    assert resolve_optim(config) == {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "weight_decay": 0.0,
+        "warmup_epochs": 3,
+        "optimizer_args": {"momentum": 0.9},
+        "warmup_start_lr": 3e-5,
+    }
     assert resolve_optim(RunConfig(method="byol", batch_size=512))["lr"] == pytest.approx(2.0)
     assert resolve_optim(RunConfig(method="simclr", batch_size=128))["lr"] == pytest.approx(0.2)
     assert resolve_optim(RunConfig(method="simclr", lr=0.0))["lr"] == 0.0  # 0 is set, not unset

@@ -136,8 +136,15 @@ def test_clip_prior_from_a_local_weights_file(tmp_path):
 
 def test_run_prior_uses_an_earlier_runs_backbone(tmp_path, monkeypatch):
     data = load_dataset("digits", data_dir=tmp_path / "data")
-    config = RunConfig.from_dict({"dataset": "digits", "epochs": 1, "batch_size": 128, "progress": False,
-                                  "method_args": {"proj_hidden_dim": 128}})
+    config = RunConfig.from_dict(
+        {
+            "dataset": "digits",
+            "epochs": 1,
+            "batch_size": 128,
+            "progress": False,
+            "method_args": {"proj_hidden_dim": 128},
+        }
+    )
     run_dir = tmp_path / "results" / "sweep" / config.run_id
     train_run(config, run_dir, data=data)
     by_path = build_prior(f"run:{run_dir}", {}).embed(data, CPU)

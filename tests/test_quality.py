@@ -46,8 +46,9 @@ def test_uniformity_on_a_circle_and_of_one_point():
     n = 720
     angles = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
     circle = torch.stack([angles.cos(), angles.sin()], dim=1)
-    direct = sum(math.exp(-2 * ((circle[i] - circle[j]) ** 2).sum().item())
-                 for i in range(0, n, 7) for j in range(n) if i != j) / sum(n - 1 for _ in range(0, n, 7))
+    direct = sum(
+        math.exp(-2 * ((circle[i] - circle[j]) ** 2).sum().item()) for i in range(0, n, 7) for j in range(n) if i != j
+    ) / sum(n - 1 for _ in range(0, n, 7))
     assert uniformity(circle) == pytest.approx(math.log(direct), abs=1e-3)
     # n evenly spaced points: exp(-2 |x - y|^2) = exp(-4) exp(4 cos(theta)), whose mean over n equally
     # spaced angles is exp(-4) I0(4) (I0(4) = 11.3019219521...) up to 2 exp(-4) I_n(4), far below 1e-9;

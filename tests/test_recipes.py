@@ -95,29 +95,79 @@ HEAD_AND_LOSS_VALUES = [
     ("dino", "center_momentum", 0.9, "solo/losses/dino.py"),
 ] + [(m, "bn_per_view", True, "solo/methods/base.py") for m in METHODS.names()]
 
-_ASYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
-               "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "flip_p": 0.5}
-_SYMMETRIC = {"crop": True, "crop_scale": (0.08, 1.0), "jitter_p": 0.8, "brightness": 0.8, "contrast": 0.8,
-              "saturation": 0.8, "hue": 0.2, "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0, "flip_p": 0.5}
+_ASYMMETRIC = {
+    "crop": True,
+    "crop_scale": (0.08, 1.0),
+    "jitter_p": 0.8,
+    "brightness": 0.4,
+    "contrast": 0.4,
+    "saturation": 0.2,
+    "hue": 0.1,
+    "grayscale_p": 0.2,
+    "blur_p": 0.0,
+    "flip_p": 0.5,
+}
+_SYMMETRIC = {
+    "crop": True,
+    "crop_scale": (0.08, 1.0),
+    "jitter_p": 0.8,
+    "brightness": 0.8,
+    "contrast": 0.8,
+    "saturation": 0.8,
+    "hue": 0.2,
+    "grayscale_p": 0.2,
+    "blur_p": 0.5,
+    "solarize_p": 0.0,
+    "flip_p": 0.5,
+}
 _SYMMETRIC_WEAK = {**_SYMMETRIC, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}
-_VICREG = {"crop": True, "crop_scale": (0.2, 1.0), "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4,
-           "saturation": 0.2, "hue": 0.1, "grayscale_p": 0.2, "blur_p": 0.0, "solarize_p": 0.1, "flip_p": 0.5}
+_VICREG = {
+    "crop": True,
+    "crop_scale": (0.2, 1.0),
+    "jitter_p": 0.8,
+    "brightness": 0.4,
+    "contrast": 0.4,
+    "saturation": 0.2,
+    "hue": 0.1,
+    "grayscale_p": 0.2,
+    "blur_p": 0.0,
+    "solarize_p": 0.1,
+    "flip_p": 0.5,
+}
 # (method, image size, view 1, view 2, source file): the strong DA of each method
 STRONG_VALUES = [
     ("simclr", 32, _SYMMETRIC, _SYMMETRIC, f"{CIFAR}/augmentations/symmetric.yaml"),
     ("simclr", 96, _SYMMETRIC, _SYMMETRIC, "scripts/pretrain/imagenet-100/augmentations/symmetric.yaml"),
     ("vicreg", 32, _VICREG, _VICREG, f"{CIFAR}/vicreg.yaml"),
     ("simsiam", 32, _SYMMETRIC_WEAK, _SYMMETRIC_WEAK, f"{CIFAR}/augmentations/symmetric_weak.yaml"),
-    ("vicreg", 96, {**_VICREG, "blur_p": 0.5}, {**_VICREG, "blur_p": 0.5},
-     "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
+    (
+        "vicreg",
+        96,
+        {**_VICREG, "blur_p": 0.5},
+        {**_VICREG, "blur_p": 0.5},
+        "scripts/pretrain/imagenet-100/augmentations/vicreg.yaml",
+    ),
 ]
 _ASYMMETRIC_METHODS = ("byol", "nnclr", "barlow", "simsiam", "mocov3", "dino")  # simsiam: ImageNet-100 only
 STRONG_VALUES += [
-    (m, 32, {**_ASYMMETRIC, "solarize_p": 0.0}, {**_ASYMMETRIC, "solarize_p": 0.2},
-     f"{CIFAR}/augmentations/asymmetric.yaml") for m in _ASYMMETRIC_METHODS if m != "simsiam"
+    (
+        m,
+        32,
+        {**_ASYMMETRIC, "solarize_p": 0.0},
+        {**_ASYMMETRIC, "solarize_p": 0.2},
+        f"{CIFAR}/augmentations/asymmetric.yaml",
+    )
+    for m in _ASYMMETRIC_METHODS
+    if m != "simsiam"
 ] + [
-    (m, 96, {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0}, {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
-     "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml") for m in _ASYMMETRIC_METHODS
+    (
+        m,
+        96,
+        {**_ASYMMETRIC, "blur_p": 1.0, "solarize_p": 0.0},
+        {**_ASYMMETRIC, "blur_p": 0.1, "solarize_p": 0.2},
+        "scripts/pretrain/imagenet-100/augmentations/asymmetric.yaml",
+    )
+    for m in _ASYMMETRIC_METHODS
 ]
 
 

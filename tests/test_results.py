@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.results import build_table, collect, compare_paper, load_reference, prior_table, to_csv, to_latex, to_markdown
+from benchmark.results import (
+    build_table,
+    collect,
+    compare_paper,
+    load_reference,
+    prior_table,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 
 RUN_PRIOR = "run:method=simclr,aug=strong"
 # (method, aug, prior, linear_acc per seed 0, 1, 2; None: not done)
@@ -35,8 +44,13 @@ def write_tree(root: Path) -> Path:
     for i, (method, aug, prior, accs) in enumerate(RUNS):
         for seed, acc in enumerate(accs):
             run_id = f"{i:02d}{seed:010d}"
-            planned.append({"run_id": run_id, "axes": {"method": method, "aug": aug, "prior": prior, "seed": str(seed)},
-                            "depends_on": None})
+            planned.append(
+                {
+                    "run_id": run_id,
+                    "axes": {"method": method, "aug": aug, "prior": prior, "seed": str(seed)},
+                    "depends_on": None,
+                }
+            )
             folder = sweep / run_id
             folder.mkdir(parents=True)
             if acc is None:
@@ -45,15 +59,34 @@ def write_tree(root: Path) -> Path:
                 continue
             gps = prior != "none"
             (folder / "status.json").write_text(json.dumps({"state": "done"}))
-            (folder / "result.json").write_text(json.dumps({
-                "run_id": run_id, "method": method, "aug": aug, "dataset": "cifar10",
-                "prior": f"run:{'0' * 12}" if prior.startswith("run:") else prior, "seed": seed, "epochs": 3,
-                "k": 5 if gps else 0, "knn_acc": acc - 0.01, "knn200_acc": acc - 0.02, "linear_acc": acc,
-                "val_knn_acc": acc, "val_linear_acc": acc, "prior_nn_agreement": AGREEMENT.get(prior),
-                "train_seconds": 1.0, "images_per_s": 100.0}))
-            (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "loss": 5.0 - e}) + "\n" for e in (1, 2, 3)))
-    (sweep / "sweep.json").write_text(json.dumps({"name": "paper", "axes": ["method", "aug", "prior", "seed"],
-                                                  "runs": planned}))
+            (folder / "result.json").write_text(
+                json.dumps(
+                    {
+                        "run_id": run_id,
+                        "method": method,
+                        "aug": aug,
+                        "dataset": "cifar10",
+                        "prior": f"run:{'0' * 12}" if prior.startswith("run:") else prior,
+                        "seed": seed,
+                        "epochs": 3,
+                        "k": 5 if gps else 0,
+                        "knn_acc": acc - 0.01,
+                        "knn200_acc": acc - 0.02,
+                        "linear_acc": acc,
+                        "val_knn_acc": acc,
+                        "val_linear_acc": acc,
+                        "prior_nn_agreement": AGREEMENT.get(prior),
+                        "train_seconds": 1.0,
+                        "images_per_s": 100.0,
+                    }
+                )
+            )
+            (folder / "metrics.jsonl").write_text(
+                "".join(json.dumps({"epoch": e, "loss": 5.0 - e}) + "\n" for e in (1, 2, 3))
+            )
+    (sweep / "sweep.json").write_text(
+        json.dumps({"name": "paper", "axes": ["method", "aug", "prior", "seed"], "runs": planned})
+    )
     return sweep
 
 
@@ -114,7 +147,10 @@ def test_paper_comparison_names_the_difference_or_its_absence(tree):
     assert "| cifar10 | weak | GPS-SimCLR (pixel) | 81.00 ± 1.41 | 85.58 | -4.58 | arXiv 2401.01990 |" in text
     assert "| cifar10 | strong | BYOL | 88.00 ± 0.00 | no published number | | |" in text
     # the strong-DA GPS-SimCLR cell meets the paper's learning-rate study, given as a range
-    assert "| cifar10 | strong | GPS-SimCLR (pixel) | 89.00 | 86.05–88.35 (range) | +0.65 outside the range | arXiv 2401.01990 |" in text
+    assert (
+        "| cifar10 | strong | GPS-SimCLR (pixel) | 89.00 | 86.05–88.35 (range) | +0.65 outside the range "
+        "| arXiv 2401.01990 |" in text
+    )
 
 
 def test_prior_table_gives_agreement_and_gain(tree):
@@ -129,8 +165,14 @@ def test_table_command_prints_and_saves_formats_and_plots(tree, capsys):
     assert main(["table", str(tree), "--save", "--compare", "paper"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(EXPECTED_MARKDOWN) and "Beside the paper" in out
-    for name in ("table-linear_acc.md", "table-linear_acc.tex", "table-linear_acc.csv", "bars-linear_acc.png",
-                 "agreement-linear_acc.png", "curves.png"):
+    for name in (
+        "table-linear_acc.md",
+        "table-linear_acc.tex",
+        "table-linear_acc.csv",
+        "bars-linear_acc.png",
+        "agreement-linear_acc.png",
+        "curves.png",
+    ):
         assert (tree / name).stat().st_size > 100, name
 
 
@@ -161,10 +203,28 @@ def test_ten_thousand_runs_collect_and_tabulate(tmp_path, capsys):
         method, aug, seed = ("simclr", "byol")[i % 2], ("weak", "strong")[(i // 2) % 2], i // 4
         planned.append({"run_id": run_id, "axes": {"method": method, "aug": aug, "seed": str(seed)}})
         (sweep / run_id).mkdir(parents=True)
-        (sweep / run_id / "result.json").write_text(json.dumps({
-            "run_id": run_id, "method": method, "aug": aug, "dataset": "cifar10", "prior": "none", "seed": seed,
-            "k": 0, "linear_acc": 0.5 + (i % 7) / 100, "knn_acc": 0.5, "knn200_acc": 0.5, "prior_nn_agreement": None,
-            "epochs": 100, "val_knn_acc": 0.5, "val_linear_acc": 0.5, "train_seconds": 60.0, "images_per_s": 1e4}))
+        (sweep / run_id / "result.json").write_text(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "method": method,
+                    "aug": aug,
+                    "dataset": "cifar10",
+                    "prior": "none",
+                    "seed": seed,
+                    "k": 0,
+                    "linear_acc": 0.5 + (i % 7) / 100,
+                    "knn_acc": 0.5,
+                    "knn200_acc": 0.5,
+                    "prior_nn_agreement": None,
+                    "epochs": 100,
+                    "val_knn_acc": 0.5,
+                    "val_linear_acc": 0.5,
+                    "train_seconds": 60.0,
+                    "images_per_s": 1e4,
+                }
+            )
+        )
     (sweep / "sweep.json").write_text(json.dumps({"name": "big", "axes": ["method", "aug", "seed"], "runs": planned}))
     started = time.perf_counter()
     assert main(["table", str(sweep)]) == 0
@@ -178,9 +238,21 @@ def test_ten_thousand_runs_collect_and_tabulate(tmp_path, capsys):
 def test_grid_axes_other_than_the_seed_split_the_rows_instead_of_being_averaged():
     import pandas as pd
 
-    rows = [{"method": "simclr", "prior_label": "none", "dataset": "digits", "aug": "weak", "seed": seed, "k": 0,
-             "linear_acc": accuracy, "axis_lr": lr, "axis_seed": str(seed)}
-            for lr, accuracy in (("0.1", 0.5), ("1.0", 0.9)) for seed in (0, 1)]
+    rows = [
+        {
+            "method": "simclr",
+            "prior_label": "none",
+            "dataset": "digits",
+            "aug": "weak",
+            "seed": seed,
+            "k": 0,
+            "linear_acc": accuracy,
+            "axis_lr": lr,
+            "axis_seed": str(seed),
+        }
+        for lr, accuracy in (("0.1", 0.5), ("1.0", 0.9))
+        for seed in (0, 1)
+    ]
     counts = {"done": 4, "failed": 0, "missing": 0, "planned": 4, "planned_seeds": 2}
     text = to_markdown(build_table(pd.DataFrame(rows), counts))
     assert "| SimCLR, lr=0.1 | 50.00 ± 0.00 |" in text and "| **SimCLR, lr=1.0** |" not in text

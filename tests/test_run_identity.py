@@ -11,27 +11,101 @@ PINNED = [  # computed with the code of main at 15073a7, before fields declared 
     ({}, "4296fc400276"),
     ({"method": "byol", "epochs": 7, "seed": 3}, "a06d158c5dc2"),
     ({"dataset": "cifar10", "method": "vicreg", "aug": "weak", "batch_size": 512}, "83bf99639084"),
-    ({"method": "simclr", "aug": "crop", "aug_args": {"view2": {"solarize_p": 0.2}}, "optimizer": "sgd",
-      "optimizer_args": {"momentum": 0.8}, "lr": 0.1, "weight_decay": 1e-4, "warmup_epochs": 2,
-      "warmup_start_lr": 0.0}, "25fb2243a167"),
+    (
+        {
+            "method": "simclr",
+            "aug": "crop",
+            "aug_args": {"view2": {"solarize_p": 0.2}},
+            "optimizer": "sgd",
+            "optimizer_args": {"momentum": 0.8},
+            "lr": 0.1,
+            "weight_decay": 1e-4,
+            "warmup_epochs": 2,
+            "warmup_start_lr": 0.0,
+        },
+        "25fb2243a167",
+    ),
     ({"prior": "pixel", "k": 5}, "636111ef6ec5"),
-    ({"prior": "pixel", "k": 5, "prior_args": {"pca_dim": 8}, "sampling": "radius", "tau": 0.5, "include_self": True,
-      "metric": "cosine", "knn_index": "exact", "tau_neighbors": 3}, "227815fe3ce2"),
+    (
+        {
+            "prior": "pixel",
+            "k": 5,
+            "prior_args": {"pca_dim": 8},
+            "sampling": "radius",
+            "tau": 0.5,
+            "include_self": True,
+            "metric": "cosine",
+            "knn_index": "exact",
+            "tau_neighbors": 3,
+        },
+        "227815fe3ce2",
+    ),
     ({"prior": "oracle"}, "4759121d3e76"),
     ({"method": "simclr", "method_args": {"temperature": 0.5}, "prior": "oracle", "aug": "weak"}, "e6c84e43c4c1"),
     ({"prior": "pixel", "k": 0, "sampling": "radius"}, "4296fc400276"),  # plain SSL: the default's id
-    ({"subset": 500, "image_size": 16, "backbone": "small", "precision": "fp32", "val_fraction": 0.2, "val_max": 100,
-      "knn_temperature": 0.1, "pretrained": False}, "a0493854137f"),
-    ({"device": "cpu", "compile": True, "checkpoint_every": 3, "eval_every": 1, "data_dir": "/x",
-      "wandb_mode": "offline", "wandb_project": "p", "wandb_entity": "e", "wandb_group": "g", "progress": False},
-     "4296fc400276"),  # execution only: the default's id
+    (
+        {
+            "subset": 500,
+            "image_size": 16,
+            "backbone": "small",
+            "precision": "fp32",
+            "val_fraction": 0.2,
+            "val_max": 100,
+            "knn_temperature": 0.1,
+            "pretrained": False,
+        },
+        "a0493854137f",
+    ),
+    (
+        {
+            "device": "cpu",
+            "compile": True,
+            "checkpoint_every": 3,
+            "eval_every": 1,
+            "data_dir": "/x",
+            "wandb_mode": "offline",
+            "wandb_project": "p",
+            "wandb_entity": "e",
+            "wandb_group": "g",
+            "progress": False,
+        },
+        "4296fc400276",
+    ),  # execution only: the default's id
 ]
 
 IDENTITY_FIELDS = {
-    "dataset", "subset", "image_size", "method", "method_args", "aug", "aug_args", "backbone", "pretrained",
-    "weights", "prior", "prior_args", "k", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index",
-    "epochs", "batch_size", "optimizer", "optimizer_args", "lr", "weight_decay", "warmup_epochs", "warmup_start_lr",
-    "precision", "seed", "val_fraction", "val_max", "knn_temperature",
+    "dataset",
+    "subset",
+    "image_size",
+    "method",
+    "method_args",
+    "aug",
+    "aug_args",
+    "backbone",
+    "pretrained",
+    "weights",
+    "prior",
+    "prior_args",
+    "k",
+    "sampling",
+    "include_self",
+    "tau",
+    "tau_neighbors",
+    "metric",
+    "knn_index",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "optimizer_args",
+    "lr",
+    "weight_decay",
+    "warmup_epochs",
+    "warmup_start_lr",
+    "precision",
+    "seed",
+    "val_fraction",
+    "val_max",
+    "knn_temperature",
 }
 GPS_ONLY_FIELDS = {"prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index"}
 
@@ -58,6 +132,7 @@ def test_the_fields_that_count_only_for_gps_are_pinned():
 
 def test_a_field_that_does_not_declare_its_side_is_refused_when_the_class_is_defined():
     with pytest.raises(TypeError, match="fields b must be declared with experiment"):
+
         @identity_declared
         @dataclasses.dataclass(frozen=True)
         class Half:

@@ -19,6 +19,7 @@ from benchmark.priors import PRIORS
 from benchmark.priors.simple import PixelPrior
 from benchmark.results import build_table, to_markdown, variant
 from benchmark.sweep.plan import drop_k_without_prior
+
 REPO = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
 
@@ -26,8 +27,8 @@ CPU = torch.device("cpu")
 def readme_table(heading: str, cells: int = 1) -> list[str]:
     """The first `cells` cells of each row of the first table under `heading` in README.md."""
     text = (REPO / "README.md").read_text()
-    section = text[text.index(heading + "\n"):]
-    lines = section[section.index("\n| ") + 1:].split("\n\n")[0].splitlines()[2:]  # past header and rule
+    section = text[text.index(heading + "\n") :]
+    lines = section[section.index("\n| ") + 1 :].split("\n\n")[0].splitlines()[2:]  # past header and rule
     return [" | ".join(line.strip("| ").split(" | ")[:cells]) for line in lines]
 
 
@@ -39,13 +40,27 @@ def test_readme_lists_every_prior_and_every_sampling_rule():
     rules = {re.match(r"`([^`]+)`", row).group(1): row for row in readme_table("### Sampling rules", cells=2)}
     assert sorted(rules) == SAMPLING_RULES.names()
     assert {name for name, row in rules.items() if "`tau`" in row} == {
-        name for name in SAMPLING_RULES.names() if SAMPLING_RULES.get(name).needs_radius}
+        name for name in SAMPLING_RULES.names() if SAMPLING_RULES.get(name).needs_radius
+    }
 
 
 def frame(prior: str) -> pd.DataFrame:
     rows = [("none", 0, 0.50), (prior, 5, 0.90)]
-    return pd.DataFrame([{"method": "simclr", "prior_label": p, "k": k, "dataset": "digits", "aug": "weak",
-                          "seed": seed, "linear_acc": acc} for p, k, acc in rows for seed in (0, 1)])
+    return pd.DataFrame(
+        [
+            {
+                "method": "simclr",
+                "prior_label": p,
+                "k": k,
+                "dataset": "digits",
+                "aug": "weak",
+                "seed": seed,
+                "linear_acc": acc,
+            }
+            for p, k, acc in rows
+            for seed in (0, 1)
+        ]
+    )
 
 
 def test_a_prior_that_uses_labels_is_named_so_and_never_the_best(monkeypatch):
@@ -74,8 +89,9 @@ def test_a_plain_prior_takes_no_k(monkeypatch):
 @pytest.mark.parametrize("rule", SAMPLING_RULES.names())
 def test_a_rule_that_needs_a_radius_gets_tau_and_its_neighbour_columns(rule, tmp_path, one_thread):
     data = load_dataset("synthetic", data_dir=tmp_path / "data")
-    config = RunConfig.from_dict({"dataset": "synthetic", "prior": "pixel", "k": 2, "tau_neighbors": 7,
-                                  "sampling": rule})
+    config = RunConfig.from_dict(
+        {"dataset": "synthetic", "prior": "pixel", "k": 2, "tau_neighbors": 7, "sampling": rule}
+    )
     setup = build_sampler(config, data, CPU, cache_root=tmp_path, results_dir=tmp_path)
     radius = SAMPLING_RULES.get(rule).needs_radius
     assert (setup.report["tau"] is not None) == radius

@@ -44,11 +44,14 @@ def slurm_env(tmp_path_factory):
     env = {**os.environ}
     if not given:
         env["SLURM_LOCAL_PORT"] = str(_free_port_pair())
-    up = subprocess.run([str(REPO / "slurm/local/up.sh"), str(folder)], capture_output=True, text=True, env=env,
-                        timeout=600)
+    up = subprocess.run(
+        [str(REPO / "slurm/local/up.sh"), str(folder)], capture_output=True, text=True, env=env, timeout=600
+    )
     if up.returncode != 0:
-        pytest.skip(f"cannot start the localhost SLURM (slurm/local/up.sh exit {up.returncode}): "
-                    f"{(up.stderr or up.stdout).strip()[-400:]}")
+        pytest.skip(
+            f"cannot start the localhost SLURM (slurm/local/up.sh exit {up.returncode}): "
+            f"{(up.stderr or up.stdout).strip()[-400:]}"
+        )
     yield {"SLURM_CONF": str(folder / "etc/slurm.conf"), "PATH": f"{folder / 'bin'}:{os.environ['PATH']}"}
     if not given:
         subprocess.run([str(REPO / "slurm/local/down.sh"), str(folder)], check=False)
@@ -80,7 +83,9 @@ def _wait(condition, timeout: float = 600.0, poll: float = 1.0):
 
 
 def test_sweep_runs_as_a_slurm_array_with_a_failing_cell(on_cluster, tmp_path, capsys):
-    path = _sweep(tmp_path, """
+    path = _sweep(
+        tmp_path,
+        """
         name: onslurm
         grid: {method: [simclr, byol], seed: [0, 1, 2]}
         fixed: {dataset: digits, epochs: 3, batch_size: 128,
@@ -91,11 +96,25 @@ def test_sweep_runs_as_a_slurm_array_with_a_failing_cell(on_cluster, tmp_path, c
         exclude: [{method: byol, seed: 2}]
         resources: {cpus: 1, mem_gb: 2, timeout_min: 20}
         wandb: {mode: offline}
-    """)
+    """,
+    )
     results = tmp_path / "r"
     started = time.time()
-    assert main(["sweep", str(path), "--executor", "slurm", "--profile", "slurm/profiles/local.yaml",
-                 "--results-dir", str(results)]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(path),
+                "--executor",
+                "slurm",
+                "--profile",
+                "slurm/profiles/local.yaml",
+                "--results-dir",
+                str(results),
+            ]
+        )
+        == 0
+    )
     submit_seconds = time.time() - started
     assert "submitted 5 run(s)" in capsys.readouterr().out
     plan = expand(load_sweep(path))
@@ -119,8 +138,10 @@ def test_sweep_runs_as_a_slurm_array_with_a_failing_cell(on_cluster, tmp_path, c
     _wait(finished)
     all_done_seconds = time.time() - started
     with capsys.disabled():
-        print(f"\nSLURM sweep of 5 runs: submitted in {submit_seconds:.1f} s, all finished {all_done_seconds:.0f} s "
-              "after `sweep`")
+        print(
+            f"\nSLURM sweep of 5 runs: submitted in {submit_seconds:.1f} s, all finished {all_done_seconds:.0f} s "
+            "after `sweep`"
+        )
     failing = runs["method=simclr seed=2"].read_status()
     assert failing["state"] == "failed" and "loss became nan" in failing["error"]
     for label, run in runs.items():
@@ -157,8 +178,12 @@ def test_preempted_slurm_job_requeues_and_resumes_from_its_checkpoint(on_cluster
     _wait(lambda: len(run.read_metrics()) >= 2, poll=0.2)
     job_id = run.read_status()["job_id"]
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # what SLURM sends before preempting
-    _wait(lambda: run.read_status().get("state") in ("done", "failed") and
-          reference.read_status().get("state") in ("done", "failed"))
+    _wait(
+        lambda: (
+            run.read_status().get("state") in ("done", "failed")
+            and reference.read_status().get("state") in ("done", "failed")
+        )
+    )
 
     status = run.read_status()
     assert status["state"] == "done" and status["attempt"] == 2 and status["job_id"] == job_id
@@ -171,17 +196,33 @@ def test_preempted_slurm_job_requeues_and_resumes_from_its_checkpoint(on_cluster
 
 
 def test_run_prior_cell_waits_for_its_source_with_afterany(on_cluster, tmp_path, capsys):
-    path = _sweep(tmp_path, """
+    path = _sweep(
+        tmp_path,
+        """
         name: staged
         grid: {prior: [none, "run:method=simclr"], method: [simclr]}
         fixed: {dataset: digits, epochs: 2, batch_size: 128, k: 5,
                 method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}
         resources: {cpus: 1, mem_gb: 2, timeout_min: 20}
         wandb: {mode: disabled}
-    """)
+    """,
+    )
     results = tmp_path / "r"
-    assert main(["sweep", str(path), "--executor", "slurm", "--profile", "slurm/profiles/local.yaml",
-                 "--results-dir", str(results)]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(path),
+                "--executor",
+                "slurm",
+                "--profile",
+                "slurm/profiles/local.yaml",
+                "--results-dir",
+                str(results),
+            ]
+        )
+        == 0
+    )
     source, dependent = expand(load_sweep(path)).cells
     runs = [RunDir(results / "staged" / cell.run_id) for cell in (source, dependent)]
     dependent_job = runs[1].read_status()["job_id"]
@@ -198,7 +239,9 @@ def test_tuning_workers_run_as_a_slurm_array(on_cluster, tmp_path, capsys):
     from benchmark.sweep import study as studies
     from benchmark.sweep.tuning import load_tune
 
-    path = _sweep(tmp_path, """
+    path = _sweep(
+        tmp_path,
+        """
         name: tune-slurm
         fixed: {dataset: digits, method: simclr, aug: weak, epochs: 2, batch_size: 256,
                 method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}
@@ -208,18 +251,34 @@ def test_tuning_workers_run_as_a_slurm_array(on_cluster, tmp_path, capsys):
         pruner: none
         resources: {cpus: 1, mem_gb: 2, timeout_min: 20}
         wandb: {mode: disabled}
-    """)
+    """,
+    )
     results = tmp_path / "r"
-    args = ["tune", str(path), "--executor", "slurm", "--profile", "slurm/profiles/local.yaml", "--workers", "2",
-            "--results-dir", str(results)]
+    args = [
+        "tune",
+        str(path),
+        "--executor",
+        "slurm",
+        "--profile",
+        "slurm/profiles/local.yaml",
+        "--workers",
+        "2",
+        "--results-dir",
+        str(results),
+    ]
     assert main(args) == 0
     assert "submitted 2 worker(s) as a SLURM array" in capsys.readouterr().out
     spec = load_tune(path)
-    _wait(lambda: studies.finished(studies.open_study(spec, results / "tune-slurm")) >= 3
-          and not subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip())
+    _wait(
+        lambda: (
+            studies.finished(studies.open_study(spec, results / "tune-slurm")) >= 3
+            and not subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip()
+        )
+    )
     study = studies.open_study(spec, results / "tune-slurm")
     workers = {t.user_attrs["worker"]["job_id"] for t in study.get_trials()}
-    assert len({job.split("_")[0] for job in workers}) == 1 and all(t.user_attrs["worker"]["executor"] == "slurm"
-                                                                    for t in study.get_trials())
+    assert len({job.split("_")[0] for job in workers}) == 1 and all(
+        t.user_attrs["worker"]["executor"] == "slurm" for t in study.get_trials()
+    )
     assert main(args) == 0  # the budget is spent: the command only reports
     assert "best: trial" in capsys.readouterr().out

@@ -41,10 +41,16 @@ BAD_SWEEPS = [
     ("grid: {seed: 3}\n", ["grid.seed must be a list", "int"]),
     ("grid: {seed: [0]}\nfixed: {epochs: ten}\n", ["epochs must be int", "'ten'"]),
     ("grid: {aug: [weak, strongest]}\n", ["unknown augmentation 'strongest'", "valid: crop, none, strong, weak"]),
-    ("grid: {method: [simclr, byol], aug: [weak, strong], prior: [none, 'run:method=simclr,aug=strong']}\n"
-     "exclude: [{method: simclr, aug: strong, prior: none}]\n", ["names no cell of the sweep"]),
+    (
+        "grid: {method: [simclr, byol], aug: [weak, strong], prior: [none, 'run:method=simclr,aug=strong']}\n"
+        "exclude: [{method: simclr, aug: strong, prior: none}]\n",
+        ["names no cell of the sweep"],
+    ),
     ("grid: {method: [simclr], prior: [none, 'run:method=vicreg']}\n", ["'vicreg' is not on axis method"]),
-    ("grid: {method: [simclr]}\nper: {dataset: {digits: {epochs: 3}}}\n", ["unknown grid axis 'dataset'", "valid: method"]),
+    (
+        "grid: {method: [simclr]}\nper: {dataset: {digits: {epochs: 3}}}\n",
+        ["unknown grid axis 'dataset'", "valid: method"],
+    ),
     ("grid: {method: [simclr]}\nper: {method: {vicreg: {lr: 0.1}}}\n", ["value 'vicreg' is not on the axis", "simclr"]),
     ("grid: {method: [simclr]}\nexclude: [{method: byol}]\n", ["value 'byol' is not on axis method"]),
     ("grid: {seed: [0]}\nresources: {gpu: 1}\n", ["unknown resources key for a sweep 'gpu'", "gpus"]),
@@ -93,12 +99,22 @@ def test_missing_sweep_file_names_the_shipped_ones(tmp_path, capsys, monkeypatch
 
 
 def test_grid_expands_in_axis_order_with_fixed_per_and_overrides():
-    plan = expand(parse_sweep({
-        **BASE, "fixed": {"dataset": "digits", "epochs": 7, "method_args": {"proj_output_dim": 32}},
-        "per": {"method": {"byol": {"epochs": 9, "method_args": {"tau_base": 0.9}}}},
-    }), overrides=["batch_size=64"])
-    assert [c.label for c in plan.cells] == ["method=simclr seed=0", "method=simclr seed=1",
-                                             "method=byol seed=0", "method=byol seed=1"]
+    plan = expand(
+        parse_sweep(
+            {
+                **BASE,
+                "fixed": {"dataset": "digits", "epochs": 7, "method_args": {"proj_output_dim": 32}},
+                "per": {"method": {"byol": {"epochs": 9, "method_args": {"tau_base": 0.9}}}},
+            }
+        ),
+        overrides=["batch_size=64"],
+    )
+    assert [c.label for c in plan.cells] == [
+        "method=simclr seed=0",
+        "method=simclr seed=1",
+        "method=byol seed=0",
+        "method=byol seed=1",
+    ]
     simclr, byol = plan.cells[0].config, plan.cells[2].config
     assert (simclr.epochs, byol.epochs) == (7, 9) and simclr.batch_size == byol.batch_size == 64
     assert byol.method_args == {"proj_output_dim": 32, "tau_base": 0.9}  # per merges into fixed's args
@@ -119,8 +135,15 @@ def test_prior_none_drops_k_and_identical_runs_collapse():
 
 
 def test_run_prior_names_the_source_cell_and_runs_after_it():
-    plan = plan_of(grid={"method": ["simclr", "byol"], "aug": ["weak", "strong"],
-                         "prior": ["none", "run:method=simclr,aug=strong"], "seed": [0, 1]}, fixed={"dataset": "digits", "k": 5})
+    plan = plan_of(
+        grid={
+            "method": ["simclr", "byol"],
+            "aug": ["weak", "strong"],
+            "prior": ["none", "run:method=simclr,aug=strong"],
+            "seed": [0, 1],
+        },
+        fixed={"dataset": "digits", "k": 5},
+    )
     by_label = {c.label: c for c in plan.cells}
     source = by_label["method=simclr aug=strong prior=none seed=1"]
     dependent = by_label["method=byol aug=weak prior=run:method=simclr,aug=strong seed=1"]
@@ -133,10 +156,18 @@ def test_run_prior_names_the_source_cell_and_runs_after_it():
 def test_run_id_is_stable_across_processes_and_key_order():
     spec = load_sweep(REPO / "sweeps/digits.yaml")
     ids = [c.run_id for c in expand(spec).cells]
-    script = ("import json, sys; from benchmark.sweep.plan import expand; from benchmark.sweep.spec import load_sweep;"
-              "print(json.dumps([c.run_id for c in expand(load_sweep(sys.argv[1])).cells]))")
-    out = subprocess.run([sys.executable, "-c", script, str(REPO / "sweeps/digits.yaml")], capture_output=True,
-                         text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "12345"}, cwd=REPO).stdout
+    script = (
+        "import json, sys; from benchmark.sweep.plan import expand; from benchmark.sweep.spec import load_sweep;"
+        "print(json.dumps([c.run_id for c in expand(load_sweep(sys.argv[1])).cells]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / "sweeps/digits.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        cwd=REPO,
+    ).stdout
     assert json.loads(out) == ids
     raw = yaml.safe_load((REPO / "sweeps/digits.yaml").read_text())
     reordered = {key: raw[key] for key in reversed(list(raw))}
@@ -146,8 +177,16 @@ def test_run_id_is_stable_across_processes_and_key_order():
 
 def test_run_id_changes_with_what_changes_the_result_only():
     base = {c.label: c.run_id for c in plan_of().cells}
-    same = plan_of(fixed={"dataset": "digits", "device": "cpu", "data_dir": "/elsewhere", "wandb_mode": "offline",
-                          "checkpoint_every": 3, "progress": False})
+    same = plan_of(
+        fixed={
+            "dataset": "digits",
+            "device": "cpu",
+            "data_dir": "/elsewhere",
+            "wandb_mode": "offline",
+            "checkpoint_every": 3,
+            "progress": False,
+        }
+    )
     assert {c.label: c.run_id for c in same.cells} == base
     for change in ({"lr": 0.5}, {"epochs": 3}, {"aug_args": {"flip_p": 0.0}}, {"subset": 500}):
         changed = plan_of(fixed={"dataset": "digits", **change})
@@ -175,6 +214,8 @@ def test_paper_cifar10_grid_has_its_cells():
     assert plan.spec.grid["method"] == ["simclr", "byol", "nnclr", "vicreg", "barlow"]
     assert set(plan.spec.grid["aug"]) == {"weak", "strong"} and plan.spec.grid["seed"] == [0, 1, 2]
     dependents = [c for c in plan.cells if c.depends_on]
-    assert dependents and all(plan.by_id[c.depends_on].axes["method"] == "simclr" and
-                              plan.by_id[c.depends_on].axes["aug"] == "strong" for c in dependents)
+    assert dependents and all(
+        plan.by_id[c.depends_on].axes["method"] == "simclr" and plan.by_id[c.depends_on].axes["aug"] == "strong"
+        for c in dependents
+    )
     assert plan.spec.resources.gpus == 1 and all(c.config.epochs == 200 for c in plan.cells)

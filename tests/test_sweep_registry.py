@@ -28,8 +28,10 @@ def write_run(sweep_dir, run_id, state, result=False, **status):
     run = RunDir(sweep_dir / run_id)
     run.write_status(state, **status)
     if result:
-        run.write_result({key: 0.5 for key in RESULT_KEYS} | {"run_id": run_id, "epochs": 4, "train_seconds": 40.0,
-                                                              "eval_seconds": 2.0})
+        run.write_result(
+            {key: 0.5 for key in RESULT_KEYS}
+            | {"run_id": run_id, "epochs": 4, "train_seconds": 40.0, "eval_seconds": 2.0}
+        )
         for epoch in range(1, 5):
             run.append_metrics({"epoch": epoch, "loss": 1.0 / epoch})
     return run
@@ -37,8 +39,9 @@ def write_run(sweep_dir, run_id, state, result=False, **status):
 
 @pytest.fixture
 def plan():
-    return expand(parse_sweep({"name": "s", "grid": {"seed": list(range(8))},
-                               "fixed": {"dataset": "digits", "epochs": 4}}))
+    return expand(
+        parse_sweep({"name": "s", "grid": {"seed": list(range(8))}, "fixed": {"dataset": "digits", "epochs": 4}})
+    )
 
 
 def test_each_state_is_skipped_rerun_or_waited_for(plan, tmp_path):
@@ -79,9 +82,11 @@ def test_dry_run_counts_and_costs(plan, tmp_path):
     ids = [c.run_id for c in plan.cells]
     for run_id in ids[:2]:
         write_run(tmp_path / "s", run_id, "done", result=True)
-        RunDir(tmp_path / "s" / run_id).config.write_text('{"dataset": "digits", "method": "simclr", '
-                                                           '"backbone": "auto", "batch_size": 256, '
-                                                           '"subset": null, "image_size": null}')
+        RunDir(tmp_path / "s" / run_id).config.write_text(
+            '{"dataset": "digits", "method": "simclr", '
+            '"backbone": "auto", "batch_size": 256, '
+            '"subset": null, "image_size": null}'
+        )
     text = describe_plan(plan, select(plan, tmp_path / "s", False), tmp_path / "s")
     assert "8 cells (8 seed), 0 excluded, 0 collapsed into identical runs: 8 runs" in text
     assert "2 done, 6 new; 6 to run" in text

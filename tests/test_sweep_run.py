@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 import submitit
+from wandb_records import history_steps, run_record
 
 from benchmark.cli import main
 from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.plan import expand
 from benchmark.sweep.registry import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
-from wandb_records import history_steps, run_record
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL = ("{dataset: digits, batch_size: 128, checkpoint_every: 1, "
-         "method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}")
+SMALL = (
+    "{dataset: digits, batch_size: 128, checkpoint_every: 1, method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}"
+)
 
 
 def sweep_file(tmp_path: Path, text: str) -> Path:
@@ -41,7 +42,9 @@ def runs_of(path: Path, results: Path) -> list[tuple]:
 def e2e(tmp_path, monkeypatch):
     """simclr/byol x prior none/pixel/run: of the SimCLR run, plus a seed that diverges (lr 1e30)."""
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
-    path = sweep_file(tmp_path, f"""
+    path = sweep_file(
+        tmp_path,
+        f"""
         name: e2e
         grid:
           method: [simclr, byol]
@@ -54,7 +57,8 @@ def e2e(tmp_path, monkeypatch):
           seed: {{1: {{optimizer: sgd, lr: 1.0e+30}}}}
         exclude: [{{method: byol, seed: 1}}]
         wandb: {{mode: offline, project: gps-bench-tests}}
-    """.replace("checkpoint_every: 1,", "checkpoint_every: 1, epochs: 2,"))
+    """.replace("checkpoint_every: 1,", "checkpoint_every: 1, epochs: 2,"),
+    )
     return path
 
 
@@ -66,8 +70,11 @@ def test_debug_sweep_runs_skips_retries_and_logs_each_run_to_wandb(e2e, tmp_path
     assert len(runs) == 9
     states = {cell.label: run.read_status() for cell, run in runs}
     failed = {label for label, status in states.items() if status["state"] == "failed"}
-    assert failed == {"method=simclr prior=none seed=1", "method=simclr prior=pixel seed=1",
-                      "method=simclr prior=run:method=simclr seed=1"}
+    assert failed == {
+        "method=simclr prior=none seed=1",
+        "method=simclr prior=pixel seed=1",
+        "method=simclr prior=run:method=simclr seed=1",
+    }
     assert "loss became" in states["method=simclr prior=pixel seed=1"]["error"]
     assert "prior run" in states["method=simclr prior=run:method=simclr seed=1"]["error"]
     assert "| GPS-SimCLR (pixel) |" in out and "runs: 6 done, 3 failed, 0 missing of 9" in out  # the table
@@ -76,7 +83,9 @@ def test_debug_sweep_runs_skips_retries_and_logs_each_run_to_wandb(e2e, tmp_path
         if run.read_status()["state"] != "done":
             continue
         result = read_json(run.result)
-        assert result["run_id"] == cell.run_id and (result["prior_nn_agreement"] is None) == (cell.axes["prior"] == "none")
+        assert result["run_id"] == cell.run_id and (result["prior_nn_agreement"] is None) == (
+            cell.axes["prior"] == "none"
+        )
         files = list(run.path.glob(f"wandb/offline-run-*-{cell.run_id}/run-{cell.run_id}.wandb"))
         assert len(files) == 1, list(run.path.glob("wandb/*"))
         record = run_record(files[0])
@@ -90,8 +99,11 @@ def test_debug_sweep_runs_skips_retries_and_logs_each_run_to_wandb(e2e, tmp_path
 
     assert main(["sweep", str(e2e), "--executor", "debug", "--results-dir", str(results), "--retry-failed"]) == 1
     attempts = {cell.label: run.read_status()["attempt"] for cell, run in runs if cell.label in failed}
-    assert attempts == {"method=simclr prior=none seed=1": 2, "method=simclr prior=pixel seed=1": 2,
-                        "method=simclr prior=run:method=simclr seed=1": 0}  # never started: its source failed
+    assert attempts == {
+        "method=simclr prior=none seed=1": 2,
+        "method=simclr prior=pixel seed=1": 2,
+        "method=simclr prior=run:method=simclr seed=1": 0,
+    }  # never started: its source failed
     assert {path: RunDir(path).result.stat().st_mtime_ns for path in done} == done
 
     assert main(["status", str(results / "e2e")]) == 0
@@ -102,12 +114,15 @@ def test_wandb_failure_never_fails_a_run(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: online mode has no key and wandb.init fails
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
-    path = sweep_file(tmp_path, f"""
+    path = sweep_file(
+        tmp_path,
+        f"""
         name: wb
         grid: {{seed: [0]}}
         fixed: {SMALL.replace("checkpoint_every: 1,", "epochs: 1,")}
         wandb: {{mode: online}}
-    """)
+    """,
+    )
     assert main(["sweep", str(path), "--executor", "debug", "--results-dir", str(tmp_path / "r")]) == 0
     assert "W&B init failed (UsageError" in capsys.readouterr().err
     [(cell, run)] = runs_of(path, tmp_path / "r")
@@ -116,14 +131,19 @@ def test_wandb_failure_never_fails_a_run(tmp_path, monkeypatch, capsys):
 
 def test_local_executor_runs_jobs_in_parallel_slots(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
-    path = sweep_file(tmp_path, f"""
+    path = sweep_file(
+        tmp_path,
+        f"""
         name: loc
         grid: {{seed: [0, 1, 2]}}
         fixed: {SMALL.replace("checkpoint_every: 1,", "epochs: 2,")}
         wandb: {{mode: disabled}}
-    """)
-    assert main(["sweep", str(path), "--executor", "local", "--max-parallel", "2",
-                 "--results-dir", str(tmp_path / "r")]) == 0
+    """,
+    )
+    assert (
+        main(["sweep", str(path), "--executor", "local", "--max-parallel", "2", "--results-dir", str(tmp_path / "r")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count(" start ") == 3 and out.count(" done ") == 3 and "runs: 3 done, 0 failed, 0 missing of 3" in out
     for _, run in runs_of(path, tmp_path / "r"):
@@ -135,10 +155,25 @@ def test_local_executor_runs_jobs_in_parallel_slots(tmp_path, monkeypatch, capsy
 def _start_sweep(path: Path, results: Path, log: Path) -> subprocess.Popen:
     """`gpsbench sweep` as a terminal runs it: own process group, SIGINT delivered to the whole group."""
     return subprocess.Popen(
-        [sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
-         "from benchmark.cli import main; sys.exit(main(sys.argv[1:]))",
-         "sweep", str(path), "--executor", "local", "--max-parallel", "2", "--results-dir", str(results)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+            "from benchmark.cli import main; sys.exit(main(sys.argv[1:]))",
+            "sweep",
+            str(path),
+            "--executor",
+            "local",
+            "--max-parallel",
+            "2",
+            "--results-dir",
+            str(results),
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=REPO,
+    )
 
 
 def _wait_for(condition, timeout: float = 300.0) -> None:
@@ -152,17 +187,23 @@ def _wait_for(condition, timeout: float = 300.0) -> None:
 def test_ctrl_c_and_kill_9_mid_sweep_lose_and_repeat_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    path = sweep_file(tmp_path, f"""
+    path = sweep_file(
+        tmp_path,
+        f"""
         name: kill
         grid: {{method: [simclr], seed: [0, 1, 2, 3, 4]}}
         fixed: {SMALL.replace("checkpoint_every: 1,", "epochs: 6, checkpoint_every: 2,")}
-    """)
+    """,
+    )
     results = tmp_path / "r"
     runs = runs_of(path, results)
 
     def done() -> dict:
-        return {run.path.name: (run.result.stat().st_mtime_ns, run.result.read_text())
-                for _, run in runs if run.result.is_file()}
+        return {
+            run.path.name: (run.result.stat().st_mtime_ns, run.result.read_text())
+            for _, run in runs
+            if run.result.is_file()
+        }
 
     sweep = _start_sweep(path, results, tmp_path / "1.log")  # Ctrl-C after the first result
     _wait_for(lambda: len(done()) >= 1)
@@ -170,8 +211,9 @@ def test_ctrl_c_and_kill_9_mid_sweep_lose_and_repeat_nothing(tmp_path, monkeypat
     assert sweep.wait(timeout=60) != 0
     # each run saved `pending`, or (if submitit's controller SIGKILLed it first) is `running` with a dead
     # pid, which the registry calls stale: either way nothing is left alive and the next sweep resumes it
-    _wait_for(lambda: all(run_state(run.path, JobProbe()).state not in ("running", "queued") for _, run in runs),
-              timeout=60)
+    _wait_for(
+        lambda: all(run_state(run.path, JobProbe()).state not in ("running", "queued") for _, run in runs), timeout=60
+    )
     first = done()
     assert "interrupted: run the same command again" in (tmp_path / "1.log").read_text()
 
@@ -195,9 +237,18 @@ def test_preempted_job_checkpoints_requeues_and_matches_an_uninterrupted_run(tmp
     from benchmark.config import RunConfig
     from benchmark.sweep.job import RunJob
 
-    config = RunConfig.from_dict({"dataset": "digits", "method": "simclr", "epochs": 6, "batch_size": 64,
-                                  "checkpoint_every": 100, "progress": False, "data_dir": str(tmp_path / "data"),
-                                  "method_args": {"proj_hidden_dim": 128, "proj_output_dim": 32}})
+    config = RunConfig.from_dict(
+        {
+            "dataset": "digits",
+            "method": "simclr",
+            "epochs": 6,
+            "batch_size": 64,
+            "checkpoint_every": 100,
+            "progress": False,
+            "data_dir": str(tmp_path / "data"),
+            "method_args": {"proj_hidden_dim": 128, "proj_output_dim": 32},
+        }
+    )
     executor = submitit.LocalExecutor(folder=tmp_path / "jobs")
     executor.update_parameters(timeout_min=30)  # > 10 min: the signal counts as a preemption, not a timeout
     straight = executor.submit(RunJob(config, tmp_path / "r" / "straight", tmp_path / "r", [], threads=1))

@@ -27,14 +27,16 @@ pytestmark = pytest.mark.slow
 
 def sweep_file(tmp_path: Path, seeds: list[int], epochs: int) -> Path:
     path = tmp_path / "sweep.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         name: sig
         grid: {{seed: {seeds}}}
         fixed: {{dataset: digits, batch_size: 64, epochs: {epochs}, checkpoint_every: 100,
                  method_args: {{proj_hidden_dim: 64, proj_output_dim: 16}}}}
         resources: {{cpus: 1}}
         wandb: {{mode: disabled}}
-    """))
+    """)
+    )
     return path
 
 
@@ -64,9 +66,25 @@ def test_stopping_the_sweep_stops_its_runs_at_a_checkpoint(tmp_path, how):
     runs = [RunDir(results / "sig" / cell.run_id) for cell in expand(load_sweep(path)).cells]
     log = tmp_path / "sweep.log"
     sweep = subprocess.Popen(  # as a terminal starts it: its own process group, Ctrl-C's default action
-        [sys.executable, "-m", "benchmark.cli", "sweep", str(path), "--executor", "local", "--max-parallel", "2",
-         "--results-dir", str(results)], stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO,
-        start_new_session=True, env={**os.environ, "GPSBENCH_DATA": str(tmp_path / "data")})
+        [
+            sys.executable,
+            "-m",
+            "benchmark.cli",
+            "sweep",
+            str(path),
+            "--executor",
+            "local",
+            "--max-parallel",
+            "2",
+            "--results-dir",
+            str(results),
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
+        env={**os.environ, "GPSBENCH_DATA": str(tmp_path / "data")},
+    )
     wait_for(lambda: sum(run.metrics.is_file() for run in runs) >= 2)
     if how == "ctrl-c":
         os.killpg(sweep.pid, signal.SIGINT)  # what the terminal does: every process of the group
@@ -94,9 +112,23 @@ def test_a_killed_run_is_stale_and_rerun_without_retry_failed(tmp_path, capsys):
     run = RunDir(results / "sig" / cell.run_id)
     log = tmp_path / "sweep.log"
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "benchmark.cli", "sweep", str(path), "--executor", "local", "--results-dir",
-         str(results)], stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
-        env={**os.environ, "GPSBENCH_DATA": str(tmp_path / "data")})
+        [
+            sys.executable,
+            "-m",
+            "benchmark.cli",
+            "sweep",
+            str(path),
+            "--executor",
+            "local",
+            "--results-dir",
+            str(results),
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
+        env={**os.environ, "GPSBENCH_DATA": str(tmp_path / "data")},
+    )
     wait_for(lambda: run.metrics.is_file())
     os.kill(run.read_status()["pid"], signal.SIGKILL)  # the run's own process: out of memory, a node lost
     assert sweep.wait(timeout=300) == 1

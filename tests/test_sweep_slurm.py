@@ -32,11 +32,14 @@ def test_profile_gres_and_time_override_the_sweep(tmp_path):
     assert params["account"] == "lab" and params["additional_parameters"] == {"mail-type": "END"}
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("partion: gpu\n", "unknown profile key for"),
-    ("array_parallelism: 0\n", "array_parallelism must be >= 1"),
-    ("setup: module load cuda\n", "profile.setup must be list"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("partion: gpu\n", "unknown profile key for"),
+        ("array_parallelism: 0\n", "array_parallelism must be >= 1"),
+        ("setup: module load cuda\n", "profile.setup must be list"),
+    ],
+)
 def test_bad_profiles_are_named(tmp_path, text, fragment):
     path = tmp_path / "p.yaml"
     path.write_text(text)

@@ -7,6 +7,7 @@ CPU tests guard the GPU path.
 
 import pytest
 import torch
+from conftest import small_method_args
 
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
@@ -14,23 +15,25 @@ from benchmark.evaluate import knn_accuracy
 from benchmark.methods import METHODS
 from benchmark.syncs import HOST_READS, record_host_syncs, summarize
 from benchmark.train import PairStep, build_parts
-from conftest import small_method_args
 
 BATCH = 32
 
 
-@pytest.mark.parametrize("call, reason", [
-    (lambda x: x.sum().item(), ".item()"),
-    (lambda x: float(x[0]), ".item(), float()"),
-    (lambda x: bool(x[0] > 0), "bool()"),
-    (lambda x: x.tolist(), ".tolist()"),
-    (lambda x: x.cpu(), ".cpu()"),
-    (lambda x: x.numpy(), ".numpy()"),
-    (lambda x: torch.tensor([1.0, 2.0], device=x.device), "torch.tensor"),
-    (lambda x: x[x > 0.5], "boolean mask"),
-    (lambda x: x.nonzero(), "nonzero"),
-    (lambda x: x.masked_select(x > 0.5), "masked_select"),
-])
+@pytest.mark.parametrize(
+    "call, reason",
+    [
+        (lambda x: x.sum().item(), ".item()"),
+        (lambda x: float(x[0]), ".item(), float()"),
+        (lambda x: bool(x[0] > 0), "bool()"),
+        (lambda x: x.tolist(), ".tolist()"),
+        (lambda x: x.cpu(), ".cpu()"),
+        (lambda x: x.numpy(), ".numpy()"),
+        (lambda x: torch.tensor([1.0, 2.0], device=x.device), "torch.tensor"),
+        (lambda x: x[x > 0.5], "boolean mask"),
+        (lambda x: x.nonzero(), "nonzero"),
+        (lambda x: x.masked_select(x > 0.5), "masked_select"),
+    ],
+)
 def test_each_kind_of_host_sync_is_found(call, reason):
     x = torch.rand(8)
     with record_host_syncs() as found:
@@ -75,8 +78,9 @@ def digits(tmp_path_factory):
 
 def pair_step(digits, **values) -> tuple[PairStep, torch.Tensor]:
     heads = small_method_args(values.get("method", "simclr"), 128, proj_output_dim=32, queue_size=1024)
-    config = RunConfig.from_dict({"dataset": "digits", "batch_size": BATCH, "epochs": 1, "progress": False,
-                                  "method_args": heads, **values})
+    config = RunConfig.from_dict(
+        {"dataset": "digits", "batch_size": BATCH, "epochs": 1, "progress": False, "method_args": heads, **values}
+    )
     parts = build_parts(config, digits, torch.device("cpu"))
     anchors = torch.randint(0, len(parts.images), (BATCH,), generator=parts.generator)
     return PairStep(parts), anchors
@@ -120,7 +124,8 @@ def test_compiled_step_is_one_graph_and_matches_eager(method, digits):
         # inductor's float32 reductions differ in the last bits (NNCLR's nearest neighbour can then flip
         # for a row): equal to 5e-4, where a wrong graph is off by whole units
         assert compiled.loss(v1, v2, anchors, positives).item() == pytest.approx(
-            eager.loss(v1, v2, anchors, positives).item(), rel=5e-4, abs=1e-5)
+            eager.loss(v1, v2, anchors, positives).item(), rel=5e-4, abs=1e-5
+        )
         compiled(anchors, 0.1, i / 3)
         eager(anchors, 0.1, i / 3)
     with record_host_syncs() as found:

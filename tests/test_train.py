@@ -5,15 +5,15 @@ import math
 
 import pytest
 import torch
+from conftest import small_method_args
 
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
-from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.methods import METHODS
 from benchmark.neighbors import SAMPLING_RULES
+from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.train import train_run
-from conftest import small_method_args
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
 
@@ -161,9 +161,16 @@ def test_cifar10_subset_byol_beats_random_init(tmp_path, cifar_path, cifar_data_
 
 @pytest.mark.parametrize("sampling", SAMPLING_RULES.names())
 def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
-    cfg = config(method="simclr", aug="weak", epochs=2, prior="pixel", k=5, sampling=sampling,
-                 data_dir=str(tmp_path / "data"),
-                 method_args=small_heads("simclr", mask_false_negatives=True))
+    cfg = config(
+        method="simclr",
+        aug="weak",
+        epochs=2,
+        prior="pixel",
+        k=5,
+        sampling=sampling,
+        data_dir=str(tmp_path / "data"),
+        method_args=small_heads("simclr", mask_false_negatives=True),
+    )
     result = train_run(cfg, tmp_path / "gps", data=digits)
     assert result["prior_nn_agreement"] > 0.9  # digits' pixel neighbours nearly always share the label
     assert result["gps_embedding_dim"] == 8 * 8 * 3 and result["gps_table_method"] == "exact-faiss"
@@ -186,7 +193,9 @@ def test_a_run_stopped_after_the_last_step_of_an_epoch_resumes_exactly(tmp_path,
     with pytest.raises(RunInterrupted, match=f"epoch 1 after step {steps}/{steps}"):
         train_run(cfg, tmp_path / "stopped", data=digits, interrupt=lambda: next(polls) + 1 == steps)
     resumed = train_run(cfg, tmp_path / "stopped", resume=True, data=digits)
-    logged = [[(m["epoch"], m["loss"], m["lr"]) for m in RunDir(tmp_path / run).read_metrics()]
-              for run in ("stopped", "straight")]
+    logged = [
+        [(m["epoch"], m["loss"], m["lr"]) for m in RunDir(tmp_path / run).read_metrics()]
+        for run in ("stopped", "straight")
+    ]
     assert logged[0] == logged[1]
     assert resumed["knn_acc"] == straight["knn_acc"]

@@ -46,18 +46,29 @@ def write(tmp_path: Path, text: str, name: str = "tune.yaml") -> Path:
 
 BAD = [
     ("n_trial: 3\n", ["unknown tuning key 'n_trial'", "did you mean 'n_trials'"]),
-    ("space: {lr: {type: floaty, low: 0.1, high: 1}}\n", ["unknown parameter type 'floaty'", "categorical, float, int"]),
+    (
+        "space: {lr: {type: floaty, low: 0.1, high: 1}}\n",
+        ["unknown parameter type 'floaty'", "categorical, float, int"],
+    ),
     ("space: {lr: {type: float, low: 1.0, high: 0.1}}\n", ["space.lr: low must be below high"]),
     ("space: {lr: {type: float, low: 0.0, high: 1.0, log: true}}\n", ["a log scale needs low > 0"]),
     ("space: {aug: {type: categorical, choices: []}}\n", ["choices must be a non-empty list"]),
-    ("space: {aug: {type: categorical, choices: [weak, strongg]}}\n", ["space.aug = 'strongg'", "unknown augmentation 'strongg'"]),
+    (
+        "space: {aug: {type: categorical, choices: [weak, strongg]}}\n",
+        ["space.aug = 'strongg'", "unknown augmentation 'strongg'"],
+    ),
     ("space: {lrate: {type: float, low: 0.1, high: 1}}\n", ["unknown config key 'lrate'"]),
     ("space: {k: {type: int, low: 1.5, high: 4}}\n", ["an int parameter needs integer bounds"]),
     ("space: {lr: {type: float, low: 0.1, high: 1, stepp: 2}}\n", ["unknown keys ['stepp']"]),
-    ("space: {lr: {type: float, low: 0.1, high: 1}}\nobjective: knn_acc\n",
-     ["unknown objective 'knn_acc'", "valid: val_knn_acc, val_linear_acc", "never chooses anything"]),
+    (
+        "space: {lr: {type: float, low: 0.1, high: 1}}\nobjective: knn_acc\n",
+        ["unknown objective 'knn_acc'", "valid: val_knn_acc, val_linear_acc", "never chooses anything"],
+    ),
     ("space: {lr: {type: float, low: 0.1, high: 1}}\nfixed: {lr: 0.3}\n", ["space.lr is also in fixed"]),
-    ("space: {lr: {type: float, low: 0.1, high: 1}}\nsampler: {name: cmaes}\n", ["unknown sampler 'cmaes'", "random, tpe"]),
+    (
+        "space: {lr: {type: float, low: 0.1, high: 1}}\nsampler: {name: cmaes}\n",
+        ["unknown sampler 'cmaes'", "random, tpe"],
+    ),
     ("space: {lr: {type: float, low: 0.1, high: 1}}\npruner: hyper\n", ["unknown pruner 'hyper'", "hyperband"]),
     ("space: {lr: {type: float, low: 0.1, high: 1}}\nn_trials: 0\n", ["n_trials must be an int >= 1"]),
     ("space: {}\n", ["space must be a non-empty mapping"]),
@@ -117,13 +128,17 @@ def test_study_prunes_on_validation_knn_resumes_and_exports_into_a_sweep(tmp_pat
     best = tmp_path / "best.yaml"
     assert main(["tune", str(path), "--results-dir", str(results), "--export", str(best)]) == 0
     block = study.best_trial.params
-    sweep = write(tmp_path, f"""
+    sweep = write(
+        tmp_path,
+        f"""
         name: uses-best
         include: [{best.name}]
         grid: {{method: [simclr, byol], seed: [0]}}
         fixed: {{dataset: digits, prior: pixel}}
         per: {{method: {{byol: {{epochs: 3}}}}}}
-    """, "sweep.yaml")
+    """,
+        "sweep.yaml",
+    )
     cells = {c.axes["method"]: c.config for c in expand(load_sweep(sweep)).cells}
     assert cells["simclr"].lr == pytest.approx(block["lr"]) and cells["simclr"].k == block["k"]
     assert cells["simclr"].method_args["temperature"] == pytest.approx(block["method_args.temperature"])
@@ -147,9 +162,23 @@ def test_trials_of_a_dead_worker_are_failed_and_their_budget_given_back(tmp_path
 
 def start_tune(path: Path, results: Path, workers: int, output: int = subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "benchmark.cli", "tune", str(path), "--workers", str(workers), "--results-dir",
-         str(results)], stdout=output, stderr=output, text=True, start_new_session=True,
-        cwd=Path(__file__).resolve().parent.parent)
+        [
+            sys.executable,
+            "-m",
+            "benchmark.cli",
+            "tune",
+            str(path),
+            "--workers",
+            str(workers),
+            "--results-dir",
+            str(results),
+        ],
+        stdout=output,
+        stderr=output,
+        text=True,
+        start_new_session=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
 
 
 def running_trial(spec, study_dir: Path, after_finished: int = 0) -> optuna.trial.FrozenTrial:
@@ -160,8 +189,11 @@ def running_trial(spec, study_dir: Path, after_finished: int = 0) -> optuna.tria
         time.sleep(0.5)
         if (study_dir / "journal.log").is_file():
             study = studies.open_study(spec, study_dir)
-            running = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-                       if "worker" in t.user_attrs]
+            running = [
+                t
+                for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                if "worker" in t.user_attrs
+            ]
             if running and studies.finished(study) >= after_finished:
                 return running[0]
 
@@ -191,8 +223,12 @@ def test_two_local_workers_survive_a_kill_9_and_resume_to_completion(tmp_path, m
 
 def test_a_study_whose_worker_gives_up_exits_non_zero_saying_why(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
-    path = write(tmp_path, TUNE.replace("n_trials: 4", "n_trials: 1").replace("epochs: 4", "epochs: 1, optimizer: sgd")
-                 .replace("low: 0.05, high: 5.0", "low: 1.0e+29, high: 1.0e+30"))  # every trial diverges
+    path = write(
+        tmp_path,
+        TUNE.replace("n_trials: 4", "n_trials: 1")
+        .replace("epochs: 4", "epochs: 1, optimizer: sgd")
+        .replace("low: 0.05, high: 5.0", "low: 1.0e+29, high: 1.0e+30"),
+    )  # every trial diverges
     assert main(["tune", str(path), "--executor", "debug", "--results-dir", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("gpsbench: run failed: study t: 2 trials failed")

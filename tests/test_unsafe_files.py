@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_bad_input import SMALL, Crafted
+from test_sweep_registry import dead_pid
 
 from benchmark.cli import main
 from benchmark.config import RunConfig
@@ -22,8 +24,6 @@ from benchmark.data.base import DataSource
 from benchmark.errors import UnsafeFile
 from benchmark.rundir import RunDir
 from benchmark.train import RunInterrupted, train_run
-from test_bad_input import SMALL, Crafted
-from test_sweep_registry import dead_pid
 
 HEADS = {"proj_hidden_dim": 64, "proj_output_dim": 16}
 
@@ -38,8 +38,16 @@ def trained(tmp_path_factory) -> Path:
 def test_every_checkpoint_loads_with_weights_only(trained, tmp_path):
     state = torch.load(trained / "checkpoint.pt", weights_only=True)
     assert isinstance(state["augment_order"], tuple) and state["generator"].dtype == torch.uint8
-    config = RunConfig.from_dict({"dataset": "digits", "batch_size": 128, "epochs": 2, "progress": False,
-                                  "method": "nnclr", "method_args": {**HEADS, "pred_hidden_dim": 64}})
+    config = RunConfig.from_dict(
+        {
+            "dataset": "digits",
+            "batch_size": 128,
+            "epochs": 2,
+            "progress": False,
+            "method": "nnclr",
+            "method_args": {**HEADS, "pred_hidden_dim": 64},
+        }
+    )
     with pytest.raises(RunInterrupted):  # mid-epoch: the epoch's order and partial loss are saved too
         train_run(config, tmp_path / "mid", interrupt=lambda: True)
     mid = torch.load(tmp_path / "mid" / "checkpoint.pt", weights_only=True)
@@ -84,19 +92,38 @@ def test_a_crafted_run_prior_is_refused(trained, tmp_path, capfd):
     prior.mkdir()
     (prior / "config.json").write_bytes((trained / "config.json").read_bytes())
     crafted(prior / "checkpoint.pt", tmp_path / "MARKER")
-    assert main(["train", *SMALL, "--epochs", "1", "--prior", f"run:{prior}", "--k", "5",
-                 "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "data")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *SMALL,
+                "--epochs",
+                "1",
+                "--prior",
+                f"run:{prior}",
+                "--k",
+                "5",
+                "--out",
+                str(tmp_path / "o"),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ]
+        )
+        == 2
+    )
     assert "refused" in one_error_line(capfd) and not (tmp_path / "MARKER").exists()
 
 
 def test_a_sweep_run_whose_checkpoint_is_crafted_fails_with_the_reason(tmp_path, capfd):
     path = tmp_path / "sweep.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: s
         grid: {seed: [0]}
         fixed: {dataset: digits, batch_size: 128, epochs: 1, method_args: {proj_hidden_dim: 64, proj_output_dim: 16}}
         wandb: {mode: disabled}
-    """))
+    """)
+    )
     from benchmark.sweep.plan import expand
     from benchmark.sweep.spec import load_sweep
 

@@ -21,8 +21,15 @@ from benchmark.data.base import (
     default_data_dir,
 )
 
-__all__ = ["DATASETS", "DataMissingError", "DatasetSplits", "Split", "load_dataset", "load_run_data",
-           "default_data_dir"]
+__all__ = [
+    "DATASETS",
+    "DataMissingError",
+    "DatasetSplits",
+    "Split",
+    "load_dataset",
+    "load_run_data",
+    "default_data_dir",
+]
 
 
 def load_dataset(
@@ -56,13 +63,16 @@ def load_dataset(
     if subset is not None:
         train = train.take(class_balanced_subset(train.labels, subset, VAL_SEED + 1))
     carved = val is None
-    if carved:
+    if val is None:
         train, val = carve_validation(train, val_fraction, val_max)
     elif len(val) > val_max:
         val = val.take(class_balanced_subset(val.labels, val_max, VAL_SEED))
     if len(np.unique(train.labels)) < 2:
-        print(f"gpsbench: warning: {name}: the training split holds a single class: kNN and linear-probe "
-              f"accuracies are 1.0 whatever the model learns", file=sys.stderr)
+        print(
+            f"gpsbench: warning: {name}: the training split holds a single class: kNN and linear-probe "
+            f"accuracies are 1.0 whatever the model learns",
+            file=sys.stderr,
+        )
     splits = DatasetSplits(name, train, val, test, list(raw.classes), (0.0,) * 3, (1.0,) * 3, val_carved=carved)
     splits.mean, splits.std = channel_stats(splits.pretrain.images)  # of every training image
     return splits
@@ -71,8 +81,15 @@ def load_dataset(
 def load_run_data(config) -> DatasetSplits:
     """The data of a run as its RunConfig describes it: train, the prior command, perf and the GPU check
     read it here, so they all see the same images and splits."""
-    return load_dataset(config.dataset, data_dir=config.data_dir, data_path=config.data_path, subset=config.subset,
-                        image_size=config.image_size, val_fraction=config.val_fraction, val_max=config.val_max)
+    return load_dataset(
+        config.dataset,
+        data_dir=config.data_dir,
+        data_path=config.data_path,
+        subset=config.subset,
+        image_size=config.image_size,
+        val_fraction=config.val_fraction,
+        val_max=config.val_max,
+    )
 
 
 def _resize(split: Split, size: int) -> Split:

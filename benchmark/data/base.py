@@ -61,8 +61,8 @@ class DatasetSplits:
     val: Split
     test: Split
     classes: list[str]
-    mean: tuple[float, float, float]  # per-channel, in [0, 1], of the pretraining images
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # per-channel (3 values), in [0, 1], of the pretraining images
+    std: tuple[float, ...]
     val_carved: bool = True  # False where the dataset ships its own validation split (MedMNIST)
 
     @property
@@ -78,8 +78,9 @@ class DatasetSplits:
         """train + val (rows in that order) where val was carved from train, else train."""
         if not self.val_carved:
             return self.train
-        return Split(np.concatenate([self.train.images, self.val.images]),
-                     np.concatenate([self.train.labels, self.val.labels]))
+        return Split(
+            np.concatenate([self.train.images, self.val.images]), np.concatenate([self.train.labels, self.val.labels])
+        )
 
     def fingerprint(self) -> str:
         """Content hash of the pretraining images and labels: keys caches that depend on the data."""
@@ -140,7 +141,7 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
-def download_or_explain(name: str, source: DataSource, fetch: Callable[[], None], what: str) -> None:
+def download_or_explain(name: str, source: DataSource, fetch: Callable[[], object], what: str) -> None:
     """Run torchvision's download; any failure (no internet) becomes one line saying what to put where."""
     if not source.download:
         raise DataMissingError(f"{name}: no data in {str(source.data_dir)!r} and download is off; {what}")

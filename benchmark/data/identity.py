@@ -31,9 +31,12 @@ def _fingerprint(path: str, signature: tuple) -> str:
     if root.is_file():
         _update_with_file(digest, root)
     else:
-        files = sorted(os.path.relpath(os.path.join(folder, name), root)
-                       for folder, _, names in os.walk(root) for name in names
-                       if name.lower().endswith(IMAGE_SUFFIXES))
+        files = sorted(
+            os.path.relpath(os.path.join(folder, name), root)
+            for folder, _, names in os.walk(root)
+            for name in names
+            if name.lower().endswith(IMAGE_SUFFIXES)
+        )
         for relative in files:  # the images the loader reads, each by its place in the tree and its bytes
             digest.update(relative.encode() + b"\0")
             _update_with_file(digest, root / relative)
@@ -52,5 +55,6 @@ def content_fingerprint(path: str | Path) -> str:
     try:
         return _fingerprint(str(resolved), (stat.st_ino, stat.st_size, stat.st_mtime_ns))
     except OSError as err:
-        raise DataMissingError(f"data_path {str(path)!r} cannot be read: {err.strerror or err} "
-                               f"({err.filename or path})") from None
+        raise DataMissingError(
+            f"data_path {str(path)!r} cannot be read: {err.strerror or err} ({err.filename or path})"
+        ) from None

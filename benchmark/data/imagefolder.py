@@ -72,12 +72,17 @@ def _archive_entries(path: Path) -> list[tuple]:
             for member in archive:
                 match = MEMBER.search(member.name)
                 if member.isfile() and match and member.name.lower().endswith(IMAGE_SUFFIXES):
-                    data = archive.extractfile(member).read()
-                    entries.append((match.group(1), match.group(2), member.name.rsplit("/", 1)[-1], data,
-                                    f"{path}:{member.name}"))
+                    handle = archive.extractfile(member)  # a regular file's member always has one
+                    assert handle is not None
+                    data = handle.read()
+                    entries.append(
+                        (match.group(1), match.group(2), member.name.rsplit("/", 1)[-1], data, f"{path}:{member.name}")
+                    )
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-        raise DataMissingError(f"{str(path)!r} is not a readable .tar/.tar.gz archive (empty, truncated or of "
-                               f"another kind: {type(err).__name__}: {err})") from None
+        raise DataMissingError(
+            f"{str(path)!r} is not a readable .tar/.tar.gz archive (empty, truncated or of "
+            f"another kind: {type(err).__name__}: {err})"
+        ) from None
     return entries
 
 
@@ -100,11 +105,12 @@ def _decode_chunk(args: tuple[list[tuple[str, bytes]], int | None]) -> list[np.n
             with Image.open(io.BytesIO(blob)) as img:
                 img = img.convert("RGB")
                 if size is not None and img.size != (size, size):
-                    img = img.resize((size, size), Image.BICUBIC)
+                    img = img.resize((size, size), Image.Resampling.BICUBIC)
                 out.append(np.asarray(img, dtype=np.uint8))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL's errors
-            raise DataMissingError(f"{where} is not an image PIL can decode ({type(err).__name__}: {err}); "
-                                   f"remove or replace it") from None
+            raise DataMissingError(
+                f"{where} is not an image PIL can decode ({type(err).__name__}: {err}); remove or replace it"
+            ) from None
     return out
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.base import (
-    DATASETS, DataMissingError, DataSource, RawDataset, Split, as_rgb, download_or_explain,
+    DATASETS,
+    DataMissingError,
+    DataSource,
+    RawDataset,
+    Split,
+    as_rgb,
+    download_or_explain,
 )
 
 MEDMNIST_CLASSES = {"pathmnist": 9, "tissuemnist": 8}
@@ -22,8 +28,9 @@ def read_medmnist_npz(path: Path) -> RawDataset:
             if missing:
                 raise DataMissingError(f"{str(path)!r} is not a MedMNIST .npz: missing arrays {sorted(missing)}")
             parts = {
-                s: Split(as_rgb(archive[f"{s}_images"].astype(np.uint8)),
-                         archive[f"{s}_labels"].reshape(-1).astype(np.int64))
+                s: Split(
+                    as_rgb(archive[f"{s}_images"].astype(np.uint8)), archive[f"{s}_labels"].reshape(-1).astype(np.int64)
+                )
                 for s in ("train", "val", "test")
             }
     except DataMissingError:
@@ -44,7 +51,9 @@ def _medmnist_loader(name: str):
         try:
             import medmnist
         except ImportError:
-            raise DataMissingError(f"{name}: no {name}.npz found; {what} (or pip install medmnist to download)") from None
+            raise DataMissingError(
+                f"{name}: no {name}.npz found; {what} (or pip install medmnist to download)"
+            ) from None
         cls = getattr(medmnist, medmnist.INFO[name]["python_class"])
         download_or_explain(name, source, lambda: cls(split="train", root=str(source.data_dir), download=True), what)
         return read_medmnist_npz(sorted(source.data_dir.glob(f"{name}*.npz"))[0])

@@ -21,9 +21,7 @@ def load_digits(source: DataSource) -> RawDataset:
     is_test = np.zeros(len(labels), dtype=bool)
     is_test[test_index] = True
     classes = [str(d) for d in range(10)]
-    return RawDataset(
-        Split(images[~is_test], labels[~is_test]), Split(images[is_test], labels[is_test]), classes
-    )
+    return RawDataset(Split(images[~is_test], labels[~is_test]), Split(images[is_test], labels[is_test]), classes)
 
 
 @DATASETS.register("synthetic")

@@ -9,7 +9,13 @@ from typing import Callable
 import numpy as np
 
 from benchmark.data.base import (
-    DATASETS, DataMissingError, DataSource, RawDataset, Split, cached, download_or_explain,
+    DATASETS,
+    DataMissingError,
+    DataSource,
+    RawDataset,
+    Split,
+    cached,
+    download_or_explain,
 )
 from benchmark.data.identity import content_fingerprint
 from benchmark.data.imagefolder import read_imagefolder
@@ -93,15 +99,24 @@ def _cifar_loader(name: str, tv_class: str, batch_dir: str, files, label_key, me
 
 DATASETS.register("cifar10")(
     _cifar_loader(
-        "cifar10", "CIFAR10", "cifar-10-batches-py",
+        "cifar10",
+        "CIFAR10",
+        "cifar-10-batches-py",
         {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
-        "labels", ("batches.meta", "label_names"), "cifar-10-python.tar.gz",
+        "labels",
+        ("batches.meta", "label_names"),
+        "cifar-10-python.tar.gz",
     )
 )
 DATASETS.register("cifar100")(
     _cifar_loader(
-        "cifar100", "CIFAR100", "cifar-100-python", {"train": ["train"], "test": ["test"]},
-        "fine_labels", ("meta", "fine_label_names"), "cifar-100-python.tar.gz",
+        "cifar100",
+        "CIFAR100",
+        "cifar-100-python",
+        {"train": ["train"], "test": ["test"]},
+        "fine_labels",
+        ("meta", "fine_label_names"),
+        "cifar-100-python.tar.gz",
     )
 )
 
@@ -133,7 +148,7 @@ def _stl10(source: DataSource, _mode: str, download: bool) -> RawDataset:
     return RawDataset(parts["train"], parts["test"], list(ds.classes))
 
 
-def _fgvc_aircraft(source: DataSource, mode: str, download: bool) -> RawDataset:
+def _fgvc_aircraft(source: DataSource, mode: str, download: bool) -> RawDataset | None:
     import torchvision.datasets as tvd
 
     size = source.image_size or 224
@@ -149,7 +164,8 @@ def _fgvc_aircraft(source: DataSource, mode: str, download: bool) -> RawDataset:
 
 DATASETS.register("stl10")(
     _torchvision_split_loader(
-        "stl10", _stl10,
+        "stl10",
+        _stl10,
         "put torchvision's stl10_binary/ (from stl10_binary.tar.gz) in the data dir, or pass --data-path to an "
         "ImageFolder tree of train/<class>/* and test/<class>/*",
     )
@@ -158,7 +174,8 @@ DATASETS.register("fgvc_aircraft")(
     cached(
         lambda s: f"fgvc_aircraft-{s.image_size or 224}",
         _torchvision_split_loader(
-            "fgvc_aircraft", _fgvc_aircraft,
+            "fgvc_aircraft",
+            _fgvc_aircraft,
             "put torchvision's fgvc-aircraft-2013b/ in the data dir, or pass --data-path to an ImageFolder "
             "tree of train/<class>/* and test/<class>/*",
         ),

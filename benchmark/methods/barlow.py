@@ -6,10 +6,17 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.distributed import gather
 from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
+from benchmark.distributed import gather
 from benchmark.methods.base import (
-    METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp, off_diagonal_squares,
+    METHODS,
+    SOLO_CIFAR_LARS,
+    MethodContext,
+    MethodParams,
+    Recipe,
+    SSLMethod,
+    mlp,
+    off_diagonal_squares,
 )
 
 
@@ -37,8 +44,12 @@ class BarlowParams(MethodParams):
 class BarlowTwins(SSLMethod):
     display_name, table_order = "Barlow Twins", 4  # the paper's name and column order
     Params = BarlowParams
+    params: BarlowParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/barlow.yaml (optimizer block; augmentations: asymmetric)
-        optimizer="lars", lr=0.3, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,
+        optimizer="lars",
+        lr=0.3,
+        weight_decay=1e-4,
+        optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/barlow.yaml",
         heads_source="solo-learn solo/methods/barlow_twins.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),

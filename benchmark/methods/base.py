@@ -17,7 +17,7 @@ from benchmark.augment import StrongRecipe
 from benchmark.optim import WARMUP_EPOCHS, WARMUP_START_LR
 from benchmark.registry import Registry
 
-METHODS: Registry[type] = Registry("method")
+METHODS: Registry[type[SSLMethod]] = Registry("method")
 
 # optimizer.kwargs of every solo-learn CIFAR recipe (scripts/pretrain/cifar/<method>.yaml)
 SOLO_CIFAR_LARS = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
@@ -70,13 +70,16 @@ class SSLMethod(nn.Module):
     display_name: str
     table_order: int
     params: MethodParams
+    Params: type[MethodParams]
+    recipe: Recipe
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def embed_pair(self, v1: torch.Tensor, v2: torch.Tensor, network: nn.Module | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed_pair(
+        self, v1: torch.Tensor, v2: torch.Tensor, network: nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`network`'s (default: the backbone's) outputs of both views: one pass per view (BatchNorm
         statistics per view, the reference's way) or, with bn_per_view false, one pass over both."""
         network = network or self.backbone
@@ -93,8 +96,9 @@ class SSLMethod(nn.Module):
         return []
 
 
-def mlp(dims: list[int], last_bn: bool = False, last_bn_affine: bool = True, hidden_bn: bool = True,
-        bias: str = "all") -> nn.Sequential:
+def mlp(
+    dims: list[int], last_bn: bool = False, last_bn_affine: bool = True, hidden_bn: bool = True, bias: str = "all"
+) -> nn.Sequential:
     """Linear(-BN)-ReLU blocks between the given widths; the last layer is linear (optionally + BN).
     `bias`: "all" Linear layers have one (most of solo-learn's heads: a bias before BatchNorm is
     cancelled by it), "none", or "unless-bn" (only a Linear that no BatchNorm follows)."""

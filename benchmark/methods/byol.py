@@ -33,8 +33,12 @@ class BYOLParams(MethodParams):
 class BYOL(SSLMethod):
     display_name, table_order = "BYOL", 1  # the paper's name and column order
     Params = BYOLParams
+    params: BYOLParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/byol.yaml (optimizer block; augmentations: asymmetric)
-        optimizer="lars", lr=1.0, weight_decay=1e-5, optimizer_args=SOLO_CIFAR_LARS,
+        optimizer="lars",
+        lr=1.0,
+        weight_decay=1e-5,
+        optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/byol.yaml",
         heads_source="solo-learn solo/methods/byol.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),

@@ -16,8 +16,13 @@ from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, Meth
 from benchmark.methods.momentum import MomentumTarget, check_taus
 
 
-def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor, student_temperature: float,
-              teacher_temperature: torch.Tensor | float) -> torch.Tensor:
+def dino_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    center: torch.Tensor,
+    student_temperature: float,
+    teacher_temperature: torch.Tensor | float,
+) -> torch.Tensor:
     """student, teacher: prototype scores of view 1's rows then view 2's. Each teacher view's
     softmax((t - center) / T_t) is the target of the student's log_softmax(s / T_s) on the other view;
     the cross-entropies are averaged over rows, then over the two pairs of views."""
@@ -31,6 +36,8 @@ class Prototypes(nn.Linear):
     fixed to 1 (norm_last_layer: True). While `frozen` is 1 the prototypes get a zero gradient (solo-learn
     drops theirs in the first freeze_last_layer epochs; weight decay then only rescales rows that are
     normalised anyway). `frozen` is a tensor so that the step neither syncs nor recompiles."""
+
+    frozen: torch.Tensor  # buffer
 
     def __init__(self, dim: int, count: int):
         super().__init__(dim, count, bias=False)  # nn.Linear's initialisation, as weight_norm's direction
@@ -72,8 +79,14 @@ class DINO(SSLMethod):
     # and the loss sits near ln(prototypes) at first, as DINO's does early in the references' runs
     loss_falls_in_short_runs = False
     Params = DINOParams
+    params: DINOParams
+    center: torch.Tensor  # buffers
+    teacher_temperature: torch.Tensor
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/dino.yaml (optimizer block; augmentations: asymmetric)
-        optimizer="lars", lr=0.3, weight_decay=1e-6, optimizer_args=SOLO_CIFAR_LARS,
+        optimizer="lars",
+        lr=0.3,
+        weight_decay=1e-6,
+        optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/dino.yaml",
         heads_source="solo-learn solo/methods/dino.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
@@ -85,11 +98,13 @@ class DINO(SSLMethod):
         hidden, out = params.proj_hidden_dim, params.proj_output_dim
         # solo-learn DINOHead (use_bn_in_head: False): Linear-GELU-Linear-GELU-Linear, truncated-normal
         # weights (std 0.02), zero biases; then L2 normalisation and the prototypes
-        self.projector = nn.Sequential(nn.Linear(feat_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                       nn.Linear(hidden, out))
-        for layer in self.projector[::2]:
-            nn.init.trunc_normal_(layer.weight, std=0.02, a=-2.0, b=2.0)
-            nn.init.zeros_(layer.bias)
+        self.projector = nn.Sequential(
+            nn.Linear(feat_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, out)
+        )
+        for layer in self.projector:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=0.02, a=-2.0, b=2.0)
+                nn.init.zeros_(layer.bias)
         self.prototypes = Prototypes(out, params.num_prototypes)
         self.target = MomentumTarget([backbone, self.projector, self.prototypes], params.tau_base, params.tau_final)
         self.register_buffer("center", torch.zeros(params.num_prototypes))

@@ -41,8 +41,12 @@ class MoCoV3Params(MethodParams):
 class MoCoV3(SSLMethod):
     display_name, table_order = "MoCo v3", 6
     Params = MoCoV3Params
+    params: MoCoV3Params
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/mocov3.yaml (optimizer block; augmentations: asymmetric)
-        optimizer="lars", lr=0.3, weight_decay=1e-6, optimizer_args=SOLO_CIFAR_LARS,
+        optimizer="lars",
+        lr=0.3,
+        weight_decay=1e-6,
+        optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/mocov3.yaml",
         heads_source="solo-learn solo/methods/mocov3.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),

@@ -51,6 +51,10 @@ class MomentumTarget(nn.Sequential):
     def _listed(self):
         if self._tensors is None:
             online = nn.ModuleList(self._online)
-            self._tensors = (list(self.parameters()), list(online.parameters()),
-                             list(self.buffers()), list(online.buffers()))
+            self._tensors = (
+                list(self.parameters()),
+                list(online.parameters()),
+                list(self.buffers()),
+                list(online.buffers()),
+            )
         return self._tensors

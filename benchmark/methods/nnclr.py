@@ -38,8 +38,14 @@ class NNCLRParams(MethodParams):
 class NNCLR(SSLMethod):
     display_name, table_order = "NNCLR", 2  # the paper's name and column order
     Params = NNCLRParams
+    params: NNCLRParams
+    queue: torch.Tensor  # buffers
+    queue_ptr: torch.Tensor
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/nnclr.yaml (optimizer block; augmentations: asymmetric)
-        optimizer="lars", lr=0.4, weight_decay=1e-5, optimizer_args=SOLO_CIFAR_LARS,
+        optimizer="lars",
+        lr=0.4,
+        weight_decay=1e-5,
+        optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/nnclr.yaml",
         heads_source="solo-learn solo/methods/nnclr.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),

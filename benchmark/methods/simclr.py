@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.augment import ReferencePipeline, StrongRecipe
 from benchmark.distributed import gather, gather_ids
 from benchmark.errors import ConfigError
-from benchmark.augment import ReferencePipeline, StrongRecipe
 from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
 
 
-def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
-                 ids: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def nt_xent_loss(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, ids: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
     """Mean over the 2N views of -log( exp(s_ip / T) / sum_{k != i} exp(s_ik / T) ), s = cosine,
     where p is the other view of the same pair; every other view in the batch is a negative.
 
@@ -51,9 +52,17 @@ class SimCLRParams(MethodParams):
 
 # solo-learn's `symmetric.yaml`, SimCLR's augmentation file; both views alike (num_crops: 2)
 _SYMMETRIC_VIEW = {
-    "crop": True, "crop_scale": (0.08, 1.0),  # rrc: crop_min_scale 0.08, crop_max_scale 1.0
-    "jitter_p": 0.8, "brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.2,  # color_jitter
-    "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0, "flip_p": 0.5,
+    "crop": True,
+    "crop_scale": (0.08, 1.0),  # rrc: crop_min_scale 0.08, crop_max_scale 1.0
+    "jitter_p": 0.8,
+    "brightness": 0.8,
+    "contrast": 0.8,
+    "saturation": 0.8,
+    "hue": 0.2,  # color_jitter
+    "grayscale_p": 0.2,
+    "blur_p": 0.5,
+    "solarize_p": 0.0,
+    "flip_p": 0.5,
 }
 
 
@@ -61,15 +70,23 @@ _SYMMETRIC_VIEW = {
 class SimCLR(SSLMethod):
     display_name, table_order = "SimCLR", 0  # the paper's name and column order
     Params = SimCLRParams
+    params: SimCLRParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/simclr.yaml (optimizer block)
-        optimizer="lars", lr=0.4, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,
+        optimizer="lars",
+        lr=0.4,
+        weight_decay=1e-4,
+        optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/simclr.yaml",
         heads_source="solo-learn solo/methods/simclr.py",
         strong=StrongRecipe(
-            small=ReferencePipeline(_SYMMETRIC_VIEW, _SYMMETRIC_VIEW,
-                                    "solo-learn scripts/pretrain/cifar/augmentations/symmetric.yaml"),
-            large=ReferencePipeline(_SYMMETRIC_VIEW, _SYMMETRIC_VIEW,  # the same values at 224 px
-                                    "solo-learn scripts/pretrain/imagenet-100/augmentations/symmetric.yaml"),
+            small=ReferencePipeline(
+                _SYMMETRIC_VIEW, _SYMMETRIC_VIEW, "solo-learn scripts/pretrain/cifar/augmentations/symmetric.yaml"
+            ),
+            large=ReferencePipeline(
+                _SYMMETRIC_VIEW,
+                _SYMMETRIC_VIEW,  # the same values at 224 px
+                "solo-learn scripts/pretrain/imagenet-100/augmentations/symmetric.yaml",
+            ),
         ),
     )
 

@@ -27,9 +27,17 @@ class SimSiamParams(MethodParams):
 # solo-learn scripts/pretrain/cifar/augmentations/symmetric_weak.yaml, simsiam.yaml's augmentation file;
 # both views alike (num_crops: 2)
 _SYMMETRIC_WEAK_VIEW = {
-    "crop": True, "crop_scale": (0.08, 1.0),  # rrc: crop_min_scale 0.08, crop_max_scale 1.0
-    "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1,  # color_jitter
-    "grayscale_p": 0.2, "blur_p": 0.5, "solarize_p": 0.0, "flip_p": 0.5,
+    "crop": True,
+    "crop_scale": (0.08, 1.0),  # rrc: crop_min_scale 0.08, crop_max_scale 1.0
+    "jitter_p": 0.8,
+    "brightness": 0.4,
+    "contrast": 0.4,
+    "saturation": 0.4,
+    "hue": 0.1,  # color_jitter
+    "grayscale_p": 0.2,
+    "blur_p": 0.5,
+    "solarize_p": 0.0,
+    "flip_p": 0.5,
 }
 
 
@@ -37,13 +45,19 @@ _SYMMETRIC_WEAK_VIEW = {
 class SimSiam(SSLMethod):
     display_name, table_order = "SimSiam", 5
     Params = SimSiamParams
+    params: SimSiamParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/simsiam.yaml (optimizer block: name sgd, no kwargs)
-        optimizer="sgd", lr=0.5, weight_decay=1e-5,  # momentum 0.9: solo/args/pretrain.py's sgd default
+        optimizer="sgd",
+        lr=0.5,
+        weight_decay=1e-5,  # momentum 0.9: solo/args/pretrain.py's sgd default
         source="solo-learn scripts/pretrain/cifar/simsiam.yaml",
         heads_source="solo-learn solo/methods/simsiam.py",
         strong=StrongRecipe(
-            small=ReferencePipeline(_SYMMETRIC_WEAK_VIEW, _SYMMETRIC_WEAK_VIEW,
-                                    "solo-learn scripts/pretrain/cifar/augmentations/symmetric_weak.yaml"),
+            small=ReferencePipeline(
+                _SYMMETRIC_WEAK_VIEW,
+                _SYMMETRIC_WEAK_VIEW,
+                "solo-learn scripts/pretrain/cifar/augmentations/symmetric_weak.yaml",
+            ),
             large=SOLO_IMAGENET_ASYMMETRIC,  # imagenet-100/simsiam.yaml: augmentations: asymmetric.yaml
         ),
     )

@@ -11,7 +11,14 @@ from benchmark.augment import ReferencePipeline, StrongRecipe
 from benchmark.distributed import gather
 from benchmark.errors import choice_error
 from benchmark.methods.base import (
-    METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp, off_diagonal_squares,
+    METHODS,
+    SOLO_CIFAR_LARS,
+    MethodContext,
+    MethodParams,
+    Recipe,
+    SSLMethod,
+    mlp,
+    off_diagonal_squares,
 )
 
 # How the two views' variance hinges combine. The references disagree: solo-learn adds them
@@ -21,7 +28,12 @@ VARIANCE_REDUCTIONS = {"sum": 1.0, "mean": 0.5}
 
 
 def vicreg_loss(
-    z1: torch.Tensor, z2: torch.Tensor, sim_weight: float, var_weight: float, cov_weight: float, eps: float = 1e-4,
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    sim_weight: float,
+    var_weight: float,
+    cov_weight: float,
+    eps: float = 1e-4,
     variance_reduction: str = "sum",
 ) -> torch.Tensor:
     """sim * MSE(z1, z2)
@@ -54,9 +66,17 @@ class VICRegParams(MethodParams):
 
 # solo-learn scripts/pretrain/cifar/vicreg.yaml, its inline `augmentations:` block (num_crops: 2)
 _VICREG_VIEW = {
-    "crop": True, "crop_scale": (0.2, 1.0),  # rrc: crop_min_scale 0.2
-    "jitter_p": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,  # color_jitter
-    "grayscale_p": 0.2, "blur_p": 0.0, "solarize_p": 0.1, "flip_p": 0.5,
+    "crop": True,
+    "crop_scale": (0.2, 1.0),  # rrc: crop_min_scale 0.2
+    "jitter_p": 0.8,
+    "brightness": 0.4,
+    "contrast": 0.4,
+    "saturation": 0.2,
+    "hue": 0.1,  # color_jitter
+    "grayscale_p": 0.2,
+    "blur_p": 0.0,
+    "solarize_p": 0.1,
+    "flip_p": 0.5,
 }
 
 
@@ -64,15 +84,21 @@ _VICREG_VIEW = {
 class VICReg(SSLMethod):
     display_name, table_order = "VICReg", 3  # the paper's name and column order
     Params = VICRegParams
+    params: VICRegParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/vicreg.yaml (optimizer block)
-        optimizer="lars", lr=0.3, weight_decay=1e-4, optimizer_args=SOLO_CIFAR_LARS,
+        optimizer="lars",
+        lr=0.3,
+        weight_decay=1e-4,
+        optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/vicreg.yaml",
         heads_source="solo-learn solo/methods/vicreg.py",
         strong=StrongRecipe(
             small=ReferencePipeline(_VICREG_VIEW, _VICREG_VIEW, "solo-learn scripts/pretrain/cifar/vicreg.yaml"),
             large=ReferencePipeline(  # imagenet-100/augmentations/vicreg.yaml: gaussian_blur prob 0.5
-                {**_VICREG_VIEW, "blur_p": 0.5}, {**_VICREG_VIEW, "blur_p": 0.5},
-                "solo-learn scripts/pretrain/imagenet-100/augmentations/vicreg.yaml"),
+                {**_VICREG_VIEW, "blur_p": 0.5},
+                {**_VICREG_VIEW, "blur_p": 0.5},
+                "solo-learn scripts/pretrain/imagenet-100/augmentations/vicreg.yaml",
+            ),
         ),
     )
 

@@ -33,12 +33,16 @@ class PerfSizes:
     @classmethod
     def for_run(cls, quick: bool, exact_images: int | None, approx_images: int | None) -> "PerfSizes":
         base = cls(exact_images=20_000, approx_images=100_000) if quick else cls()
-        return cls(exact_images if exact_images is not None else base.exact_images,
-                   approx_images if approx_images is not None else base.approx_images, base.registry_seeds)
+        return cls(
+            exact_images if exact_images is not None else base.exact_images,
+            approx_images if approx_images is not None else base.approx_images,
+            base.registry_seeds,
+        )
 
 
-def run_perf(config, quick: bool, workers: int | None, out: str | None, results_dir: Path,
-             sizes: PerfSizes = PerfSizes()) -> dict:
+def run_perf(
+    config, quick: bool, workers: int | None, out: str | None, results_dir: Path, sizes: PerfSizes = PerfSizes()
+) -> dict:
     from benchmark.data import load_run_data
     from benchmark.perf.knn import knn_figures
     from benchmark.perf.registry import registry_seconds
@@ -75,7 +79,9 @@ def run_perf(config, quick: bool, workers: int | None, out: str | None, results_
         "knn": knn,
         "registry": registry,
         "setup": {**step.setup, "quick": quick},
-        "device": _device_name(device), "host": socket.gethostname(), "cpu_count": os.cpu_count(),
+        "device": _device_name(device),
+        "host": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
         "versions": _versions(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "phase_seconds": {**phases, "total": time.perf_counter() - started},
@@ -94,8 +100,13 @@ def _versions() -> dict:
     import faiss
     import pandas
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "faiss": faiss.__version__, "pandas": pandas.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+        "pandas": pandas.__version__,
+    }
 
 
 def _device_name(device: torch.device) -> str:
@@ -113,13 +124,19 @@ def format_report(report: dict) -> str:
     ]
     lines += [f"{name:<30}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
     lines += [f"{name:<30}{value:>12.4g}" for name, value in report["ratios"].items()]
-    lines += [f"pipeline step, {clock} time: " + ", ".join(f"{scope} {share:.1%}" for scope, share in shares.items())
-              for clock, shares in report["pipeline_profile_shares"].items()]
+    lines += [
+        f"pipeline step, {clock} time: " + ", ".join(f"{scope} {share:.1%}" for scope, share in shares.items())
+        for clock, shares in report["pipeline_profile_shares"].items()
+    ]
     syncs = report["pipeline_host_syncs"]
-    lines += ["host syncs per pipeline step: " + ("none" if not syncs else
-                                                  "; ".join(f"{n} x {where}" for where, n in syncs.items()))]
+    lines += [
+        "host syncs per pipeline step: "
+        + ("none" if not syncs else "; ".join(f"{n} x {where}" for where, n in syncs.items()))
+    ]
     lines += [f"knn {name:<26}{value:>12.4g}" for name, value in knn.items() if isinstance(value, float)]
-    lines += [f"registry {registry['cells']:,} cells/runs: plan {registry['plan_seconds']:.2f} s, states "
-              f"{registry['states_seconds']:.2f} s, table {registry['table_seconds']:.2f} s"]
+    lines += [
+        f"registry {registry['cells']:,} cells/runs: plan {registry['plan_seconds']:.2f} s, states "
+        f"{registry['states_seconds']:.2f} s, table {registry['table_seconds']:.2f} s"
+    ]
     lines += ["seconds: " + ", ".join(f"{phase} {value:.0f}" for phase, value in report["phase_seconds"].items())]
     return "\n".join(lines)

@@ -18,10 +18,12 @@ VIEW_CHUNK = 8192
 
 
 @torch.no_grad()
-def view_embeddings(images: np.ndarray, n: int, dim: int = 512, seed: int = 0,
-                    device: torch.device = torch.device("cpu")) -> torch.Tensor:
+def view_embeddings(
+    images: np.ndarray, n: int, dim: int = 512, seed: int = 0, device: torch.device | None = None
+) -> torch.Tensor:
     """(n, dim) float32 on `device`: random-resized crops (scale 0.08-1, flipped half the time) of
     `images`, flattened, centred and projected onto the top `dim` principal components of the first views."""
+    device = device if device is not None else torch.device("cpu")
     from benchmark.augment import AugmentParams, BatchAugment
 
     size = images.shape[1]
@@ -54,12 +56,20 @@ def knn_figures(images: np.ndarray, device: torch.device, exact_n: int, approx_n
     started = time.perf_counter()
     vectors = view_embeddings(images, max(exact_n, approx_n), device=device)
     dim = vectors.shape[1]
-    report: dict = {"embedding": f"pixel prior (PCA {dim}) of random-resized crops", "k": k,
-                    "embedding_seconds": time.perf_counter() - started}
+    report: dict = {
+        "embedding": f"pixel prior (PCA {dim}) of random-resized crops",
+        "k": k,
+        "embedding_seconds": time.perf_counter() - started,
+    }
     exact = build_table(vectors[:exact_n], k, "l2", "exact", device)
     report.update({f"exact_{exact_n}x{dim}_seconds": exact.seconds, "exact_method": exact.method})
     if approx_n:
         approx = build_table(vectors[:approx_n], k, "l2", "ivf", device)
-        report.update({f"ivf_{approx_n}x{dim}_seconds": approx.seconds, f"ivf_{approx_n}x{dim}_recall": approx.recall,
-                       "ivf_method": approx.method})
+        report.update(
+            {
+                f"ivf_{approx_n}x{dim}_seconds": approx.seconds,
+                f"ivf_{approx_n}x{dim}_recall": approx.recall,
+                "ivf_method": approx.method,
+            }
+        )
     return report

@@ -30,8 +30,7 @@ def profile_steps(step: Callable[[], None], device: torch.device, steps: int) ->
     shares = {"host": _shares({e.key: e.cpu_time_total for e in events})}
     if cuda:
         shares["device"] = _shares({e.key: e.device_time_total for e in events})
-    table = prof.key_averages().table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total",
-                                      row_limit=25)
+    table = prof.key_averages().table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=25)
     return shares, table
 
 

@@ -42,8 +42,10 @@ def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
 
     rng = np.random.default_rng(seed)
     epochs = range(1, FIXED["epochs"] + 1)
-    metrics = "".join(json.dumps({"epoch": e, "loss": 5.0 / e, "lr": 0.3, "images_per_s": 50_000.0,
-                                  "epoch_seconds": 2.0}) + "\n" for e in epochs)
+    metrics = "".join(
+        json.dumps({"epoch": e, "loss": 5.0 / e, "lr": 0.3, "images_per_s": 50_000.0, "epoch_seconds": 2.0}) + "\n"
+        for e in epochs
+    )
     sweep_dir.mkdir(parents=True)
     (sweep_dir / MANIFEST).write_text(json_text(manifest(plan, None)))
     for cell, accuracy in zip(plan.cells, rng.uniform(0.6, 0.9, len(plan.cells))):
@@ -51,16 +53,28 @@ def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
         run = RunDir(sweep_dir / cell.run_id)
         run.path.mkdir()
         result = {
-            "run_id": cell.run_id, "method": config.method, "aug": config.aug, "dataset": config.dataset,
-            "prior": config.prior, "seed": config.seed, "epochs": config.epochs, "k": config.k,
-            "knn_acc": accuracy - 0.02, "knn200_acc": accuracy - 0.03, "linear_acc": accuracy,
-            "val_knn_acc": accuracy - 0.02, "val_linear_acc": accuracy, "prior_nn_agreement": 0.5,
-            "train_seconds": 400.0, "images_per_s": 50_000.0,
+            "run_id": cell.run_id,
+            "method": config.method,
+            "aug": config.aug,
+            "dataset": config.dataset,
+            "prior": config.prior,
+            "seed": config.seed,
+            "epochs": config.epochs,
+            "k": config.k,
+            "knn_acc": accuracy - 0.02,
+            "knn200_acc": accuracy - 0.03,
+            "linear_acc": accuracy,
+            "val_knn_acc": accuracy - 0.02,
+            "val_linear_acc": accuracy,
+            "prior_nn_agreement": 0.5,
+            "train_seconds": 400.0,
+            "images_per_s": 50_000.0,
         }
         assert set(RESULT_KEYS) <= set(result)
         run.config.write_text(json_text(config.to_dict()))
-        run.status.write_text(json_text({"state": "done", "attempt": 1, "error": None, "updated": time.time(),
-                                         "run_id": cell.run_id}))
+        run.status.write_text(
+            json_text({"state": "done", "attempt": 1, "error": None, "updated": time.time(), "run_id": cell.run_id})
+        )
         run.result.write_text(json_text(result))
         run.metrics.write_text(metrics)
 
@@ -92,5 +106,9 @@ def registry_seconds(seeds: int = SEEDS) -> dict:
     done = selection.count()["done"]
     if done != cells or len(frame) != cells:
         raise RuntimeError(f"registry benchmark: {done} runs read as done and {len(frame)} collected of {cells}")
-    return {"cells": cells, "plan_seconds": plan_seconds, "states_seconds": states_seconds,
-            "table_seconds": table_seconds}
+    return {
+        "cells": cells,
+        "plan_seconds": plan_seconds,
+        "states_seconds": states_seconds,
+        "table_seconds": table_seconds,
+    }

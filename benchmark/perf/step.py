@@ -45,8 +45,11 @@ def torchvision_pipeline(params: AugmentParams, mean, std, size: int):
     steps = []
     mode = T.InterpolationMode(params.interpolation)
     if params.crop:
-        steps.append(T.RandomResizedCrop(params.size or size, scale=params.crop_scale, ratio=params.crop_ratio,
-                                         interpolation=mode))
+        steps.append(
+            T.RandomResizedCrop(
+                params.size or size, scale=params.crop_scale, ratio=params.crop_ratio, interpolation=mode
+            )
+        )
     elif params.size and params.size != size:
         steps.append(T.Resize(params.size, interpolation=mode))
     if params.jitter_p:
@@ -80,8 +83,9 @@ class TwoViewDataset(torch.utils.data.Dataset):
         return tuple(transform(image) for transform in self.transforms)
 
 
-def _rate(fn: Callable[[], None], views_per_call: int, device: torch.device, warmup: int, seconds: float,
-          min_calls: int) -> float:
+def _rate(
+    fn: Callable[[], None], views_per_call: int, device: torch.device, warmup: int, seconds: float, min_calls: int
+) -> float:
     """Views/s of `fn`, after `warmup` calls, over at least `min_calls` calls and `seconds`."""
     for _ in range(warmup):
         fn()
@@ -144,8 +148,13 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
     pipelines = (parts.augment.views.view1, parts.augment.views.view2)
     transforms = tuple(torchvision_pipeline(p, data.mean, data.std, data.image_size) for p in pipelines)
     loader = torch.utils.data.DataLoader(
-        TwoViewDataset(data.pretrain.images, transforms), batch_size=batch, shuffle=True, drop_last=True,
-        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+        TwoViewDataset(data.pretrain.images, transforms),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers > 0 else None,
     )
     batches = _endless(loader)
@@ -155,8 +164,10 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
 
     def loader_train() -> None:
         v1, v2 = next(batches)
-        model_step(v1.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
-                   v2.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
+        model_step(
+            v1.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+            v2.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+        )
 
     figures["dataloader"] = _rate(loader_only, views, device, **budget)
     figures["dataloader_train"] = _rate(loader_train, views, device, **warm)  # workers warm from `dataloader`
@@ -172,13 +183,23 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
         with record_host_syncs(device) as syncs:
             step(anchors(), 1e-3, 0.5)
     setup = {
-        "dataset": config.dataset, "train_images": n, "image_size": data.image_size,
-        "backbone": config.backbone, "method": config.method, "aug": config.aug, "batch_size": batch,
-        "prior": config.prior, "k": config.k, "sampling": config.sampling,
+        "dataset": config.dataset,
+        "train_images": n,
+        "image_size": data.image_size,
+        "backbone": config.backbone,
+        "method": config.method,
+        "aug": config.aug,
+        "batch_size": batch,
+        "prior": config.prior,
+        "k": config.k,
+        "sampling": config.sampling,
         "prior_nn_agreement": parts.gps.prior_nn_agreement,
-        "dataloader_workers": workers, "precision": str(parts.amp_dtype or "fp32"), "compile": config.compile,
-        **({name: count - compiles_before[name] for name, count in _compile_counts().items()}
-           if config.compile else {}),
+        "dataloader_workers": workers,
+        "precision": str(parts.amp_dtype or "fp32"),
+        "compile": config.compile,
+        **(
+            {name: count - compiles_before[name] for name, count in _compile_counts().items()} if config.compile else {}
+        ),
     }
     return StepMeasures(figures, setup, shares, table, summarize(syncs))
 
@@ -188,8 +209,10 @@ def _compile_counts() -> dict[str, int]:
     than one graph means a recompile (a guard failed: a shape, a stride, a flag changed)."""
     from torch._dynamo.utils import counters
 
-    return {"compiled_graphs": int(counters["stats"]["unique_graphs"]),
-            "graph_breaks": int(sum(counters["graph_break"].values()))}
+    return {
+        "compiled_graphs": int(counters["stats"]["unique_graphs"]),
+        "graph_breaks": int(sum(counters["graph_break"].values())),
+    }
 
 
 def _endless(loader):

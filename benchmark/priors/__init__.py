@@ -24,8 +24,19 @@ from benchmark.priors import autoencoder, networks, simple  # noqa: F401  (regis
 from benchmark.priors.base import PRIORS, Prior, PriorContext
 from benchmark.rundir import atomic_write_arrays, atomic_write_json
 
-__all__ = ["PRIORS", "Prior", "PriorContext", "build_prior", "check_prior", "gives_gps", "is_plain", "parse_prior",
-           "prior_class", "prior_embeddings", "table_name"]
+__all__ = [
+    "PRIORS",
+    "Prior",
+    "PriorContext",
+    "build_prior",
+    "check_prior",
+    "gives_gps",
+    "is_plain",
+    "parse_prior",
+    "prior_class",
+    "prior_embeddings",
+    "table_name",
+]
 
 
 def parse_prior(spec: str) -> tuple[str, str | None]:
@@ -62,7 +73,9 @@ def check_prior(spec: str, args: Mapping[str, Any]) -> None:
     kind, arg = parse_prior(spec)
     cls = PRIORS.get(kind)
     if cls.needs_arg and not arg:
-        raise ConfigError(f"prior {spec!r} needs an argument: {kind}:<{'model' if kind != 'run' else 'run dir or run_id'}>")
+        raise ConfigError(
+            f"prior {spec!r} needs an argument: {kind}:<{'model' if kind != 'run' else 'run dir or run_id'}>"
+        )
     if not cls.needs_arg and arg is not None:
         raise ConfigError(f"prior {kind!r} takes no argument, got {spec!r}")
     if arg is not None:
@@ -80,8 +93,12 @@ def build_prior(spec: str, args: Mapping[str, Any], context: PriorContext | None
 def embedding_key(prior: Prior, spec: str, data) -> str:
     """Hash of the dataset's content fingerprint, the prior spec and settings, and the prior's own
     identity (weights hash, input size, normalisation)."""
-    parts = {"data": data.fingerprint(), "prior": spec, "params": dataclasses.asdict(prior.params),
-             "identity": prior.identity(data)}
+    parts = {
+        "data": data.fingerprint(),
+        "prior": spec,
+        "params": dataclasses.asdict(prior.params),
+        "identity": prior.identity(data),
+    }
     canonical = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -108,8 +125,10 @@ def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: to
             pass  # a damaged cache file: computed again
     vectors = prior.embed(data, device).float().contiguous()
     if len(vectors) != len(data.pretrain) or not torch.isfinite(vectors).all():
-        raise RuntimeError(f"prior {spec!r} gave {tuple(vectors.shape)} embeddings (finite: "
-                           f"{bool(torch.isfinite(vectors).all())}) for {len(data.pretrain)} images")
+        raise RuntimeError(
+            f"prior {spec!r} gave {tuple(vectors.shape)} embeddings (finite: "
+            f"{bool(torch.isfinite(vectors).all())}) for {len(data.pretrain)} images"
+        )
     atomic_write_arrays(path, vectors.numpy())
     atomic_write_json(path.with_suffix(".json"), {"prior": spec, "dataset": data.name, "shape": list(vectors.shape)})
     return Embedding(vectors, key, time.perf_counter() - started, cached=False)

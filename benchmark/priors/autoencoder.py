@@ -43,12 +43,18 @@ class ConvAutoencoder(nn.Module):
         self.side = size // 4
         flat = 64 * self.side * self.side
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(inplace=True), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(inplace=True),
-            nn.Flatten(), nn.Linear(flat, latent_dim * (2 if variational else 1)),
+            nn.Conv2d(3, 32, 3, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, 3, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Linear(flat, latent_dim * (2 if variational else 1)),
         )
         self.decoder_in = nn.Linear(latent_dim, flat)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(inplace=True), nn.ConvTranspose2d(32, 3, 4, 2, 1),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(32, 3, 4, 2, 1),
         )
         self.variational = variational
 
@@ -63,6 +69,7 @@ class ConvAutoencoder(nn.Module):
         mu, logvar = self.encode(x)
         if not self.variational:
             return F.mse_loss(self.decode(mu), x)
+        assert logvar is not None  # a variational encoder gives one
         noise = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = mu + noise * torch.exp(0.5 * logvar)
         recon = F.mse_loss(self.decode(z), x, reduction="sum") / len(x)

@@ -11,7 +11,12 @@ from pathlib import Path
 import torch
 
 from benchmark.backbones import (
-    CIFAR_STEM_MAX_SIZE, build_backbone, check_backbone, load_state, load_weights, resolve_backbone_name,
+    CIFAR_STEM_MAX_SIZE,
+    build_backbone,
+    check_backbone,
+    load_state,
+    load_weights,
+    resolve_backbone_name,
 )
 from benchmark.errors import ConfigError, DamagedFile, choice_error
 from benchmark.evaluate import extract_features
@@ -35,8 +40,11 @@ class RandomPrior(Prior):
     Params = RandomParams
 
     def identity(self, data) -> dict:
-        return {"backbone": resolve_backbone_name(self.params.backbone, data.image_size), "mean": data.mean,
-                "std": data.std}
+        return {
+            "backbone": resolve_backbone_name(self.params.backbone, data.image_size),
+            "mean": data.mean,
+            "std": data.std,
+        }
 
     def embed(self, data, device: torch.device) -> torch.Tensor:
         torch.manual_seed(self.params.seed)
@@ -86,16 +94,20 @@ def _torchvision_state(model_name: str, spec: str) -> dict:
     into torch's hub cache. timm's ResNets use torchvision's parameter names, so the dict loads as is."""
     import torchvision
 
-    tag = spec[len(TORCHVISION_WEIGHTS):]
+    tag = spec[len(TORCHVISION_WEIGHTS) :]
     try:
         weights = torchvision.models.get_model_weights(model_name)[tag]
     except (ValueError, KeyError):
-        raise ConfigError(f"prior_args.weights {spec!r}: torchvision has no weights {tag!r} for {model_name!r}") from None
+        raise ConfigError(
+            f"prior_args.weights {spec!r}: torchvision has no weights {tag!r} for {model_name!r}"
+        ) from None
     try:
         return weights.get_state_dict(progress=False)
     except Exception as err:  # no network: the message says what to do instead
-        raise ConfigError(f"prior_args.weights {spec!r} could not be downloaded ({type(err).__name__}); "
-                          f"pass prior_args.weights=<local file> (torchvision's {model_name} state dict)") from None
+        raise ConfigError(
+            f"prior_args.weights {spec!r} could not be downloaded ({type(err).__name__}); "
+            f"pass prior_args.weights=<local file> (torchvision's {model_name} state dict)"
+        ) from None
 
 
 @PRIORS.register("timm")
@@ -146,8 +158,9 @@ class TimmPrior(Prior):
     def embed(self, data, device: torch.device) -> torch.Tensor:
         model, cfg = self._model()
         mean, std, size = self._input(data, cfg)
-        return extract_features(model.to(device), data.pretrain.images, mean, std, device,
-                                batch_size=self.params.batch_size, size=size).cpu()
+        return extract_features(
+            model.to(device), data.pretrain.images, mean, std, device, batch_size=self.params.batch_size, size=size
+        ).cpu()
 
 
 @PRIORS.register("clip")
@@ -184,8 +197,16 @@ class ClipPrior(Prior):
         size = visual.image_size[0] if isinstance(visual.image_size, (tuple, list)) else visual.image_size
         mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
         std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-        return extract_features(model.to(device), data.pretrain.images, mean, std, device,
-                                batch_size=self.params.batch_size, size=size, forward=model.encode_image).cpu()
+        return extract_features(
+            model.to(device),
+            data.pretrain.images,
+            mean,
+            std,
+            device,
+            batch_size=self.params.batch_size,
+            size=size,
+            forward=model.encode_image,
+        ).cpu()
 
 
 @dataclass(frozen=True)
@@ -220,8 +241,10 @@ class RunPrior(Prior):
         if (path / "checkpoint.pt").is_file():
             return path
         if not RUN_ID.match(self.arg):
-            raise ConfigError(f"prior run:{self.arg}: no checkpoint.pt in that directory, and it is not a run_id "
-                              f"(12 hex digits) to look up under {str(self.context.results_dir)!r}")
+            raise ConfigError(
+                f"prior run:{self.arg}: no checkpoint.pt in that directory, and it is not a run_id "
+                f"(12 hex digits) to look up under {str(self.context.results_dir)!r}"
+            )
         root = self.context.results_dir
         # a sweep's runs sit at <results>/<sweep>/<run_id>: look there before walking the whole tree
         found = sorted(root.glob(f"*/{self.arg}/checkpoint.pt")) or sorted(root.glob(f"**/{self.arg}/checkpoint.pt"))
@@ -238,7 +261,9 @@ class RunPrior(Prior):
     def embed(self, data, device: torch.device) -> torch.Tensor:
         run = self.run_dir()
         if not (run / "config.json").is_file():
-            raise ConfigError(f"prior run:{self.arg}: {run / 'config.json'} is missing: it says which backbone to build")
+            raise ConfigError(
+                f"prior run:{self.arg}: {run / 'config.json'} is missing: it says which backbone to build"
+            )
         config = read_object(run / "config.json")
         if not isinstance(config.get("backbone"), str):
             raise DamagedFile(run / "config.json", "names no backbone")

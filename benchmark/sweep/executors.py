@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, TextIO
 
+from benchmark.claim import update_status
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
-from benchmark.claim import update_status
 from benchmark.rundir import RunDir
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.profiles import chunks, cluster_max_array_size, load_profile
@@ -64,23 +64,35 @@ class Progress:
 
     def _print(self, word: str, run_id: str, extra: str = "") -> None:
         elapsed = time.time() - self.started_at
-        print(f"[{self.done + self.failed + self.stopped:>3}/{self.total} {elapsed:6.0f}s] {word:<7} {run_id}  "
-              f"{self.labels.get(run_id, '')}{extra}", file=self.stream, flush=True)
+        print(
+            f"[{self.done + self.failed + self.stopped:>3}/{self.total} {elapsed:6.0f}s] {word:<7} {run_id}  "
+            f"{self.labels.get(run_id, '')}{extra}",
+            file=self.stream,
+            flush=True,
+        )
 
     def started(self, run_id: str, where: str = "") -> None:
         self._print("start", run_id, f"  ({where})" if where else "")
 
     def waits(self, run_id: str, status: dict) -> None:
-        self._print("waits", run_id, f"  (trained by pid {status.get('pid') or status.get('job_pid')} on "
-                                     f"{status.get('host')}, another invocation)")
+        self._print(
+            "waits",
+            run_id,
+            f"  (trained by pid {status.get('pid') or status.get('job_pid')} on "
+            f"{status.get('host')}, another invocation)",
+        )
 
     def finished(self, run_dir: Path) -> None:
         state = run_state(run_dir, JobProbe())
         if state.state == "done":
             result = RunDir(run_dir).read_result()
             self.done += 1
-            self._print("done", run_dir.name, f"  knn {result['knn_acc']:.4f} linear {result['linear_acc']:.4f} "
-                                              f"({result['train_seconds']:.0f} s training)")
+            self._print(
+                "done",
+                run_dir.name,
+                f"  knn {result['knn_acc']:.4f} linear {result['linear_acc']:.4f} "
+                f"({result['train_seconds']:.0f} s training)",
+            )
         elif state.state == "failed":
             self.failed += 1
             self._print("failed", run_dir.name, f"  {state.message}")
@@ -140,7 +152,7 @@ class SlotScheduler:
 
         while waiting or running or watched:
             changed = False
-            for run_id, (is_done, slot) in list(running.items()):
+            for run_id, (is_done, _slot) in list(running.items()):
                 if is_done():
                     del running[run_id]
                     settle(run_id)
@@ -225,14 +237,18 @@ class LocalExecutor:
         gpus = visible_gpus() if resources.gpus else []
         cores = os.cpu_count() or 1
         if resources.gpus and len(gpus) >= resources.gpus:
-            groups = [tuple(gpus[i : i + resources.gpus]) for i in range(0, len(gpus) - resources.gpus + 1,
-                                                                         resources.gpus)]
+            groups = [
+                tuple(gpus[i : i + resources.gpus]) for i in range(0, len(gpus) - resources.gpus + 1, resources.gpus)
+            ]
             count = min(len(groups), options.max_parallel or len(groups))
             self.slots = [Slot(group, max(1, cores // count)) for group in groups[:count]]
         else:
             if resources.gpus:
-                print(f"gpsbench: warning: the sweep asks for {resources.gpus} GPU(s) per run and this machine "
-                      f"has {len(gpus)}: runs use the CPU", file=sys.stderr)
+                print(
+                    f"gpsbench: warning: the sweep asks for {resources.gpus} GPU(s) per run and this machine "
+                    f"has {len(gpus)}: runs use the CPU",
+                    file=sys.stderr,
+                )
             count = options.max_parallel or max(1, cores // resources.cpus)
             self.slots = [Slot((), max(1, cores // count)) for _ in range(count)]
 
@@ -246,13 +262,19 @@ class LocalExecutor:
             tasks = self.resources.tasks
             job.threads = max(1, slot.threads // tasks)
             executor = submitit.LocalExecutor(folder=folder, max_num_timeout=self.resources.max_attempts)
-            executor.update_parameters(timeout_min=self.resources.timeout_min, gpus_per_node=len(slot.gpus),
-                                       visible_gpus=slot.gpus, signal_delay_s=60, tasks_per_node=tasks)
+            executor.update_parameters(
+                timeout_min=self.resources.timeout_min,
+                gpus_per_node=len(slot.gpus),
+                visible_gpus=slot.gpus,
+                signal_delay_s=60,
+                tasks_per_node=tasks,
+            )
             mark_submitted(job.run_dir, "local", None, pid=os.getpid(), slot=str(slot))
             with _terminal_ctrl_c_ignored():
                 handle = executor.submit(job)
-            mark_submitted(job.run_dir, "local", handle.job_id, pid=int(handle.job_id), log=handle.paths.stderr,
-                           slot=str(slot))
+            mark_submitted(
+                job.run_dir, "local", handle.job_id, pid=int(handle.job_id), log=handle.paths.stderr, slot=str(slot)
+            )
             jobs[job.run_id] = handle
             return lambda: handle.done()
 
@@ -281,8 +303,11 @@ def _stop(handles: list, stream: TextIO) -> None:
     half second, so a run still starting up gets it too; Ctrl-C or a kill again leaves them to it."""
     alive = [handle for handle in handles if not handle.done()]
     if alive:
-        print(f"stopping {len(alive)} run(s): each saves a checkpoint at its next step (again: leave them to it)",
-              file=stream, flush=True)
+        print(
+            f"stopping {len(alive)} run(s): each saves a checkpoint at its next step (again: leave them to it)",
+            file=stream,
+            flush=True,
+        )
     while alive:
         for handle in alive:
             with contextlib.suppress(ProcessLookupError):
@@ -291,12 +316,28 @@ def _stop(handles: list, stream: TextIO) -> None:
         alive = [handle for handle in alive if not handle.done()]
 
 
-def mark_submitted(run_dir: Path, executor: str, job_id: str | None, pid: int | None = None,
-                   log: Path | None = None, slot: str | None = None) -> None:
+def mark_submitted(
+    run_dir: Path,
+    executor: str,
+    job_id: str | None,
+    pid: int | None = None,
+    log: Path | None = None,
+    slot: str | None = None,
+) -> None:
     """Record the job in status.json as `pending`, under a brief claim: never over a run a live writer
     holds (the job has started, or another invocation trains it) nor over a finished one."""
-    update_status(run_dir, "pending", executor=executor, job_id=job_id, job_pid=pid, host=socket.gethostname(),
-                  log=str(log) if log else None, slot=slot, note=None, error=None)
+    update_status(
+        run_dir,
+        "pending",
+        executor=executor,
+        job_id=job_id,
+        job_pid=pid,
+        host=socket.gethostname(),
+        log=str(log) if log else None,
+        slot=slot,
+        note=None,
+        error=None,
+    )
 
 
 @EXECUTORS.register("slurm")
@@ -309,14 +350,17 @@ class SlurmExecutor:
         self.profile = load_profile(options.profile)
         self.resources = resources
         if not shutil.which("sbatch"):
-            raise ConfigError("--executor slurm needs SLURM's sbatch on this machine (a login node); "
-                              "valid executors here: local, debug")
+            raise ConfigError(
+                "--executor slurm needs SLURM's sbatch on this machine (a login node); "
+                "valid executors here: local, debug"
+            )
 
     def run(self, launch: Launch, progress: Progress) -> None:
         import submitit
 
-        executor = submitit.SlurmExecutor(folder=launch.sweep_dir / ".submitit" / "%j",
-                                          max_num_timeout=self.resources.max_attempts)
+        executor = submitit.SlurmExecutor(
+            folder=launch.sweep_dir / ".submitit" / "%j", max_num_timeout=self.resources.max_attempts
+        )
         params = self.profile.sbatch_parameters(self.resources)
         size = self.profile.max_array_size or cluster_max_array_size()
         array_of: dict[str, str] = {}  # run_id -> array job id (for afterany dependencies)
@@ -333,8 +377,9 @@ class SlurmExecutor:
         for stage in stages:
             for chunk in chunks(stage, size):
                 waits_for = sorted({array_of[j.depends_on] for j in chunk if j.depends_on in array_of})
-                executor.update_parameters(**params, dependency=f"afterany:{':'.join(waits_for)}" if waits_for
-                                           else None)
+                executor.update_parameters(
+                    **params, dependency=f"afterany:{':'.join(waits_for)}" if waits_for else None
+                )
                 for job in chunk:
                     job.threads = self.resources.cpus  # torch and faiss keep to the CPUs SLURM gave the task
                 with executor.batch():

@@ -66,8 +66,16 @@ def use_threads(threads: int | None) -> None:
 
 
 class RunJob(submitit.helpers.Checkpointable):
-    def __init__(self, config: RunConfig, run_dir: Path, results_root: Path, tags: list[str],
-                 depends_on: str | None = None, max_attempts: int = 3, threads: int | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        results_root: Path,
+        tags: list[str],
+        depends_on: str | None = None,
+        max_attempts: int = 3,
+        threads: int | None = None,
+    ):
         self.config = config
         self.run_dir = Path(run_dir)
         self.results_root = Path(results_root)
@@ -99,8 +107,15 @@ class RunJob(submitit.helpers.Checkpointable):
         try:
             if self.depends_on:
                 self._check_source()
-            return train_run(self.config, self.run_dir, resume=True, restart_damaged=True,
-                             results_dir=self.results_root, interrupt=_either(preempted, stop), wandb_tags=self.tags)
+            return train_run(
+                self.config,
+                self.run_dir,
+                resume=True,
+                restart_damaged=True,
+                results_dir=self.results_root,
+                interrupt=_either(preempted, stop),
+                wandb_tags=self.tags,
+            )
         except RunBusy as busy:
             print(f"gpsbench: {busy}: this job leaves it", file=sys.stderr)
             return None
@@ -123,8 +138,12 @@ class RunJob(submitit.helpers.Checkpointable):
         """Requeue this job (the run resumes from its checkpoint), at most `max_attempts` attempts."""
         attempt = int((RunDir(self.run_dir).status_or_none() or {}).get("attempt", 0))
         if attempt >= self.max_attempts:
-            update_status(self.run_dir, "failed", error=f"interrupted on attempt {attempt}, the last one allowed "
-                                                        f"(resources.max_attempts = {self.max_attempts})")
+            update_status(
+                self.run_dir,
+                "failed",
+                error=f"interrupted on attempt {attempt}, the last one allowed "
+                f"(resources.max_attempts = {self.max_attempts})",
+            )
             return None
         update_status(self.run_dir, "pending", note=f"requeued after attempt {attempt} (preemption or time limit)")
         return super().checkpoint(*args, **kwargs)

@@ -72,8 +72,11 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
     jobs = [make_job(cell, spec, sweep_dir, request.results_root) for cell in selection.to_run]
     if not jobs and not selection.watch:
         counts = selection.count()
-        print(f"nothing to run: {', '.join(f'{counts[s]} {s}' for s in RUN_STATES if counts[s])}"
-              + (" (--retry-failed reruns failed runs)" if counts["failed"] else ""), file=out)
+        print(
+            f"nothing to run: {', '.join(f'{counts[s]} {s}' for s in RUN_STATES if counts[s])}"
+            + (" (--retry-failed reruns failed runs)" if counts["failed"] else ""),
+            file=out,
+        )
     else:
         labels = {cell.run_id: cell.label for cell in plan.cells}
         progress = Progress(len(plan.cells), selection.count()["done"], labels, stream=out)
@@ -81,8 +84,11 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
             with stop_on_sigterm():
                 executor.run(Launch(jobs, sweep_dir, spec.resources, selection.watch), progress)
         except KeyboardInterrupt:
-            print("\ninterrupted: run the same command again to go on (done runs are kept, the others "
-                  "resume from their checkpoints)", file=out)
+            print(
+                "\ninterrupted: run the same command again to go on (done runs are kept, the others "
+                "resume from their checkpoints)",
+                file=out,
+            )
             raise
         if not executor.waits:
             print(f"submitted {len(jobs)} run(s); follow them with: gpsbench status {sweep_dir}", file=out)
@@ -91,8 +97,11 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
     final = Counter(state.state for state in states(sweep_dir, [cell.run_id for cell in plan.cells]).values())
     unfinished = {state: final[state] for state in TO_RUN if final[state]}
     if unfinished:
-        print(f"not finished: {', '.join(f'{n} {state}' for state, n in unfinished.items())}; run the same "
-              f"command again to resume them", file=out)
+        print(
+            f"not finished: {', '.join(f'{n} {state}' for state, n in unfinished.items())}; run the same "
+            f"command again to resume them",
+            file=out,
+        )
     return 1 if final["failed"] or unfinished else 0
 
 
@@ -115,16 +124,27 @@ def stop_on_sigterm():
 
 
 def make_job(cell: Cell, spec, sweep_dir: Path, results_root: Path) -> RunJob:
-    return RunJob(spec.wandb.apply(cell.config, spec.name), sweep_dir / cell.run_id, Path(results_root), cell.tags,
-                  depends_on=cell.depends_on, max_attempts=spec.resources.max_attempts)
+    return RunJob(
+        spec.wandb.apply(cell.config, spec.name),
+        sweep_dir / cell.run_id,
+        Path(results_root),
+        cell.tags,
+        depends_on=cell.depends_on,
+        max_attempts=spec.resources.max_attempts,
+    )
 
 
 def manifest(plan: Plan, file: Path | None) -> dict:
     """sweep.json: the planned runs, which `status` and `table` read (runs never started count as missing)."""
     return {
-        "name": plan.spec.name, "file": str(file) if file else None, "axes": plan.spec.axes, "written": time.time(),
-        "runs": [{"run_id": c.run_id, "axes": {k: str(v) for k, v in c.axes.items()}, "depends_on": c.depends_on}
-                 for c in plan.cells],
+        "name": plan.spec.name,
+        "file": str(file) if file else None,
+        "axes": plan.spec.axes,
+        "written": time.time(),
+        "runs": [
+            {"run_id": c.run_id, "axes": {k: str(v) for k, v in c.axes.items()}, "depends_on": c.depends_on}
+            for c in plan.cells
+        ],
     }
 
 
@@ -140,20 +160,28 @@ def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
     lines = [
         f"sweep {spec.name} -> {sweep_dir}: {plan.grid_size} cells ({shape}), {plan.excluded} excluded, "
         f"{plan.collapsed} collapsed into identical runs: {len(plan.cells)} runs",
-        "  " + ", ".join(f"{counts[s]} {s}" for s in RUN_STATES if counts[s])
-        + f"; {to_run} to run" + (" (failed ones are kept: --retry-failed reruns them)"
-                                  if counts["failed"] and not selection.retry_failed else ""),
+        "  "
+        + ", ".join(f"{counts[s]} {s}" for s in RUN_STATES if counts[s])
+        + f"; {to_run} to run"
+        + (
+            " (failed ones are kept: --retry-failed reruns them)"
+            if counts["failed"] and not selection.retry_failed
+            else ""
+        ),
         f"  requested: {to_run} runs x {res.timeout_min} min x {res.gpus} GPU = "
-        f"{to_run * res.timeout_min * res.gpus / 60:.1f} GPU-hours (time limits, the upper bound)" if res.gpus else
-        f"  requested: {to_run} CPU runs x {res.timeout_min} min = {to_run * res.timeout_min / 60:.1f} "
+        f"{to_run * res.timeout_min * res.gpus / 60:.1f} GPU-hours (time limits, the upper bound)"
+        if res.gpus
+        else f"  requested: {to_run} CPU runs x {res.timeout_min} min = {to_run * res.timeout_min / 60:.1f} "
         f"run-hours (time limits, the upper bound; no GPU)",
     ]
     estimate = estimate_seconds(selection.to_run, sweep_dir, selection)
     if estimate is not None:
         seconds, covered = estimate
-        lines.append(f"  estimate from measured runs: {duration(seconds)} for the {covered} of "
-                     f"{to_run} runs to do that match a done run (same dataset, subset, size, method, "
-                     f"backbone, batch)")
+        lines.append(
+            f"  estimate from measured runs: {duration(seconds)} for the {covered} of "
+            f"{to_run} runs to do that match a done run (same dataset, subset, size, method, "
+            f"backbone, batch)"
+        )
     return "\n".join(lines)
 
 
@@ -179,7 +207,8 @@ def estimate_seconds(cells: list[Cell], sweep_dir: Path, selection: Selection) -
         config = read_json(sweep_dir / run_id / "config.json")
         if result.get("epochs"):
             measured.setdefault(_speed_key(config), []).append(
-                (result["train_seconds"] / result["epochs"], result.get("eval_seconds") or 0.0))
+                (result["train_seconds"] / result["epochs"], result.get("eval_seconds") or 0.0)
+            )
     if not measured or not cells:
         return None
     total, covered = 0.0, 0

@@ -100,7 +100,7 @@ def _source_axes(spec: SweepSpec, axes: dict[str, Any], selector: str) -> dict[s
     target = dict(axes)
     if "prior" in target:
         target["prior"] = "none"
-    for pair in selector[len(SELECTOR):].split(","):
+    for pair in selector[len(SELECTOR) :].split(","):
         axis, sep, value = pair.partition("=")
         axis, value = axis.strip(), value.strip()
         if not sep or axis not in spec.grid:
@@ -148,19 +148,30 @@ def expand(spec: SweepSpec, overrides: Sequence[str] = ()) -> Plan:
         source = built.get(_key(target))
         if source is None:
             wanted = axes_label(target)
-            problems.setdefault(f"prior {selector!r} names no cell of the sweep (no cell {wanted}: "
-                                f"excluded, not on the grid, or invalid)", []).append(axes_label(axes))
+            problems.setdefault(
+                f"prior {selector!r} names no cell of the sweep (no cell {wanted}: "
+                f"excluded, not on the grid, or invalid)",
+                [],
+            ).append(axes_label(axes))
             continue
         config = build(axes, {**values, "prior": f"{SELECTOR}{source.run_id}"})
         if config is not None:
             built[_key(axes)] = Cell(axes, config, config.run_id, depends_on=source.run_id)
     if problems:
-        lines = [message if len(cells) == len(kept) else
-                 f"{message} (in {len(cells)} cell{'s' if len(cells) > 1 else ''}, e.g. {cells[0]})"
-                 for message, cells in problems.items()]
+        lines = [
+            message
+            if len(cells) == len(kept)
+            else f"{message} (in {len(cells)} cell{'s' if len(cells) > 1 else ''}, e.g. {cells[0]})"
+            for message, cells in problems.items()
+        ]
         raise ConfigError(format_problems(f"sweep {spec.name!r}", lines))
     cells: dict[str, Cell] = {}
     for cell in sorted(built.values(), key=lambda c: c.depends_on is not None):
         cells.setdefault(cell.run_id, cell)
-    return Plan(spec, list(cells.values()), grid_size=len(combos), excluded=len(combos) - len(kept),
-                collapsed=len(built) - len(cells))
+    return Plan(
+        spec,
+        list(cells.values()),
+        grid_size=len(combos),
+        excluded=len(combos) - len(kept),
+        collapsed=len(built) - len(cells),
+    )

@@ -75,8 +75,10 @@ def find_profile(name: str | None) -> Path | None:
     if named.is_file():
         return named
     shipped = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")) if PROFILE_DIR.is_dir() else []
-    raise ConfigError(f"SLURM profile {name!r} not found (a file, or a name in {PROFILE_DIR}/); "
-                      f"valid: {', '.join(shipped) or 'none shipped'}")
+    raise ConfigError(
+        f"SLURM profile {name!r} not found (a file, or a name in {PROFILE_DIR}/); "
+        f"valid: {', '.join(shipped) or 'none shipped'}"
+    )
 
 
 def load_profile(name: str | None) -> SlurmProfile:

@@ -58,9 +58,14 @@ class WandbSettings:
         """A sweep's or study's run: its W&B settings (group = the sweep or study), no progress bar."""
         from benchmark.tracking import sweep_wandb_mode
 
-        return dataclasses.replace(config, wandb_mode=sweep_wandb_mode(config.wandb_mode or self.mode),
-                                   wandb_project=self.project, wandb_entity=self.entity, wandb_group=group,
-                                   progress=False)
+        return dataclasses.replace(
+            config,
+            wandb_mode=sweep_wandb_mode(config.wandb_mode or self.mode),
+            wandb_project=self.project,
+            wandb_entity=self.entity,
+            wandb_group=group,
+            progress=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,9 @@ def _parse_per(raw: dict, grid: dict, problems: list[str]) -> dict:
         per[axis] = {}
         for value, overrides in blocks.items():
             if str(value) not in on_axis:
-                problems.append(f"per.{axis}: value {value!r} is not on the axis; valid: "
-                                f"{', '.join(map(str, grid[axis]))}")
+                problems.append(
+                    f"per.{axis}: value {value!r} is not on the axis; valid: {', '.join(map(str, grid[axis]))}"
+                )
                 continue
             overrides = _mapping(overrides, f"per.{axis}.{value}", problems)
             _check_overrides(overrides, f"per.{axis}.{value}", grid, problems)
@@ -176,8 +182,9 @@ def _parse_exclude(raw: Any, grid: dict, problems: list[str]) -> list[dict[str, 
             on_axis = [str(v) for v in grid[axis]]
             for value in values:
                 if str(value) not in on_axis:
-                    problems.append(f"exclude entry {i}: value {value!r} is not on axis {axis}; valid: "
-                                    f"{', '.join(on_axis)}")
+                    problems.append(
+                        f"exclude entry {i}: value {value!r} is not on axis {axis}; valid: {', '.join(on_axis)}"
+                    )
             rule[axis] = [str(v) for v in values]
         rules.append(rule)
     return rules
@@ -211,8 +218,11 @@ def _read_includes(raw: Any, path: Path | None, problems: list[str]) -> dict:
 
 
 def _merge_per(base: dict, override: dict) -> dict:
-    merged = {axis: {value: dict(block) for value, block in blocks.items()} for axis, blocks in base.items()
-              if isinstance(blocks, dict)}
+    merged = {
+        axis: {value: dict(block) for value, block in blocks.items()}
+        for axis, blocks in base.items()
+        if isinstance(blocks, dict)
+    }
     for axis, blocks in override.items():
         if not isinstance(blocks, dict):
             merged[axis] = blocks  # reported by _parse_per
@@ -255,8 +265,9 @@ def read_yaml(path: str | Path, what: str) -> tuple[Path, Any]:
 def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
     """Check the structure of a sweep file (the runs themselves are checked when planned)."""
     if isinstance(raw, dict) and "space" in raw and "grid" not in raw:
-        raise ConfigError(f"sweep file {str(path)!r} is a tuning file (it has a search space): "
-                          f"run gpsbench tune {path}")
+        raise ConfigError(
+            f"sweep file {str(path)!r} is a tuning file (it has a search space): run gpsbench tune {path}"
+        )
     where, name, problems = check_header(raw, path, "sweep file", SWEEP_KEYS)
     grid = _parse_grid(_mapping(raw.get("grid"), "grid", problems), problems)
     fixed = _mapping(raw.get("fixed"), "fixed", problems)
@@ -268,8 +279,9 @@ def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
     wandb = _settings(WandbSettings, raw.get("wandb"), "wandb", problems)
     if problems:
         raise ConfigError(format_problems(where, problems))
-    return SweepSpec(name=name, grid=grid, fixed=fixed, per=per, exclude=exclude, resources=resources,
-                     wandb=wandb, path=path)
+    return SweepSpec(
+        name=name, grid=grid, fixed=fixed, per=per, exclude=exclude, resources=resources, wandb=wandb, path=path
+    )
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

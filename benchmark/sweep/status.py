@@ -31,8 +31,10 @@ def read_manifest(sweep_dir: Path) -> dict | None:
         problem = f"lacks {err}" if isinstance(err, KeyError) else f"malformed ({err})"
     else:
         return {**plan, "runs": [{"run_id": run_id, "axes": axes} for run_id, axes in runs]}
-    print(f"gpsbench: warning: {path}: {problem}; listing the run folders instead (the next gpsbench sweep "
-          f"rewrites it)", file=sys.stderr)
+    print(
+        f"gpsbench: warning: {path}: {problem}; listing the run folders instead (the next gpsbench sweep rewrites it)",
+        file=sys.stderr,
+    )
     return None
 
 
@@ -65,18 +67,20 @@ def status_frame(sweep_dir: Path) -> pd.DataFrame:
         logged = run.read_metrics()
         result = run.read_result() if state.state == "done" else {}
         slurm = probe.slurm_state(status) if state.state in ("running", "queued") else None
-        rows.append({
-            **{axis: str(value) for axis, value in axes.items()},
-            "run_id": run_id,
-            "state": state.state + (f" ({slurm})" if slurm else ""),
-            "attempt": state.attempt,
-            "job": status.get("job_id") or "",
-            "epoch": f"{logged[-1]['epoch'] if logged else 0}/{epochs}" if epochs is not None else "",
-            "knn_acc": result.get("knn_acc"),
-            "linear_acc": result.get("linear_acc"),
-            "message": state.message[:100],
-            "_state": state.state,
-        })
+        rows.append(
+            {
+                **{axis: str(value) for axis, value in axes.items()},
+                "run_id": run_id,
+                "state": state.state + (f" ({slurm})" if slurm else ""),
+                "attempt": state.attempt,
+                "job": status.get("job_id") or "",
+                "epoch": f"{logged[-1]['epoch'] if logged else 0}/{epochs}" if epochs is not None else "",
+                "knn_acc": result.get("knn_acc"),
+                "linear_acc": result.get("linear_acc"),
+                "message": state.message[:100],
+                "_state": state.state,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -43,15 +43,22 @@ def pruner(spec: TuneSpec) -> optuna.pruners.BasePruner:
     if p.name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
     if p.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=p.min_resource,
-                                              max_resource=int(spec.fixed.get("epochs", 100)))
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.min_resource, max_resource=int(spec.fixed.get("epochs", 100))
+        )
     return optuna.pruners.NopPruner()
 
 
 def open_study(spec: TuneSpec, study_dir: Path, worker: int = 0) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=spec.name, storage=storage(study_dir), sampler=sampler(spec, worker),
-                               pruner=pruner(spec), direction="maximize", load_if_exists=True)
+    return optuna.create_study(
+        study_name=spec.name,
+        storage=storage(study_dir),
+        sampler=sampler(spec, worker),
+        pruner=pruner(spec),
+        direction="maximize",
+        load_if_exists=True,
+    )
 
 
 def finished(study: optuna.Study) -> int:
@@ -72,8 +79,13 @@ def recover_stale(study: optuna.Study, probe: JobProbe | None = None) -> list[in
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker", {})
-        status = {"state": "running", "host": worker.get("host"), "pid": worker.get("pid"),
-                  "executor": worker.get("executor"), "job_id": worker.get("job_id")}
+        status = {
+            "state": "running",
+            "host": worker.get("host"),
+            "pid": worker.get("pid"),
+            "executor": worker.get("executor"),
+            "job_id": worker.get("job_id"),
+        }
         if probe.alive(status) is False:
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             failed.append(trial.number)
@@ -87,8 +99,15 @@ class DuplicateTrial(RuntimeError):
 class TuneWorker(submitit.helpers.Checkpointable):
     """Takes trials until the study has n_trials complete or pruned ones."""
 
-    def __init__(self, spec: TuneSpec, study_dir: Path, results_root: Path, threads: int | None = None,
-                 executor: str = "debug", index: int = 0):
+    def __init__(
+        self,
+        spec: TuneSpec,
+        study_dir: Path,
+        results_root: Path,
+        threads: int | None = None,
+        executor: str = "debug",
+        index: int = 0,
+    ):
         self.spec = spec
         self.index = index
         self.study_dir = Path(study_dir)
@@ -103,8 +122,10 @@ class TuneWorker(submitit.helpers.Checkpointable):
         while finished(study) < self.spec.n_trials:
             failures = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
             if failures >= MAX_FAILURES_PER_TRIAL * self.spec.n_trials:
-                raise TrainingError(f"study {self.spec.name}: {failures} trials failed (see their status.json); "
-                                    f"stopping instead of failing forever")
+                raise TrainingError(
+                    f"study {self.spec.name}: {failures} trials failed (see their status.json); "
+                    f"stopping instead of failing forever"
+                )
             study.optimize(self.objective, n_trials=1, catch=(Exception,))
             ran += 1
         return ran
@@ -112,8 +133,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
     def worker_info(self) -> dict:
         from benchmark.liveness import current_job_id
 
-        return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": current_job_id(),
-                "executor": self.executor}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": current_job_id(), "executor": self.executor}
 
     def objective(self, trial: optuna.Trial) -> float:
         from benchmark.train import train_run
@@ -131,16 +151,24 @@ class TuneWorker(submitit.helpers.Checkpointable):
             if "val_knn_acc" in metrics:
                 trial.report(metrics["val_knn_acc"], metrics["epoch"])
                 if metrics["epoch"] < config.epochs and trial.should_prune():  # the last epoch completes
-                    raise optuna.TrialPruned(f"pruned at epoch {metrics['epoch']} "
-                                             f"(val_knn_acc {metrics['val_knn_acc']:.4f})")
+                    raise optuna.TrialPruned(
+                        f"pruned at epoch {metrics['epoch']} (val_knn_acc {metrics['val_knn_acc']:.4f})"
+                    )
 
-        result = train_run(config, run_dir, resume=True, results_dir=self.results_root, epoch_callback=report,
-                           wandb_tags=[f"trial={trial.number}", *(f"{k}={v}" for k, v in params.items())])
+        result = train_run(
+            config,
+            run_dir,
+            resume=True,
+            results_dir=self.results_root,
+            epoch_callback=report,
+            wandb_tags=[f"trial={trial.number}", *(f"{k}={v}" for k, v in params.items())],
+        )
         return objective_value(result, self.spec.objective)
 
 
-def launch_workers(spec: TuneSpec, study_dir: Path, results_root: Path, executor: str, workers: int,
-                   profile: str | None) -> list:
+def launch_workers(
+    spec: TuneSpec, study_dir: Path, results_root: Path, executor: str, workers: int, profile: str | None
+) -> list:
     """Start the workers and return their submitit jobs (debug: one worker, run here to the end)."""
     if executor == "debug":
         TuneWorker(spec, study_dir, results_root)()
@@ -160,8 +188,10 @@ def launch_workers(spec: TuneSpec, study_dir: Path, results_root: Path, executor
     slurm = submitit.SlurmExecutor(folder=study_dir / ".submitit" / "%j")
     slurm.update_parameters(**params)
     with slurm.batch():
-        jobs = [slurm.submit(TuneWorker(spec, study_dir, results_root, spec.resources.cpus, "slurm", i))
-                for i in range(workers)]
+        jobs = [
+            slurm.submit(TuneWorker(spec, study_dir, results_root, spec.resources.cpus, "slurm", i))
+            for i in range(workers)
+        ]
     return jobs
 
 

@@ -23,21 +23,37 @@ def report(study: optuna.Study, spec: TuneSpec) -> str:
     header = ["trial", "state", spec.objective, "last epoch", *names, "run_id"]
     rows = [header, ["---"] * len(header)]
     for t in trials:
-        value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
-                                                     if t.intermediate_values else None)
+        value = (
+            t.value
+            if t.value is not None
+            else (t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None)
+        )
         last = max(t.intermediate_values) if t.intermediate_values else ""
-        rows.append([str(t.number), t.state.name.lower(), "" if value is None else f"{value:.4f}", str(last),
-                     *(_fmt(t.params.get(n, "")) for n in names), t.user_attrs.get("run_id", "")])
+        rows.append(
+            [
+                str(t.number),
+                t.state.name.lower(),
+                "" if value is None else f"{value:.4f}",
+                str(last),
+                *(_fmt(t.params.get(n, "")) for n in names),
+                t.user_attrs.get("run_id", ""),
+            ]
+        )
     lines = ["| " + " | ".join(row) + " |" for row in rows]
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     lines.append("")
-    lines.append(f"{spec.name}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) +
-                 f" (budget: {spec.n_trials} complete or pruned)")
+    lines.append(
+        f"{spec.name}: "
+        + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        + f" (budget: {spec.n_trials} complete or pruned)"
+    )
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         best = study.best_trial
-        lines.append(f"best: trial {best.number}, {spec.objective} {best.value:.4f}, " +
-                     ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+        lines.append(
+            f"best: trial {best.number}, {spec.objective} {best.value:.4f}, "
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
+        )
     importances = param_importances(study)
     if importances:
         lines.append("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
@@ -67,8 +83,11 @@ def plots(study: optuna.Study, spec: TuneSpec, folder: Path) -> list[Path]:
             xs.append(t.number)
             ys.append(t.value)
             best.append(max(ys))
-    pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in trials
-              if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
+    pruned = [
+        (t.number, t.intermediate_values[max(t.intermediate_values)])
+        for t in trials
+        if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values
+    ]
     ax.scatter(xs, ys, label="complete")
     if pruned:
         ax.scatter(*zip(*pruned), marker="x", label="pruned (last reported)")
@@ -103,8 +122,10 @@ def export(study: optuna.Study, spec: TuneSpec, path: Path) -> str:
         set_key(block, name, value)
     method = best.params.get("method", spec.fixed.get("method", RunConfig.method))
     block.pop("method", None)
-    text = (f"# best of study {spec.name} ({spec.path}): trial {best.number}, {spec.objective} {best.value:.4f},\n"
-            f"# {len(complete)} complete trials. Use it from a sweep file with `include: [{path}]`.\n"
-            + yaml.safe_dump({"per": {"method": {method: block}}}, sort_keys=False))
+    text = (
+        f"# best of study {spec.name} ({spec.path}): trial {best.number}, {spec.objective} {best.value:.4f},\n"
+        f"# {len(complete)} complete trials. Use it from a sweep file with `include: [{path}]`.\n"
+        + yaml.safe_dump({"per": {"method": {method: block}}}, sort_keys=False)
+    )
     Path(path).write_text(text)
     return text

@@ -13,11 +13,21 @@ from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, choice_error
 from benchmark.params import parse_number, resolve_params
 from benchmark.sweep.plan import drop_k_without_prior, set_key
-from benchmark.sweep.spec import (Resources, WandbSettings, check_config_key, check_header, format_problems,
-                                  read_yaml)
+from benchmark.sweep.spec import Resources, WandbSettings, check_config_key, check_header, format_problems, read_yaml
 
-TUNE_KEYS = ("name", "description", "fixed", "space", "n_trials", "objective", "evaluate_every", "sampler",
-             "pruner", "resources", "wandb")
+TUNE_KEYS = (
+    "name",
+    "description",
+    "fixed",
+    "space",
+    "n_trials",
+    "objective",
+    "evaluate_every",
+    "sampler",
+    "pruner",
+    "resources",
+    "wandb",
+)
 OBJECTIVES = ("val_knn_acc", "val_linear_acc")  # validation only: never test accuracy
 PARAM_TYPES = ("float", "int", "categorical")
 SAMPLERS = ("tpe", "random")
@@ -148,7 +158,9 @@ def parse_tune(raw: Any, path: Path | None = None) -> TuneSpec:
     space_raw = raw.get("space")
     space: list[Param] = []
     if not isinstance(space_raw, dict) or not space_raw:
-        problems.append("space must be a non-empty mapping of config key -> {type, low, high, log} or {type: categorical, choices}")
+        problems.append(
+            "space must be a non-empty mapping of config key -> {type, low, high, log} or {type: categorical, choices}"
+        )
     else:
         for key, spec in space_raw.items():
             if problem := check_config_key(str(key), "space"):
@@ -162,15 +174,22 @@ def parse_tune(raw: Any, path: Path | None = None) -> TuneSpec:
         problems.append(f"n_trials must be an int >= 1, got {n_trials!r}")
     objective = raw.get("objective", "val_knn_acc")
     if objective not in OBJECTIVES:
-        test_hint = " (test accuracy never chooses anything: tune on the validation split)" \
-            if objective in ("knn_acc", "linear_acc", "knn200_acc") else ""
+        test_hint = (
+            " (test accuracy never chooses anything: tune on the validation split)"
+            if objective in ("knn_acc", "linear_acc", "knn200_acc")
+            else ""
+        )
         problems.append(str(choice_error("objective", objective, OBJECTIVES)) + test_hint)
     every = raw.get("evaluate_every", 2)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         problems.append(f"evaluate_every must be an int >= 1 (epochs between validation kNN checks), got {every!r}")
     settings = {}
-    for key, cls, valid in (("sampler", SamplerSettings, SAMPLERS), ("pruner", PrunerSettings, PRUNERS),
-                            ("resources", Resources, None), ("wandb", WandbSettings, None)):
+    for key, cls, valid in (
+        ("sampler", SamplerSettings, SAMPLERS),
+        ("pruner", PrunerSettings, PRUNERS),
+        ("resources", Resources, None),
+        ("wandb", WandbSettings, None),
+    ):
         value = raw.get(key) or {}
         try:
             settings[key] = resolve_params(cls, value if isinstance(value, dict) else {"name": value}, key, "tuning")
@@ -181,9 +200,19 @@ def parse_tune(raw: Any, path: Path | None = None) -> TuneSpec:
             settings[key] = cls()
     spec = None
     if not problems:
-        spec = TuneSpec(name=name, fixed=fixed, space=tuple(space), n_trials=n_trials, objective=objective,
-                        evaluate_every=every, sampler=settings["sampler"], pruner=settings["pruner"],
-                        resources=settings["resources"], wandb=settings["wandb"], path=path)
+        spec = TuneSpec(
+            name=name,
+            fixed=fixed,
+            space=tuple(space),
+            n_trials=n_trials,
+            objective=objective,
+            evaluate_every=every,
+            sampler=settings["sampler"],
+            pruner=settings["pruner"],
+            resources=settings["resources"],
+            wandb=settings["wandb"],
+            path=path,
+        )
         for param in spec.space:  # every bound and choice must give a valid run
             for value in param.corners():
                 try:
