@@ -130,7 +130,8 @@ def build_backbone(
             _cifar_stem(model)
     if weights is not None:
         load_weights(model, Path(weights))
-    return model, int(model.num_features)
+    # torch types nn.Module.__getattr__ as Tensor | Module; num_features is a plain int attribute (stub too narrow)
+    return model, int(model.num_features)  # type: ignore[arg-type]
 
 
 def _cifar_stem(model: nn.Module) -> None:

@@ -106,7 +106,8 @@ class RunConfig:
     def from_dict(cls, values: Mapping[str, Any], base: "RunConfig | None" = None) -> "RunConfig":
         """Build a config from user values (YAML, CLI, sweep cell), type-checked and validated."""
         known = {f.name: f for f in fields(cls)}
-        hints = type_hints(cls)
+        # mypy checks the class object against Hashable by its instances' __hash__ (a mypy false positive)
+        hints = type_hints(cls)  # type: ignore[arg-type]
         problems = []
         clean: dict[str, Any] = {}
         for key, value in values.items():

@@ -121,6 +121,8 @@ def build_parts(
     stream_seed = config.seed + RANK_SEED_STRIDE * ranks.rank
     generator = torch.Generator(device=device)
     generator.manual_seed(stream_seed)
+    forward: torch.nn.Module
+    order_generator: torch.Generator | None
     forward, order_generator = method, None
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -159,7 +161,7 @@ class PairStep:
 
     def __init__(self, parts: RunParts):
         self.parts = parts
-        forward = parts.forward or parts.method
+        forward: Callable[..., torch.Tensor] = parts.forward or parts.method
         if parts.config.compile:
             forward = torch.compile(forward)
         self.forward = forward

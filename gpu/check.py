@@ -41,7 +41,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, cast
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEP_FILE = REPO / "sweeps" / "gpu-check.yaml"
@@ -173,7 +173,7 @@ def resolve_sizes(args: argparse.Namespace) -> tuple[Sizes, list[str]]:
         if key in SIZE_KEYS:
             kind = SIZE_KEYS[key]
             try:
-                value = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
+                value: Any = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
             except ValueError:
                 raise ValueError(f"--set {text}: {key} must be {kind.__name__}") from None
             sizes = dataclasses.replace(sizes, **{key: value})
@@ -354,9 +354,10 @@ def project_remaining(runs: list[RunProgress], planned_epochs: int) -> float | N
         return None
     done = [r for r in runs if r.result is not None and r.wall_seconds is not None]
     # a finished run's seconds outside its steady epochs: setup, compile (first epoch's excess), evaluations
-    outside = [r.wall_seconds - s * len(r.epochs) for r in done]
+    # `done` holds runs with a result and wall seconds: mypy narrows neither a property nor an item of a list
+    outside = [cast(float, r.wall_seconds) - s * len(r.epochs) for r in done]
     per_run_outside = statistics.mean(outside) if outside else None
-    evals = [r.result["eval_seconds"] for r in done if r.result.get("eval_seconds") is not None]
+    evals = [cast(dict, r.result)["eval_seconds"] for r in done if cast(dict, r.result).get("eval_seconds") is not None]
     final_eval = statistics.mean(evals) if evals else EVAL_S
     points = planned_epochs // max(1, planned_epochs // CURVE_POINTS)
     remaining = 0.0
@@ -427,7 +428,7 @@ def paper_numbers() -> dict[tuple[str, bool], float]:
     """The paper's linear-probe accuracies (percent) of SimCLR on CIFAR-10 without an lr: (aug, gps)."""
     import csv
 
-    numbers = {}
+    numbers: dict[tuple[str, bool], float] = {}
     path = REPO / "results" / "reference" / "paper.csv"
     try:
         rows = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
@@ -575,7 +576,7 @@ def _run_lines(summary: dict) -> list[str]:
         f"   {'run':<40}{'state':<9}{'epochs':>7}{'knn':>8}{'linear':>8}{'paper':>7}{'s/epoch':>9}"
         f"{'wall s':>8}  val kNN curve"
     )
-    by_label = {}
+    by_label: dict[str, Any] = {}  # linear accuracies from the summary's JSON
     for run in runs:
         result = run.get("result") or {}
         key = f"{run['label'].split()[1]}{' gps' if run['label'].startswith('GPS') else ''}"
@@ -689,6 +690,7 @@ class Child:
         self.reader.start()
 
     def _copy(self) -> None:
+        assert self.proc.stdout is not None  # Popen with stdout=PIPE
         for line in self.proc.stdout:
             sys.stdout.write(f"[{self.name}] {line}")
             sys.stdout.flush()
@@ -780,6 +782,7 @@ class SweepWatch:
         if late <= BEHIND_SLACK * self.budget:
             return None
         s = steady_epoch_seconds(runs)
+        assert s is not None  # project_remaining gave a figure, so the runs have steady epochs
         fits = choose_epochs(self.budget, s)
         message = (
             f"falling behind: {remaining:.0f} s still needed at {s:.2f} s per epoch, "
@@ -862,7 +865,7 @@ def cmd_run(argv: list[str]) -> int:
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
     }
-    record = {
+    record: dict[str, Any] = {
         "environment": env_info,
         "steps": {},
         "plan": {
@@ -881,6 +884,7 @@ def cmd_run(argv: list[str]) -> int:
 
     def save(name: str | None = None, outcome: StepOutcome | None = None) -> None:
         if name is not None:
+            assert outcome is not None  # a step is saved by name with its outcome
             record["steps"][name] = dataclasses.asdict(outcome)
         _atomic_write(work / "steps.json", json.dumps(record, indent=2) + "\n")
         snapshot(out, work)
@@ -979,7 +983,8 @@ def cmd_perf_phases(argv: list[str]) -> int:
 
     def record(phase: str, value, seconds: float) -> None:
         if dataclasses.is_dataclass(value):
-            value = {k: v for k, v in dataclasses.asdict(value).items() if k != "profile_table"}
+            # a phase's figures are an instance; is_dataclass's narrowing also admits a dataclass itself
+            value = {k: v for k, v in dataclasses.asdict(cast(Any, value)).items() if k != "profile_table"}
         found[phase] = value
         found.setdefault("phase_seconds", {})[phase] = seconds
         _atomic_write(partial, json.dumps(found, indent=2, default=str) + "\n")

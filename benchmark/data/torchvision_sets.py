@@ -121,7 +121,7 @@ DATASETS.register("cifar100")(
 )
 
 
-def _torchvision_split_loader(name: str, build: Callable[[DataSource, str, bool], RawDataset], what: str):
+def _torchvision_split_loader(name: str, build: Callable[[DataSource, str, bool], RawDataset | None], what: str):
     """For sets torchvision reads itself (STL-10, FGVC-Aircraft): folder first, then torchvision."""
 
     def load(source: DataSource) -> RawDataset:
@@ -129,11 +129,15 @@ def _torchvision_split_loader(name: str, build: Callable[[DataSource, str, bool]
         if folders:
             return _from_folder(name, folders[0], source)
         try:
-            return build(source, "local", False)
+            found = build(source, "local", False)
+            assert found is not None  # only mode "fetch" may give None
+            return found
         except (RuntimeError, FileNotFoundError):
             pass
         download_or_explain(name, source, lambda: build(source, "fetch", True), what)
-        return build(source, "local", False)
+        found = build(source, "local", False)
+        assert found is not None  # only mode "fetch" may give None
+        return found
 
     return load
 

@@ -8,7 +8,7 @@ contract is all a method sees, GPS positives need no change to any loss.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, cast
 
 from benchmark.methods import barlow, byol, dino, mocov3, nnclr, simclr, simsiam, vicreg  # noqa: F401  (registers them)
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod
@@ -29,5 +29,7 @@ def resolve_method_params(method: str, overrides: Mapping[str, Any]):
 
 
 def build_method(name: str, backbone, feat_dim: int, overrides: Mapping[str, Any], context: MethodContext) -> SSLMethod:
-    cls = METHODS.get(name)
+    # every registered method's constructor takes (backbone, feat_dim, params, context); the base class's
+    # takes the backbone alone, so type[SSLMethod] does not say so
+    cls = cast(Callable[[Any, int, Any, MethodContext], SSLMethod], METHODS.get(name))
     return cls(backbone, feat_dim, resolve_method_params(name, overrides), context)

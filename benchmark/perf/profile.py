@@ -13,7 +13,7 @@ from torch.profiler import ProfilerActivity, profile
 SCOPES = ("gps.sample", "gps.gather", "gps.augment", "model.forward", "model.backward", "model.optimizer")
 
 
-def profile_steps(step: Callable[[], None], device: torch.device, steps: int) -> tuple[dict[str, dict], str]:
+def profile_steps(step: Callable[[], object], device: torch.device, steps: int) -> tuple[dict[str, dict], str]:
     """Each scope's share of the profiled host (CPU) time and, on a GPU, of the device time, and
     the operator table sorted by self time. Host shares show what keeps a GPU waiting (launches,
     syncs, Python); device shares show what it computes. `step` is warm: the timed measures ran it."""

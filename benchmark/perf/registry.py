@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ GRID = {
     "aug": ["weak", "strong"],
     "prior": ["none", "timm:resnet50", "run:method=simclr,aug=strong", "pixel"],
 }
-FIXED = {"dataset": "cifar10", "backbone": "resnet18", "epochs": 200, "batch_size": 256, "k": 5}
+FIXED: dict[str, Any] = {"dataset": "cifar10", "backbone": "resnet18", "epochs": 200, "batch_size": 256, "k": 5}
 
 
 def sweep_file(seeds: int = SEEDS) -> dict:

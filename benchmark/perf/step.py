@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class TwoViewDataset(torch.utils.data.Dataset):
 
 
 def _rate(
-    fn: Callable[[], None], views_per_call: int, device: torch.device, warmup: int, seconds: float, min_calls: int
+    fn: Callable[[], object], views_per_call: int, device: torch.device, warmup: int, seconds: float, min_calls: int
 ) -> float:
     """Views/s of `fn`, after `warmup` calls, over at least `min_calls` calls and `seconds`."""
     for _ in range(warmup):
@@ -122,7 +122,9 @@ def step_figures(config, data, device: torch.device, quick: bool, workers: int) 
     views = 2 * batch
     # --quick: calls for 3 s, at least one (a ResNet-18 step on a CPU takes ~10 s), after one warm-up call;
     # the model-bound measures after the first skip it there, the model being warm by then
-    budget = dict(warmup=1, seconds=3.0, min_calls=1) if quick else dict(warmup=3, seconds=20.0, min_calls=5)
+    budget: dict[str, Any] = (
+        dict(warmup=1, seconds=3.0, min_calls=1) if quick else dict(warmup=3, seconds=20.0, min_calls=5)
+    )
     warm = {**budget, "warmup": 0} if quick else budget
     n = len(parts.images)
 

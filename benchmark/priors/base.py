@@ -11,7 +11,7 @@ import torch
 from benchmark.registry import Registry
 from benchmark.rundir import default_results_dir
 
-PRIORS: Registry[type] = Registry("prior")
+PRIORS: Registry[type[Prior]] = Registry("prior")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Prior:
         self.arg, self.params, self.context = arg, params, context
 
     @classmethod
-    def check_arg(cls, arg: str | None) -> None:
+    def check_arg(cls, arg: str) -> None:
         """Config-time check of the spec's argument (e.g. the model name exists)."""
 
     @classmethod

@@ -119,7 +119,7 @@ class TimmPrior(Prior):
     needs_arg = True
 
     @classmethod
-    def check_arg(cls, arg: str | None) -> None:
+    def check_arg(cls, arg: str) -> None:
         import timm
 
         if not timm.is_model(arg):
@@ -171,7 +171,7 @@ class ClipPrior(Prior):
     needs_arg = True
 
     @classmethod
-    def check_arg(cls, arg: str | None) -> None:
+    def check_arg(cls, arg: str) -> None:
         try:
             import open_clip
         except ImportError:
@@ -228,15 +228,17 @@ class RunPrior(Prior):
     @classmethod
     def table_name(cls, spec: str, arg: str | None) -> str:
         """`prior: simclr strong run` for a sweep's `run:method=simclr,aug=strong`; a run dir or run_id as is."""
+        assert arg is not None  # needs_arg: a run: spec that reaches a table has its argument (check_prior)
         source = " ".join(part.split("=", 1)[-1] for part in arg.split(",")) if "=" in arg else arg
         return f"prior: {source} run"
 
     @classmethod
-    def check_arg(cls, arg: str | None) -> None:
+    def check_arg(cls, arg: str) -> None:
         if glob.has_magic(arg) and not Path(arg).is_dir():
             raise ConfigError(f"prior run:{arg}: give a run directory or a run_id (12 hex digits), not a pattern")
 
     def run_dir(self) -> Path:
+        assert self.arg is not None  # needs_arg: build_prior checked the spec has its argument
         path = Path(self.arg)
         if (path / "checkpoint.pt").is_file():
             return path

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, TextIO
+from typing import Any, Callable, Protocol, TextIO
 
 from benchmark.claim import update_status
 from benchmark.errors import ConfigError
@@ -108,7 +108,7 @@ class SlotScheduler:
     another invocation trains (one left running by an earlier invocation, or claimed first by one
     started beside this) is waited for and holds a slot: `--max-parallel` counts every live run."""
 
-    def __init__(self, slots: list, start: Callable[[RunJob, object], Callable[[], bool]], poll_s: float):
+    def __init__(self, slots: list, start: Callable[[RunJob, Any], Callable[[], bool]], poll_s: float):
         self.slots = slots
         self.start = start
         self.poll_s = poll_s
@@ -370,7 +370,8 @@ class SlurmExecutor:
             if status.get("executor") == "slurm" and status.get("job_id"):
                 array_of[run_id] = str(status["job_id"]).split("_")[0]
         launching = {job.run_id for job in launch.jobs}
-        first, second = [], []  # second: the jobs whose prior source is in this launch or already queued
+        first: list[RunJob] = []
+        second: list[RunJob] = []  # the jobs whose prior source is in this launch or already queued
         for job in launch.jobs:
             (second if job.depends_on in array_of or job.depends_on in launching else first).append(job)
         stages = [first, second]

@@ -90,6 +90,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def _check_source(self) -> None:
         """A `run:` prior's source must be done; its job was scheduled first (or SLURM afterany)."""
+        assert self.depends_on is not None  # called only for a job that depends on a run
         source = RunDir(self.run_dir.parent / self.depends_on)
         state = (source.status_or_none() or {"state": "damaged"}).get("state", "new")
         if state != "done" or not source.checkpoint.is_file():
@@ -121,6 +122,7 @@ class RunJob(submitit.helpers.Checkpointable):
             return None
         except RunInterrupted:
             if preempted is not None and preempted():
+                assert hand_over is not None  # _deferred_preemption sets both or neither
                 hand_over()  # submitit: self.checkpoint(), requeue, exit (rank 0; the others just stop)
                 raise
             return None  # stopped by a signal: the run is `pending`, the next sweep resumes it

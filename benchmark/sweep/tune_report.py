@@ -80,6 +80,7 @@ def plots(study: optuna.Study, spec: TuneSpec, folder: Path) -> list[Path]:
     best, xs, ys = [], [], []
     for t in trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.value is not None  # a complete trial has its value
             xs.append(t.number)
             ys.append(t.value)
             best.append(max(ys))

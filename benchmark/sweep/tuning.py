@@ -50,6 +50,7 @@ class Param:
         if self.type == "float":
             return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
         if self.type == "int":
+            assert self.low is not None and self.high is not None  # a numeric param has bounds (_param)
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return trial.suggest_categorical(self.name, list(self.choices))
 
@@ -57,6 +58,7 @@ class Param:
         """Values that must all give valid configs: the bounds, or every choice."""
         if self.type == "categorical":
             return list(self.choices)
+        assert self.low is not None and self.high is not None  # a numeric param has bounds (_param)
         cast = int if self.type == "int" else float
         return [cast(self.low), cast(self.high)]
 
