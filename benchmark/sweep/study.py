@@ -87,7 +87,8 @@ def recover_stale(study: optuna.Study, probe: JobProbe | None = None) -> list[in
             "job_id": worker.get("job_id"),
         }
         if probe.alive(status) is False:
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            # optuna's public API; a trial that its worker finished meanwhile is left as it ended
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             failed.append(trial.number)
     return failed
 
