@@ -29,7 +29,9 @@ SWEEP = """
 pytestmark = pytest.mark.slow
 
 
-def start_sweep(path: Path, results: Path, log: Path, parallel: int) -> subprocess.Popen:
+def start_sweep(path: Path, results: Path, log: Path, parallel: int | None = None) -> subprocess.Popen:
+    """`gpsbench sweep` as a terminal starts it: its own process group (session), output to `log`."""
+    slots = [] if parallel is None else ["--max-parallel", str(parallel)]
     return subprocess.Popen(
         [
             sys.executable,
@@ -39,8 +41,7 @@ def start_sweep(path: Path, results: Path, log: Path, parallel: int) -> subproce
             str(path),
             "--executor",
             "local",
-            "--max-parallel",
-            str(parallel),
+            *slots,
             "--results-dir",
             str(results),
         ],

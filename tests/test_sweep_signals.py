@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from test_concurrent_sweeps import start_sweep
 
 from benchmark.cli import main
 from benchmark.rundir import RunDir
@@ -21,7 +20,6 @@ from benchmark.sweep.plan import expand
 from benchmark.sweep.registry import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
@@ -65,26 +63,7 @@ def test_stopping_the_sweep_stops_its_runs_at_a_checkpoint(tmp_path, how):
     results = tmp_path / "r"
     runs = [RunDir(results / "sig" / cell.run_id) for cell in expand(load_sweep(path)).cells]
     log = tmp_path / "sweep.log"
-    sweep = subprocess.Popen(  # as a terminal starts it: its own process group, Ctrl-C's default action
-        [
-            sys.executable,
-            "-m",
-            "benchmark.cli",
-            "sweep",
-            str(path),
-            "--executor",
-            "local",
-            "--max-parallel",
-            "2",
-            "--results-dir",
-            str(results),
-        ],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-        start_new_session=True,
-        env={**os.environ, "GPSBENCH_DATA": str(tmp_path / "data")},
-    )
+    sweep = start_sweep(path, results, log, parallel=2)  # Ctrl-C keeps its default action there
     wait_for(lambda: sum(run.metrics.is_file() for run in runs) >= 2)
     if how == "ctrl-c":
         os.killpg(sweep.pid, signal.SIGINT)  # what the terminal does: every process of the group
@@ -111,24 +90,7 @@ def test_a_killed_run_is_stale_and_rerun_without_retry_failed(tmp_path, capsys):
     [cell] = expand(load_sweep(path)).cells
     run = RunDir(results / "sig" / cell.run_id)
     log = tmp_path / "sweep.log"
-    sweep = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmark.cli",
-            "sweep",
-            str(path),
-            "--executor",
-            "local",
-            "--results-dir",
-            str(results),
-        ],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-        start_new_session=True,
-        env={**os.environ, "GPSBENCH_DATA": str(tmp_path / "data")},
-    )
+    sweep = start_sweep(path, results, log)
     wait_for(lambda: run.metrics.is_file())
     os.kill(run.read_status()["pid"], signal.SIGKILL)  # the run's own process: out of memory, a node lost
     assert sweep.wait(timeout=300) == 1
