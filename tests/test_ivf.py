@@ -8,7 +8,8 @@ import torch
 
 from benchmark.data import load_dataset
 from benchmark.ivf import choose_nprobe, default_nlist, ivf_self_join, nearest_lists, train_centroids
-from benchmark.neighbors import _drop_self, build_table, faiss_exact, recall_at_k, search_kind
+from benchmark.neighbors import build_table, faiss_exact, recall_at_k, search_kind
+from benchmark.neighbors.search import _drop_self
 from benchmark.perf.knn import view_embeddings
 
 CPU = torch.device("cpu")

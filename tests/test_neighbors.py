@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import benchmark.neighbors as nb
+import benchmark.neighbors.search as search
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.data.base import Split
@@ -20,7 +20,6 @@ from benchmark.neighbors import (
     IdentitySampler,
     KnnUniformSampler,
     SameClassSampler,
-    _drop_self,
     adaptive_tau,
     build_sampler,
     build_table,
@@ -30,6 +29,7 @@ from benchmark.neighbors import (
     recall_at_k,
     torch_exact,
 )
+from benchmark.neighbors.search import _drop_self
 from benchmark.priors import build_prior, embedding_key
 
 CPU = torch.device("cpu")
@@ -164,7 +164,7 @@ def test_torch_exact_matches_faiss_exact():
     x = rng.normal(size=(700, 12)).astype(np.float32)
     vectors = torch.from_numpy(x)
     for metric in ("l2", "cosine"):
-        prepared = nb._prepare(vectors, metric)
+        prepared = search._prepare(vectors, metric)
         t_idx, t_dist = torch_exact(prepared, 9, metric, CPU, chunk=128)  # several chunks, a ragged last one
         f_idx, f_dist = faiss_exact(prepared, prepared, 9, metric)
         assert t_idx.shape == f_idx.shape == (700, 9)
@@ -235,7 +235,7 @@ def test_cached_larger_table_serves_smaller_k_without_building(tmp_path, monkeyp
     def no_build(*args, **kwargs):
         raise AssertionError("built a table that the cache should have served")
 
-    monkeypatch.setattr(nb, "build_table", no_build)
+    monkeypatch.setattr(search, "build_table", no_build)
     small = neighbor_table(vectors, "emb", 3, "l2", "exact", tmp_path, CPU)
     assert small.cached is True and small.k == 3 and small.path == big.path
     np.testing.assert_array_equal(small.index, big.index[:, :3])

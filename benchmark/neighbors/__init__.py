@@ -1,4 +1,67 @@
-"""Neighbour tables and pair samplers (moved into this package; split into modules in the next commit)."""
+"""Neighbour tables and pair samplers: given a batch of anchor indices, the index of each positive.
 
-from benchmark.neighbors.search import *  # noqa: F403
-from benchmark.neighbors.search import _drop_self, _prepare  # noqa: F401
+`search` builds and caches the N x K neighbour table of a prior embedding, `samplers` draws each
+anchor's positive from it (one registered function per sampling rule), and `wiring` builds a run's
+sampler from its config. The names below are the package's interface.
+"""
+
+from benchmark.neighbors.samplers import (
+    SAMPLING_RULES,
+    BallSampler,
+    FixedSampler,
+    IdentitySampler,
+    KnnUniformSampler,
+    PairSampler,
+    SameClassSampler,
+    SamplerBuilder,
+    SamplingRule,
+    sampling_rule,
+)
+from benchmark.neighbors.search import (
+    APPROXIMATE,
+    APPROXIMATE_ABOVE,
+    INDEXES,
+    METRICS,
+    RECALL_QUERIES,
+    NeighborTable,
+    adaptive_tau,
+    build_table,
+    faiss_exact,
+    faiss_hnsw,
+    neighbor_table,
+    prior_nn_agreement,
+    recall_at_k,
+    search_kind,
+    torch_exact,
+)
+from benchmark.neighbors.wiring import GPSSetup, build_sampler
+
+__all__ = [
+    "APPROXIMATE",
+    "APPROXIMATE_ABOVE",
+    "INDEXES",
+    "METRICS",
+    "RECALL_QUERIES",
+    "SAMPLING_RULES",
+    "BallSampler",
+    "FixedSampler",
+    "GPSSetup",
+    "IdentitySampler",
+    "KnnUniformSampler",
+    "NeighborTable",
+    "PairSampler",
+    "SameClassSampler",
+    "SamplerBuilder",
+    "SamplingRule",
+    "adaptive_tau",
+    "build_sampler",
+    "build_table",
+    "faiss_exact",
+    "faiss_hnsw",
+    "neighbor_table",
+    "prior_nn_agreement",
+    "recall_at_k",
+    "sampling_rule",
+    "search_kind",
+    "torch_exact",
+]

@@ -1,10 +1,8 @@
-"""Neighbour tables and pair samplers: given a batch of anchor indices, the index of each positive.
+"""Neighbour search: the N x K table of each image's nearest neighbours in a prior embedding.
 
-Plain SSL pairs an image with itself (two augmentations of one image); GPS pairs it with one of its
-nearest neighbours in a prior embedding. The N x K neighbour table is built once per (embedding,
-metric, index) with faiss (or torch matmul + top-k on a GPU without faiss-GPU), cached on disk, and
-moved to the device; samplers then gather and draw there, with no per-sample Python, so the
-training step never waits on the host.
+The table is built once per (embedding, metric, index) with faiss (or torch matmul + top-k on a GPU
+without faiss-GPU; IVF above APPROXIMATE_ABOVE images), cached on disk, and read back for any k it
+covers, so a second run with the same prior searches nothing.
 """
 
 from __future__ import annotations
@@ -13,14 +11,12 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
-from benchmark.errors import ConfigError
 from benchmark.registry import Registry
-from benchmark.rundir import atomic_write_arrays, default_results_dir
+from benchmark.rundir import atomic_write_arrays
 
 APPROXIMATE_ABOVE = 200_000  # `knn_index: auto` switches from exact search to IVF above this many images
 RECALL_QUERIES = 1000
@@ -36,11 +32,6 @@ INDEXES.register("hnsw")("faiss IndexHNSWFlat, recall@K measured against exact s
 APPROXIMATE = ("ivf", "hnsw")
 
 
-class PairSampler(Protocol):
-    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
-
-
-# ------------------------------------------------------------------------------------- search
 def _prepare(vectors: torch.Tensor, metric: str) -> np.ndarray:
     x = vectors.float()
     if metric == "cosine":
@@ -226,178 +217,3 @@ def prior_nn_agreement(index: np.ndarray, labels: np.ndarray, k: int) -> float:
 def adaptive_tau(dist: np.ndarray, m: int) -> float:
     """The ball radius from the data: mean distance of every image to its m nearest neighbours."""
     return float(dist[:, :m].mean())
-
-
-# ------------------------------------------------------------------------------------ samplers
-class IdentitySampler:
-    """Plain SSL (prior none or k = 0): the positive of x is x itself."""
-
-    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return anchors
-
-
-class KnnUniformSampler:
-    """The official code's rule: x' uniform among the k nearest neighbours, redrawn at every use;
-    with include_self, x itself is a (k+1)-th candidate."""
-
-    def __init__(self, table: torch.Tensor, k: int, include_self: bool = False):
-        self.table, self.k, self.include_self = table[:, :k].long(), k, include_self
-
-    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        column = torch.randint(0, self.k + self.include_self, anchors.shape, generator=generator, device=anchors.device)
-        drawn = self.table[anchors, column.clamp(max=self.k - 1)]
-        return torch.where(column == self.k, anchors, drawn) if self.include_self else drawn
-
-
-class BallSampler:
-    """`radius`: x' uniform among the neighbours within distance tau (of the k nearest); x itself
-    when none is (and as one more candidate with include_self)."""
-
-    def __init__(self, table: torch.Tensor, within: torch.Tensor, include_self: bool = False):
-        self.table = table.long()
-        self.cumulative = within.long().cumsum(dim=1)
-        self.inside = within.sum(dim=1)
-        self.include_self = include_self
-
-    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        inside = self.inside[anchors]
-        candidates = inside + self.include_self
-        rank = (torch.rand(anchors.shape, generator=generator, device=anchors.device) * candidates).long()
-        column = (self.cumulative[anchors] <= rank[:, None]).sum(dim=1)  # the (rank+1)-th column within tau
-        drawn = self.table[anchors, column.clamp(max=self.table.shape[1] - 1)]
-        return torch.where(rank >= inside, anchors, drawn)
-
-
-class FixedSampler:
-    """A fixed positive per image (the paper's `farthest-in-ball`: the farthest neighbour within tau)."""
-
-    def __init__(self, positives: torch.Tensor):
-        self.positives = positives.long()
-
-    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.positives[anchors]
-
-
-class SameClassSampler:
-    """The oracle: x' uniform among the other images of x's class (uses labels: an upper bound)."""
-
-    def __init__(self, labels: torch.Tensor):
-        labels = labels.long()
-        self.labels = labels
-        self.order = torch.argsort(labels, stable=True)
-        counts = torch.bincount(labels)
-        self.counts = counts
-        self.starts = counts.cumsum(0) - counts
-        self.rank = torch.empty_like(self.order)
-        self.rank[self.order] = torch.arange(len(labels), device=labels.device)
-
-    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        cls = self.labels[anchors]
-        count, start = self.counts[cls], self.starts[cls]
-        own = self.rank[anchors] - start
-        pick = (torch.rand(anchors.shape, generator=generator, device=anchors.device) * (count - 1)).long()
-        pick = pick + (pick >= own).long()  # skip the anchor itself
-        pick = torch.where(count > 1, pick, own)
-        return self.order[start + pick]
-
-
-SamplerBuilder = Callable[..., PairSampler]
-
-
-@dataclass(frozen=True)
-class SamplingRule:
-    """How x' is drawn from the neighbour table: `build(table, dist, k, tau, include_self)` gives the
-    sampler; `needs_radius`: the rule uses tau (so adaptive tau needs tau_neighbors columns)."""
-
-    build: SamplerBuilder
-    needs_radius: bool
-
-
-SAMPLING_RULES: Registry[SamplingRule] = Registry("sampling rule")
-
-
-def sampling_rule(name: str, needs_radius: bool) -> Callable[[SamplerBuilder], SamplerBuilder]:
-    """Register a builder as the sampling rule `name`."""
-
-    def add(build: SamplerBuilder) -> SamplerBuilder:
-        SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius))
-        return build
-
-    return add
-
-
-@sampling_rule("knn-uniform", needs_radius=False)
-def _knn_uniform(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float | None, include_self: bool) -> PairSampler:
-    return KnnUniformSampler(table, k, include_self)
-
-
-@sampling_rule("radius", needs_radius=True)
-def _radius(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
-    return BallSampler(table[:, :k], dist[:, :k] <= tau, include_self)
-
-
-@sampling_rule("farthest-in-ball", needs_radius=True)
-def _farthest(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
-    within = dist[:, :k] <= tau
-    last = within.long().cumsum(dim=1).argmax(dim=1)  # first column reaching the final count = farthest inside
-    rows = torch.arange(len(table), device=table.device)
-    return FixedSampler(torch.where(within.any(dim=1), table[rows, last].long(), rows))
-
-
-# ------------------------------------------------------------------------------- from a config
-@dataclass
-class GPSSetup:
-    """A run's sampler and what it cost and found (reported in result.json and `gpsbench prior`)."""
-
-    sampler: PairSampler
-    prior_nn_agreement: float | None = None
-    report: dict = field(default_factory=dict)
-
-
-def build_sampler(
-    config, data, device: torch.device, cache_root: Path | None = None, results_dir: Path | None = None
-) -> GPSSetup:
-    """The pair sampler of a run: identity for plain SSL, the prior's own for a prior that needs no k
-    (the oracle's same-class draw), else the rule over the prior's cached neighbour table."""
-    if not config.is_gps:
-        return GPSSetup(IdentitySampler())
-    from benchmark.data import default_data_dir
-    from benchmark.priors import PriorContext, build_prior, prior_embeddings
-
-    results_dir = Path(results_dir or default_results_dir())
-    prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
-    if not prior.needs_k:
-        sampler, agreement = prior.positives(data, device)
-        return GPSSetup(sampler, agreement, {"prior": config.prior + (" (uses labels)" if prior.uses_labels else "")})
-    rule = SAMPLING_RULES.get(config.sampling)
-    width = max(config.k, config.tau_neighbors if rule.needs_radius else 0)  # adaptive tau reads m columns
-    n_images = len(data.pretrain)  # the table covers every image pretraining sees
-    if width >= n_images:
-        asked = f"k={config.k}" + (f" (tau_neighbors={config.tau_neighbors})" if width > config.k else "")
-        raise ConfigError(
-            f"{asked} asks for {width} neighbours of each of the {n_images} training images of "
-            f"{config.dataset}; valid: k from 1 to {n_images - 1}"
-        )
-    cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
-    embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
-    table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index, cache_root, device)
-    tau = None
-    if rule.needs_radius:
-        tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
-    index_t = torch.as_tensor(table.index, device=device)
-    dist_t = torch.as_tensor(table.dist, device=device)
-    sampler = rule.build(index_t, dist_t, config.k, tau, config.include_self)
-    agreement = prior_nn_agreement(table.index, data.pretrain.labels, config.k)
-    report = {
-        "prior": config.prior,
-        "embedding_key": embedding.key,
-        "embedding_dim": int(embedding.vectors.shape[1]),
-        "embedding_seconds": embedding.seconds,
-        "embedding_cached": embedding.cached,
-        "table_seconds": table.seconds,
-        "table_cached": table.cached,
-        "table_method": table.method,
-        "table_recall": table.recall,
-        "tau": tau,
-    }
-    return GPSSetup(sampler, agreement, report)

@@ -1,0 +1,135 @@
+"""Pair samplers: given a batch of anchor indices, the index of each anchor's positive.
+
+Plain SSL pairs an image with itself (two augmentations of one image); GPS pairs it with one of its
+neighbours in the prior's table. Samplers gather and draw on the device, with no per-sample Python,
+so the training step never waits on the host. A sampling rule is one function registered here with
+`@sampling_rule(name, needs_radius=...)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from benchmark.registry import Registry
+
+
+class PairSampler(Protocol):
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
+
+class IdentitySampler:
+    """Plain SSL (prior none or k = 0): the positive of x is x itself."""
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return anchors
+
+
+class KnnUniformSampler:
+    """The official code's rule: x' uniform among the k nearest neighbours, redrawn at every use;
+    with include_self, x itself is a (k+1)-th candidate."""
+
+    def __init__(self, table: torch.Tensor, k: int, include_self: bool = False):
+        self.table, self.k, self.include_self = table[:, :k].long(), k, include_self
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        column = torch.randint(0, self.k + self.include_self, anchors.shape, generator=generator, device=anchors.device)
+        drawn = self.table[anchors, column.clamp(max=self.k - 1)]
+        return torch.where(column == self.k, anchors, drawn) if self.include_self else drawn
+
+
+class BallSampler:
+    """`radius`: x' uniform among the neighbours within distance tau (of the k nearest); x itself
+    when none is (and as one more candidate with include_self)."""
+
+    def __init__(self, table: torch.Tensor, within: torch.Tensor, include_self: bool = False):
+        self.table = table.long()
+        self.cumulative = within.long().cumsum(dim=1)
+        self.inside = within.sum(dim=1)
+        self.include_self = include_self
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        inside = self.inside[anchors]
+        candidates = inside + self.include_self
+        rank = (torch.rand(anchors.shape, generator=generator, device=anchors.device) * candidates).long()
+        column = (self.cumulative[anchors] <= rank[:, None]).sum(dim=1)  # the (rank+1)-th column within tau
+        drawn = self.table[anchors, column.clamp(max=self.table.shape[1] - 1)]
+        return torch.where(rank >= inside, anchors, drawn)
+
+
+class FixedSampler:
+    """A fixed positive per image (the paper's `farthest-in-ball`: the farthest neighbour within tau)."""
+
+    def __init__(self, positives: torch.Tensor):
+        self.positives = positives.long()
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.positives[anchors]
+
+
+class SameClassSampler:
+    """The oracle: x' uniform among the other images of x's class (uses labels: an upper bound)."""
+
+    def __init__(self, labels: torch.Tensor):
+        labels = labels.long()
+        self.labels = labels
+        self.order = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels)
+        self.counts = counts
+        self.starts = counts.cumsum(0) - counts
+        self.rank = torch.empty_like(self.order)
+        self.rank[self.order] = torch.arange(len(labels), device=labels.device)
+
+    def __call__(self, anchors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        cls = self.labels[anchors]
+        count, start = self.counts[cls], self.starts[cls]
+        own = self.rank[anchors] - start
+        pick = (torch.rand(anchors.shape, generator=generator, device=anchors.device) * (count - 1)).long()
+        pick = pick + (pick >= own).long()  # skip the anchor itself
+        pick = torch.where(count > 1, pick, own)
+        return self.order[start + pick]
+
+
+SamplerBuilder = Callable[..., PairSampler]
+
+
+@dataclass(frozen=True)
+class SamplingRule:
+    """How x' is drawn from the neighbour table: `build(table, dist, k, tau, include_self)` gives the
+    sampler; `needs_radius`: the rule uses tau (so adaptive tau needs tau_neighbors columns)."""
+
+    build: SamplerBuilder
+    needs_radius: bool
+
+
+SAMPLING_RULES: Registry[SamplingRule] = Registry("sampling rule")
+
+
+def sampling_rule(name: str, needs_radius: bool) -> Callable[[SamplerBuilder], SamplerBuilder]:
+    """Register a builder as the sampling rule `name`."""
+
+    def add(build: SamplerBuilder) -> SamplerBuilder:
+        SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius))
+        return build
+
+    return add
+
+
+@sampling_rule("knn-uniform", needs_radius=False)
+def _knn_uniform(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float | None, include_self: bool) -> PairSampler:
+    return KnnUniformSampler(table, k, include_self)
+
+
+@sampling_rule("radius", needs_radius=True)
+def _radius(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
+    return BallSampler(table[:, :k], dist[:, :k] <= tau, include_self)
+
+
+@sampling_rule("farthest-in-ball", needs_radius=True)
+def _farthest(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, include_self: bool) -> PairSampler:
+    within = dist[:, :k] <= tau
+    last = within.long().cumsum(dim=1).argmax(dim=1)  # first column reaching the final count = farthest inside
+    rows = torch.arange(len(table), device=table.device)
+    return FixedSampler(torch.where(within.any(dim=1), table[rows, last].long(), rows))

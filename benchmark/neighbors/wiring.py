@@ -1,0 +1,71 @@
+"""From a run's config to its pair sampler: the prior's embedding, its neighbour table, the rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from benchmark.errors import ConfigError
+from benchmark.neighbors.samplers import SAMPLING_RULES, IdentitySampler, PairSampler
+from benchmark.neighbors.search import adaptive_tau, neighbor_table, prior_nn_agreement
+from benchmark.rundir import default_results_dir
+
+
+@dataclass
+class GPSSetup:
+    """A run's sampler and what it cost and found (reported in result.json and `gpsbench prior`)."""
+
+    sampler: PairSampler
+    prior_nn_agreement: float | None = None
+    report: dict = field(default_factory=dict)
+
+
+def build_sampler(
+    config, data, device: torch.device, cache_root: Path | None = None, results_dir: Path | None = None
+) -> GPSSetup:
+    """The pair sampler of a run: identity for plain SSL, the prior's own for a prior that needs no k
+    (the oracle's same-class draw), else the rule over the prior's cached neighbour table."""
+    if not config.is_gps:
+        return GPSSetup(IdentitySampler())
+    from benchmark.data import default_data_dir
+    from benchmark.priors import PriorContext, build_prior, prior_embeddings
+
+    results_dir = Path(results_dir or default_results_dir())
+    prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
+    if not prior.needs_k:
+        sampler, agreement = prior.positives(data, device)
+        return GPSSetup(sampler, agreement, {"prior": config.prior + (" (uses labels)" if prior.uses_labels else "")})
+    rule = SAMPLING_RULES.get(config.sampling)
+    width = max(config.k, config.tau_neighbors if rule.needs_radius else 0)  # adaptive tau reads m columns
+    n_images = len(data.pretrain)  # the table covers every image pretraining sees
+    if width >= n_images:
+        asked = f"k={config.k}" + (f" (tau_neighbors={config.tau_neighbors})" if width > config.k else "")
+        raise ConfigError(
+            f"{asked} asks for {width} neighbours of each of the {n_images} training images of "
+            f"{config.dataset}; valid: k from 1 to {n_images - 1}"
+        )
+    cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
+    embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
+    table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index, cache_root, device)
+    tau = None
+    if rule.needs_radius:
+        tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
+    index_t = torch.as_tensor(table.index, device=device)
+    dist_t = torch.as_tensor(table.dist, device=device)
+    sampler = rule.build(index_t, dist_t, config.k, tau, config.include_self)
+    agreement = prior_nn_agreement(table.index, data.pretrain.labels, config.k)
+    report = {
+        "prior": config.prior,
+        "embedding_key": embedding.key,
+        "embedding_dim": int(embedding.vectors.shape[1]),
+        "embedding_seconds": embedding.seconds,
+        "embedding_cached": embedding.cached,
+        "table_seconds": table.seconds,
+        "table_cached": table.cached,
+        "table_method": table.method,
+        "table_recall": table.recall,
+        "tau": tau,
+    }
+    return GPSSetup(sampler, agreement, report)
