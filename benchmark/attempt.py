@@ -15,6 +15,7 @@ from benchmark.claim import Claim, ClaimedRunDir, RunBusy, claim, holder
 from benchmark.errors import ConfigError, DamagedFile, StorageError
 from benchmark.liveness import this_process
 from benchmark.rundir import RunDir, atomic_write_json
+from benchmark.runstate import RunState
 
 
 def config_record(config) -> dict:
@@ -78,7 +79,7 @@ class Attempt:
                 f"run {self.run_id} in {run.path} is already done: its result is kept (--restart trains it again)",
                 file=sys.stderr,
             )
-        if status is not None and status.get("state") == "done" and run.damage(status) is None:
+        if status is not None and status.get("state") == RunState.DONE and run.damage(status) is None:
             return result
         if not self.writer:
             return result
@@ -142,7 +143,7 @@ class Attempt:
         if not start_epoch:
             run.metrics.unlink(missing_ok=True)
         run.write_status(
-            "running",
+            RunState.RUNNING,
             run_id=self.run_id,
             attempt=int((status or {}).get("attempt", 0)) + 1,
             error=None,
@@ -154,7 +155,7 @@ class Attempt:
         )
         print(f"run {self.run_id} -> {run.path}", file=sys.stderr, flush=True)
 
-    def end(self, state: str, **fields) -> None:
+    def end(self, state: RunState, **fields) -> None:
         """Record how the attempt ended, if the run is still this process's and the disk lets it."""
         if self.claim is None or not self.claim.held():
             return
@@ -172,13 +173,13 @@ class Attempt:
         keep result.json as it is, and list the epochs whose metrics were lost."""
         status = run.status_or_none() or {}
         damage = run.damage(status)
-        if damage is None and status.get("state") == "done":
+        if damage is None and status.get("state") == RunState.DONE:
             return result
         atomic_write_json(run.config, config_record(self.config))
         lost = run.truncate_metrics(result["epochs"])
         why = f"repaired {damage.path.name}: {damage.reason}" if damage else "repaired status.json"
         run.write_status(
-            "done",
+            RunState.DONE,
             run_id=self.run_id,
             attempt=int(status.get("attempt", 1)),
             error=None,

@@ -29,6 +29,7 @@ from benchmark.errors import StorageError, TrainingError
 from benchmark.fileio import atomic_write_json, file_mode, storage_error
 from benchmark.liveness import JobProbe, this_process
 from benchmark.rundir import RunDir
+from benchmark.runstate import RunState
 
 CLAIM_NAME = re.compile(r"^claim\.(\d+)\.json$")
 MARK_WAIT_S = 30.0  # how long a starting job waits for the sweep to finish recording its submission
@@ -187,7 +188,7 @@ class ClaimedRunDir(RunDir):
                 f"process's (another writer took the run over): stopping without writing"
             )
 
-    def write_status(self, state: str, **fields: Any) -> dict:
+    def write_status(self, state: RunState, **fields: Any) -> dict:
         self._check()
         return super().write_status(state, **fields)
 
@@ -208,7 +209,7 @@ class ClaimedRunDir(RunDir):
         return super().truncate_metrics(last_epoch)
 
 
-def update_status(run_dir: Path, state: str, keep_done: bool = True, **fields: Any) -> bool:
+def update_status(run_dir: Path, state: RunState, keep_done: bool = True, **fields: Any) -> bool:
     """Write a run's status.json from outside its training (a sweep recording a submission, a job
     recording why it could not start), under a brief claim: never over a live writer, and never over
     a finished run when `keep_done`. Returns whether it wrote."""

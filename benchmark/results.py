@@ -12,6 +12,7 @@ import pandas as pd
 
 from benchmark.errors import ConfigError, choice_error
 from benchmark.rundir import RESULT_KEYS
+from benchmark.runstate import RunState
 
 METRICS = ("linear_acc", "knn_acc", "knn200_acc")
 FORMATS = ("markdown", "latex", "csv")
@@ -69,7 +70,7 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
             if result is None or not all(key in result for key in RESULT_KEYS):
                 corrupt += os.path.exists(path)
                 status = _read(os.path.join(entry.path, "status.json")) or {}
-                failed += status.get("state") == "failed" and not os.path.exists(path)
+                failed += status.get("state") == RunState.FAILED and not os.path.exists(path)
                 continue
             axes = planned.get(entry.name, {})
             rows.append(

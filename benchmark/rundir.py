@@ -21,8 +21,8 @@ from benchmark.fileio import (  # noqa: F401  (re-exported: where run files have
     atomic_write_json,
     json_text,
 )
+from benchmark.runstate import RECORDED, RunState
 
-STATES = ("pending", "running", "done", "failed")
 RESULT_KEYS = (
     "run_id",
     "method",
@@ -117,10 +117,10 @@ class RunDir:
     def read_status(self) -> dict:
         """status.json, or `pending` at attempt 0 when there is none; DamagedFile when unreadable."""
         if not self.status.is_file():
-            return {"state": "pending", "attempt": 0}
+            return {"state": RunState.PENDING, "attempt": 0}
         status = read_object(self.status)
-        if status.get("state") not in STATES:
-            raise DamagedFile(self.status, f"state {status.get('state')!r} is not one of {', '.join(STATES)}")
+        if status.get("state") not in RECORDED:
+            raise DamagedFile(self.status, f"state {status.get('state')!r} is not one of {', '.join(RECORDED)}")
         return status
 
     def status_or_none(self) -> dict | None:
@@ -148,9 +148,9 @@ class RunDir:
         except DamagedFile:
             return None
 
-    def write_status(self, state: str, **fields: Any) -> dict:
-        if state not in STATES:
-            raise ValueError(f"state {state!r} not in {STATES}")
+    def write_status(self, state: RunState, **fields: Any) -> dict:
+        if state not in RECORDED:
+            raise ValueError(f"state {state!r} not in {', '.join(RECORDED)}")
         status = {**(self.status_or_none() or {}), **fields, "state": state, "updated": time.time()}
         atomic_write_json(self.status, status)
         return status
@@ -208,7 +208,7 @@ class RunDir:
             status = self.read_status() if status is None else status
             if self.config.is_file():
                 read_object(self.config)
-            done = status.get("state") == "done"
+            done = status.get("state") == RunState.DONE
             result = self.read_result(status.get("run_id")) if self.result.is_file() or done else None
         except DamagedFile as err:
             return err
@@ -260,7 +260,7 @@ class ReadOnlyRunDir(RunDir):
     """The run directory as processes other than rank 0 see it: they read (the checkpoint to resume
     from) and never write, so one run has one writer however many processes train it."""
 
-    def write_status(self, state: str, **fields: Any) -> dict:
+    def write_status(self, state: RunState, **fields: Any) -> dict:
         return self.status_or_none() or {}
 
     def write_result(self, result: dict) -> None:

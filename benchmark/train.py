@@ -11,7 +11,6 @@ import math
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,9 +27,11 @@ from benchmark.data import DatasetSplits, load_run_data
 from benchmark.distributed import Ranks, any_rank, barrier, convert_batchnorm, init_from_env, mean_over_ranks, ranks
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
+from benchmark.lifecycle import RunInterrupted, RunLifecycle
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
+from benchmark.result import RunResult
 from benchmark.rundir import ReadOnlyRunDir, RunDir
 from benchmark.tracking import Tracker
 
@@ -198,10 +199,6 @@ class PairStep:
         return loss.detach()
 
 
-class RunInterrupted(Exception):
-    """The run stopped at a step boundary on request (preemption, time limit), its checkpoint saved."""
-
-
 @dataclass
 class EpochPosition:
     """Where a checkpoint taken inside an epoch stands: the epoch's anchor order and what is done of it."""
@@ -334,60 +331,43 @@ def train_run(
         raise
     if any_rank(finished is not None, device):
         return finished or {}
-    run, tracker = attempt.run, None
-    try:
+    run = attempt.run
+    with RunLifecycle(attempt) as life:
         start_epoch, clock, position = 0, TrainClock(), None
         if attempt.checkpoint is not None:
             start_epoch, clock, position = _restore(parts, attempt.checkpoint, run_id)
-        attempt.begin(start_epoch)
+        life.begin(start_epoch)
         if attempt.checkpoint is not None and ranks.is_main:
             where = f", step {position.step} of epoch {start_epoch + 1}" if position else ""
             print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
-        tracker = Tracker(run, config, run_id, tags=wandb_tags, enabled=ranks.is_main)
+        tracker = life.tracker = Tracker(run, config, run_id, tags=wandb_tags, enabled=ranks.is_main)
         _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt, epoch_callback)
         if not ranks.is_main:
             return {}  # rank 0 evaluates and writes the result
         eval_start = time.perf_counter()
         scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
-        result = {
-            "run_id": run_id,
-            "method": config.method,
-            "aug": config.aug,
-            "dataset": config.dataset,
-            "prior": config.prior,
-            "seed": config.seed,
-            "epochs": config.epochs,
-            "k": config.k,
-            **scores,
-            "prior_nn_agreement": parts.gps.prior_nn_agreement,
-            "sampling": config.sampling if config.is_gps else None,
-            **{f"gps_{key}": value for key, value in parts.gps.report.items() if key != "prior"},
-            "train_seconds": clock.seconds,
-            "images_per_s": clock.views / clock.seconds if clock.seconds > 0 else None,
-            "eval_seconds": time.perf_counter() - eval_start,
-            "backbone": resolve_backbone_name(config.backbone, data.image_size, config.pretrained, config.weights),
-            "num_train": len(data.pretrain),
-            "device": str(device),
-            "world_size": ranks.world_size,
-        }
-        run.write_result(result)
-        run.write_status("done", error=None)
-        tracker.finish(result)
-        return result
-    except (RunInterrupted, KeyboardInterrupt) as err:
-        note = str(err) if isinstance(err, RunInterrupted) else "interrupted (Ctrl-C): rerunning resumes it"
-        attempt.end("pending", error=None, note=note)
-        if tracker is not None:
-            tracker.finish(None, preempted=True)
-        raise
-    except BaseException as err:
-        message = f"{type(err).__name__}: {err}"
-        attempt.end("failed", error=message, traceback=traceback.format_exc(limit=8))
-        if tracker is not None:
-            tracker.finish(None, failed=True)
-        raise
-    finally:
-        attempt.release()
+        life.result = result = RunResult(
+            run_id=run_id,
+            method=config.method,
+            aug=config.aug,
+            dataset=config.dataset,
+            prior=config.prior,
+            seed=config.seed,
+            epochs=config.epochs,
+            k=config.k,
+            scores=scores,
+            prior_nn_agreement=parts.gps.prior_nn_agreement,
+            sampling=config.sampling if config.is_gps else None,
+            gps=parts.gps.report,
+            train_seconds=clock.seconds,
+            images_per_s=clock.views / clock.seconds if clock.seconds > 0 else None,
+            eval_seconds=time.perf_counter() - eval_start,
+            backbone=resolve_backbone_name(config.backbone, data.image_size, config.pretrained, config.weights),
+            num_train=len(data.pretrain),
+            device=str(device),
+            world_size=ranks.world_size,
+        )
+    return result.as_dict()  # written to result.json, status `done`, as the block ended
 
 
 def _train_epochs(

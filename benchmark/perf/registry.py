@@ -38,6 +38,7 @@ def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
     """Every planned run as a finished run directory, and the sweep's manifest. Written without the
     fsync per file of a real run (atomic_write_json): a fixture, not a run."""
     from benchmark.rundir import RESULT_KEYS, RunDir, json_text
+    from benchmark.runstate import RunState
     from benchmark.sweep.launch import manifest
     from benchmark.sweep.status import MANIFEST
 
@@ -74,7 +75,9 @@ def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
         assert set(RESULT_KEYS) <= set(result)
         run.config.write_text(json_text(config.to_dict()))
         run.status.write_text(
-            json_text({"state": "done", "attempt": 1, "error": None, "updated": time.time(), "run_id": cell.run_id})
+            json_text(
+                {"state": RunState.DONE, "attempt": 1, "error": None, "updated": time.time(), "run_id": cell.run_id}
+            )
         )
         run.result.write_text(json_text(result))
         run.metrics.write_text(metrics)

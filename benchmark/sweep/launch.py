@@ -16,10 +16,11 @@ from typing import TextIO
 
 from benchmark.results import sweep_table
 from benchmark.rundir import atomic_write_json, read_json
+from benchmark.runstate import LIVE, SWEEP_STATES, TO_RUN, RunState
 from benchmark.sweep.executors import EXECUTORS, ExecutorOptions, Launch, Progress
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.plan import Cell, Plan, expand
-from benchmark.sweep.registry import RUN_STATES, TO_RUN, RunState, states
+from benchmark.sweep.registry import RunView, states
 from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.status import MANIFEST
 
@@ -41,7 +42,7 @@ class Selection:
 
     to_run: list[Cell]
     watch: list[str]
-    states: dict[str, RunState]
+    states: dict[str, RunView]
     retry_failed: bool = False
 
     def count(self) -> Counter:
@@ -50,9 +51,9 @@ class Selection:
 
 def select(plan: Plan, sweep_dir: Path, retry_failed: bool) -> Selection:
     found = states(sweep_dir, [cell.run_id for cell in plan.cells])
-    rerun = TO_RUN + (("failed",) if retry_failed else ())
+    rerun = TO_RUN + ((RunState.FAILED,) if retry_failed else ())
     to_run = [cell for cell in plan.cells if found[cell.run_id].state in rerun]
-    watch = [run_id for run_id, state in found.items() if state.state in ("running", "queued")]
+    watch = [run_id for run_id, state in found.items() if state.state in LIVE]
     return Selection(to_run, watch, found, retry_failed)
 
 
@@ -73,13 +74,13 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
     if not jobs and not selection.watch:
         counts = selection.count()
         print(
-            f"nothing to run: {', '.join(f'{counts[s]} {s}' for s in RUN_STATES if counts[s])}"
-            + (" (--retry-failed reruns failed runs)" if counts["failed"] else ""),
+            f"nothing to run: {', '.join(f'{counts[s]} {s}' for s in SWEEP_STATES if counts[s])}"
+            + (" (--retry-failed reruns failed runs)" if counts[RunState.FAILED] else ""),
             file=out,
         )
     else:
         labels = {cell.run_id: cell.label for cell in plan.cells}
-        progress = Progress(len(plan.cells), selection.count()["done"], labels, stream=out)
+        progress = Progress(len(plan.cells), selection.count()[RunState.DONE], labels, stream=out)
         try:
             with stop_on_sigterm():
                 executor.run(Launch(jobs, sweep_dir, spec.resources, selection.watch), progress)
@@ -102,7 +103,7 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
             f"command again to resume them",
             file=out,
         )
-    return 1 if final["failed"] or unfinished else 0
+    return 1 if final[RunState.FAILED] or unfinished else 0
 
 
 class Stopped(KeyboardInterrupt):
@@ -161,11 +162,11 @@ def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
         f"sweep {spec.name} -> {sweep_dir}: {plan.grid_size} cells ({shape}), {plan.excluded} excluded, "
         f"{plan.collapsed} collapsed into identical runs: {len(plan.cells)} runs",
         "  "
-        + ", ".join(f"{counts[s]} {s}" for s in RUN_STATES if counts[s])
+        + ", ".join(f"{counts[s]} {s}" for s in SWEEP_STATES if counts[s])
         + f"; {to_run} to run"
         + (
             " (failed ones are kept: --retry-failed reruns them)"
-            if counts["failed"] and not selection.retry_failed
+            if counts[RunState.FAILED] and not selection.retry_failed
             else ""
         ),
         f"  requested: {to_run} runs x {res.timeout_min} min x {res.gpus} GPU = "
@@ -199,7 +200,7 @@ def estimate_seconds(cells: list[Cell], sweep_dir: Path, selection: Selection) -
     """Seconds per epoch and per evaluation measured by done runs, applied to the runs still to do."""
     measured: dict[tuple, list[tuple[float, float]]] = {}
     for run_id, state in selection.states.items():
-        if state.state != "done":
+        if state.state != RunState.DONE:
             continue
         if not (sweep_dir / run_id / "config.json").is_file():
             continue  # done runs' files are sound (the registry checked them); an old run may lack this one

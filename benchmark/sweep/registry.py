@@ -12,19 +12,15 @@ from typing import Iterable
 from benchmark.errors import DamagedFile
 from benchmark.liveness import JobProbe
 from benchmark.rundir import RunDir
-
-# done, failed: final. running: a live job trains it. queued: submitted, its job alive.
-# stale: `running` but its job is gone (killed, node lost). interrupted: `pending` without a live job
-# (Ctrl-C, requeue refused). corrupt: a damaged file (status, result, config, metrics). new: never
-# started. unknown: the job may live on a machine we cannot see.
-RUN_STATES = ("done", "failed", "running", "queued", "stale", "interrupted", "corrupt", "new", "unknown")
-TO_RUN = ("new", "stale", "interrupted", "corrupt")
+from benchmark.runstate import RunState
 
 
 @dataclass(frozen=True)
-class RunState:
+class RunView:
+    """How a sweep sees one run: its state (one of SWEEP_STATES), status.json, what is damaged."""
+
     run_id: str
-    state: str
+    state: RunState
     status: dict
     problem: DamagedFile | None = None  # what is damaged, for `corrupt`
 
@@ -39,34 +35,36 @@ class RunState:
         return self.status.get("error") or self.status.get("note") or ""
 
 
-def run_state(run_dir: Path, probe: JobProbe) -> RunState:
+def run_state(run_dir: Path, probe: JobProbe) -> RunView:
     run = RunDir(run_dir)
     if not run.status.is_file():
         if run.result.is_file() or run.checkpoint.is_file():
-            return RunState(run_dir.name, "corrupt", {}, DamagedFile(run.status, "missing beside the run's files"))
-        return RunState(run_dir.name, "new", {})
+            return RunView(
+                run_dir.name, RunState.CORRUPT, {}, DamagedFile(run.status, "missing beside the run's files")
+            )
+        return RunView(run_dir.name, RunState.NEW, {})
     try:
         status = run.read_status()
     except DamagedFile as err:
-        return RunState(run_dir.name, "corrupt", {}, err)
-    state = status["state"]
-    if state == "failed":
-        return RunState(run_dir.name, "failed", status)
-    if state in ("running", "pending"):
+        return RunView(run_dir.name, RunState.CORRUPT, {}, err)
+    state = RunState(status["state"])
+    if state == RunState.FAILED:
+        return RunView(run_dir.name, RunState.FAILED, status)
+    if state in (RunState.RUNNING, RunState.PENDING):
         alive = probe.alive(status)
         if alive is None:
-            return RunState(run_dir.name, "unknown", status)
+            return RunView(run_dir.name, RunState.UNKNOWN, status)
         if alive:
-            return RunState(run_dir.name, "running" if state == "running" else "queued", status)
-        label = "stale" if state == "running" else "interrupted"
+            return RunView(run_dir.name, RunState.RUNNING if state == RunState.RUNNING else RunState.QUEUED, status)
+        label = RunState.STALE if state == RunState.RUNNING else RunState.INTERRUPTED
     elif not run.result.is_file():
-        return RunState(run_dir.name, "stale", status)  # `done` without its result: killed between the two
+        return RunView(run_dir.name, RunState.STALE, status)  # `done` without its result: killed between the two
     else:
-        label = "done"
+        label = RunState.DONE
     problem = run.damage(status)
-    return RunState(run_dir.name, "corrupt" if problem else label, status, problem)
+    return RunView(run_dir.name, RunState.CORRUPT if problem else label, status, problem)
 
 
-def states(sweep_dir: Path, run_ids: Iterable[str], probe: JobProbe | None = None) -> dict[str, RunState]:
+def states(sweep_dir: Path, run_ids: Iterable[str], probe: JobProbe | None = None) -> dict[str, RunView]:
     probe = probe or JobProbe()
     return {run_id: run_state(Path(sweep_dir) / run_id, probe) for run_id in run_ids}

@@ -11,7 +11,8 @@ import pandas as pd
 
 from benchmark.errors import DamagedFile
 from benchmark.rundir import RunDir, read_object
-from benchmark.sweep.registry import RUN_STATES, JobProbe, run_state
+from benchmark.runstate import LIVE, SWEEP_STATES, RunState
+from benchmark.sweep.registry import JobProbe, run_state
 
 MANIFEST = "sweep.json"
 
@@ -65,8 +66,8 @@ def status_frame(sweep_dir: Path) -> pd.DataFrame:
         status = state.status
         epochs = _config_epochs(run)
         logged = run.read_metrics()
-        result = run.read_result() if state.state == "done" else {}
-        slurm = probe.slurm_state(status) if state.state in ("running", "queued") else None
+        result = run.read_result() if state.state == RunState.DONE else {}
+        slurm = probe.slurm_state(status) if state.state in LIVE else None
         rows.append(
             {
                 **{axis: str(value) for axis, value in axes.items()},
@@ -88,7 +89,7 @@ def counts_line(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "no runs"
     counts = frame["_state"].value_counts()
-    parts = [f"{counts[s]} {s}" for s in RUN_STATES if s in counts]
+    parts = [f"{counts[s]} {s}" for s in SWEEP_STATES if s in counts]
     return f"{len(frame)} runs: " + ", ".join(parts)
 
 
