@@ -188,10 +188,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     spec = load_tune(args.file)
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    if args.executor == "slurm":
-        from benchmark.sweep.executors import ExecutorOptions, SlurmExecutor
+    from benchmark.sweep.executors import EXECUTORS, ExecutorOptions
 
-        SlurmExecutor(ExecutorOptions(profile=args.profile), spec.resources)  # sbatch and profile, checked first
+    executor = EXECUTORS.get(args.executor)(ExecutorOptions(profile=args.profile), spec.resources)  # checked first
     results_root = Path(args.results_dir) if args.results_dir else default_results_dir()
     study_dir = results_root / spec.name
     study = studies.open_study(spec, study_dir)
@@ -211,8 +210,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"complete or pruned; {args.workers} worker(s), executor {args.executor}"
     )
     if remaining > 0:
-        jobs = studies.launch_workers(spec, study_dir, results_root, args.executor, args.workers, args.profile)
-        if args.executor == "slurm":
+        jobs = studies.launch_workers(spec, study_dir, results_root, executor, args.workers)
+        if not executor.waits:
             print(
                 f"submitted {len(jobs)} worker(s) as a SLURM array ({jobs[0].job_id.split('_')[0]}); run the "
                 f"same command again to see the study"
@@ -353,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="optuna search on validation metrics (resumes from its journal)")
     tune.add_argument("file", help="tuning file, e.g. sweeps/tune-digits.yaml")
-    tune.add_argument("--executor", default="local", choices=("local", "slurm", "debug"))
+    tune.add_argument("--executor", default="local", choices=EXECUTORS.names())
     tune.add_argument("--profile", help="SLURM profile: a file or a name in slurm/profiles/")
     tune.add_argument("--workers", type=int, default=1, help="workers taking trials in parallel (a submitit array)")
     tune.add_argument("--results-dir", help="results root (default: $GPSBENCH_RESULTS or ./results)")

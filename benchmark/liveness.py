@@ -15,6 +15,9 @@ import socket
 import subprocess
 from pathlib import Path
 
+from benchmark.runstate import RunState
+from benchmark.sweep.scheduler import current_executor, current_job_id
+
 
 def pid_alive(pid: int) -> bool:
     try:
@@ -41,15 +44,6 @@ def same_process_alive(pid: int, started: str | None) -> bool:
     return started is None or process_start(pid) in (None, started)
 
 
-def current_job_id() -> str | None:
-    """The scheduler's id for this process: SLURM's array form (as squeue and submitit show it), else
-    SLURM's job id, else submitit's local job id."""
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID")
-
-
 def this_process() -> dict:
     """Who is writing: what a record needs for others to tell whether its writer lives."""
     pid = os.getpid()
@@ -58,7 +52,7 @@ def this_process() -> dict:
         "pid": pid,
         "pid_start": process_start(pid),
         "job_id": current_job_id(),
-        "executor": "slurm" if os.environ.get("SLURM_JOB_ID") else "local",
+        "executor": current_executor(),
     }
 
 
@@ -102,7 +96,7 @@ class JobProbe:
             return None if jobs is None else str(status["job_id"]) in jobs
         if status.get("host") != self.host:
             return None
-        if status.get("state") == "running":
+        if status.get("state") == RunState.RUNNING:
             pid, started = status.get("pid"), status.get("pid_start")
         else:
             pid, started = status.get("job_pid"), None

@@ -1,7 +1,9 @@
 """Where runs execute. `debug`: in this process, one after another. `local`: our own slot scheduler
 over submitit's LocalExecutor (which by itself starts every job at once): one run per visible GPU
 group, or --max-parallel runs on the CPU. `slurm`: job arrays through submitit, chunked to the
-cluster's MaxArraySize; it submits and returns. A `run:` prior's cell starts after its source."""
+cluster's MaxArraySize; it submits and returns. A `run:` prior's cell starts after its source.
+Each executor also starts a tuning study's workers (`start_workers`), so `gpsbench tune` picks its
+executor from the same registry as `gpsbench sweep`."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from benchmark.claim import update_status
 from benchmark.errors import ConfigError
 from benchmark.registry import Registry
 from benchmark.rundir import RunDir
+from benchmark.runstate import LIVE, RunState
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.profiles import chunks, cluster_max_array_size, load_profile
 from benchmark.sweep.registry import JobProbe, run_state
@@ -41,16 +44,29 @@ class Launch:
     watch: list[str]  # runs of this sweep already running elsewhere (an earlier invocation): wait for them
 
 
+@dataclass
+class Workers:
+    """A tuning study's workers: `make(threads, executor, index)` is worker `index`, a callable that
+    takes trials one after another until the study's `trials` are spent; `resources` are one trial's."""
+
+    make: Callable[[int | None, str, int], Callable[[], Any]]
+    count: int
+    folder: Path
+    resources: Resources
+    trials: int
+
+
 class Executor(Protocol):
     waits: bool
 
     def run(self, launch: Launch, progress: "Progress") -> None: ...
 
+    def start_workers(self, workers: Workers) -> list:
+        """Start the workers; return their submitit jobs ([] when they ran here, to the end)."""
+        ...
+
 
 EXECUTORS: Registry[Callable[[ExecutorOptions, Resources], Executor]] = Registry("executor")
-
-
-LIVE = ("running", "queued")
 
 
 class Progress:
@@ -84,7 +100,7 @@ class Progress:
 
     def finished(self, run_dir: Path) -> None:
         state = run_state(run_dir, JobProbe())
-        if state.state == "done":
+        if state.state == RunState.DONE:
             result = RunDir(run_dir).read_result()
             self.done += 1
             self._print(
@@ -93,7 +109,7 @@ class Progress:
                 f"  knn {result['knn_acc']:.4f} linear {result['linear_acc']:.4f} "
                 f"({result['train_seconds']:.0f} s training)",
             )
-        elif state.state == "failed":
+        elif state.state == RunState.FAILED:
             self.failed += 1
             self._print("failed", run_dir.name, f"  {state.message}")
         else:
@@ -173,7 +189,7 @@ class SlotScheduler:
                 waiting.remove(job)
                 pending_ids.discard(job.run_id)
                 changed = True
-                if run_state(launch.sweep_dir / job.run_id, probe).state in LIVE + ("done",):
+                if run_state(launch.sweep_dir / job.run_id, probe).state in LIVE + (RunState.DONE,):
                     settle(job.run_id)  # another invocation finished it or trains it since the plan was made
                     continue
                 progress.started(job.run_id, str(slot))
@@ -202,6 +218,10 @@ class DebugExecutor:
             return lambda: True
 
         SlotScheduler(["in-process"], start, poll_s=self.options.poll_s).run(launch, progress)
+
+    def start_workers(self, workers: Workers) -> list:
+        workers.make(None, "debug", 0)()  # one worker, here, to the end of the study
+        return []
 
 
 def visible_gpus() -> list[int]:
@@ -284,6 +304,17 @@ class LocalExecutor:
             _stop(list(jobs.values()), progress.stream)
             raise
 
+    def start_workers(self, workers: Workers) -> list:
+        import submitit
+
+        threads = max(1, (os.cpu_count() or 1) // workers.count)  # the workers share this machine's cores
+        jobs = []
+        for index in range(workers.count):
+            executor = submitit.LocalExecutor(folder=workers.folder)
+            executor.update_parameters(timeout_min=workers.resources.timeout_min * workers.trials)
+            jobs.append(executor.submit(workers.make(threads, "local", index)))
+        return jobs
+
 
 @contextlib.contextmanager
 def _terminal_ctrl_c_ignored():
@@ -328,7 +359,7 @@ def mark_submitted(
     holds (the job has started, or another invocation trains it) nor over a finished one."""
     update_status(
         run_dir,
-        "pending",
+        RunState.PENDING,
         executor=executor,
         job_id=job_id,
         job_pid=pid,
@@ -389,3 +420,15 @@ class SlurmExecutor:
                     array_of[job.run_id] = handle.job_id.split("_")[0]
                     mark_submitted(job.run_dir, "slurm", handle.job_id, log=handle.paths.stderr)
                     progress.started(job.run_id, f"SLURM job {handle.job_id}")
+
+    def start_workers(self, workers: Workers) -> list:
+        import submitit
+
+        params = self.profile.sbatch_parameters(workers.resources)
+        params["time"] = params["time"] * max(1, -(-workers.trials // workers.count))  # a worker runs several trials
+        executor = submitit.SlurmExecutor(folder=workers.folder / "%j")
+        executor.update_parameters(**params)
+        with executor.batch():
+            return [
+                executor.submit(workers.make(workers.resources.cpus, "slurm", index)) for index in range(workers.count)
+            ]

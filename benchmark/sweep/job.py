@@ -21,21 +21,20 @@ from benchmark.claim import RunBusy, update_status
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.rundir import RunDir
+from benchmark.runstate import RunState
+from benchmark.sweep.scheduler import in_submitit_job, submitit_preemption
 
 
 def _deferred_preemption() -> tuple[Callable[[], bool] | None, Callable[[], None] | None]:
     """Under submitit, replace its preemption handler by one that only raises a flag: the training loop
     polls the flag after each step, saves a consistent checkpoint, then hands over to submitit's
     handler (checkpoint() -> requeue -> exit). A signal caught mid-step would save a torn state."""
-    if "SUBMITIT_EXECUTOR" not in os.environ:
-        return None, None
-    sig = submitit.JobEnvironment._usr_sig()
-    original = signal.getsignal(sig)
-    if not callable(original):
+    preemption = submitit_preemption()
+    if preemption is None:
         return None, None
     requested = threading.Event()
-    signal.signal(sig, lambda signum, frame: requested.set())
-    return requested.is_set, lambda: original(sig, None)
+    signal.signal(preemption.signum, lambda signum, frame: requested.set())
+    return requested.is_set, preemption.requeue
 
 
 def _stop_on_signals() -> Callable[[], bool] | None:
@@ -93,14 +92,14 @@ class RunJob(submitit.helpers.Checkpointable):
         assert self.depends_on is not None  # called only for a job that depends on a run
         source = RunDir(self.run_dir.parent / self.depends_on)
         state = (source.status_or_none() or {"state": "damaged"}).get("state", "new")
-        if state != "done" or not source.checkpoint.is_file():
+        if state != RunState.DONE or not source.checkpoint.is_file():
             raise ConfigError(f"prior run {self.depends_on} is {state}, not done: this run needs its checkpoint")
 
     def __call__(self) -> dict | None:
         stop = _stop_on_signals()  # first: a stop that arrives while torch loads is not lost
         from benchmark.train import RunInterrupted, train_run
 
-        if "SUBMITIT_EXECUTOR" in os.environ and submitit.JobEnvironment().num_tasks > 1:
+        if in_submitit_job() and submitit.JobEnvironment().num_tasks > 1:
             # one process per GPU: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT for torch.distributed
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         use_threads(self.threads)
@@ -128,7 +127,7 @@ class RunJob(submitit.helpers.Checkpointable):
             return None  # stopped by a signal: the run is `pending`, the next sweep resumes it
         except ConfigError as err:  # found before the run could start: the run fails with the reason
             if int(os.environ.get("RANK", 0)) == 0:
-                update_status(self.run_dir, "failed", run_id=self.run_id, error=f"{type(err).__name__}: {err}")
+                update_status(self.run_dir, RunState.FAILED, run_id=self.run_id, error=f"{type(err).__name__}: {err}")
             raise TrainingError(str(err)) from None
         finally:
             import torch.distributed as dist
@@ -142,10 +141,12 @@ class RunJob(submitit.helpers.Checkpointable):
         if attempt >= self.max_attempts:
             update_status(
                 self.run_dir,
-                "failed",
+                RunState.FAILED,
                 error=f"interrupted on attempt {attempt}, the last one allowed "
                 f"(resources.max_attempts = {self.max_attempts})",
             )
             return None
-        update_status(self.run_dir, "pending", note=f"requeued after attempt {attempt} (preemption or time limit)")
+        update_status(
+            self.run_dir, RunState.PENDING, note=f"requeued after attempt {attempt} (preemption or time limit)"
+        )
         return super().checkpoint(*args, **kwargs)

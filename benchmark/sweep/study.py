@@ -16,6 +16,8 @@ import submitit
 
 from benchmark.errors import TrainingError
 from benchmark.liveness import JobProbe
+from benchmark.runstate import RunState
+from benchmark.sweep.executors import Executor, Workers
 from benchmark.sweep.job import use_threads
 from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
 
@@ -80,7 +82,7 @@ def recover_stale(study: optuna.Study, probe: JobProbe | None = None) -> list[in
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker", {})
         status = {
-            "state": "running",
+            "state": RunState.RUNNING,
             "host": worker.get("host"),
             "pid": worker.get("pid"),
             "executor": worker.get("executor"),
@@ -132,7 +134,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
         return ran
 
     def worker_info(self) -> dict:
-        from benchmark.liveness import current_job_id
+        from benchmark.sweep.scheduler import current_job_id
 
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": current_job_id(), "executor": self.executor}
 
@@ -167,33 +169,14 @@ class TuneWorker(submitit.helpers.Checkpointable):
         return objective_value(result, self.spec.objective)
 
 
-def launch_workers(
-    spec: TuneSpec, study_dir: Path, results_root: Path, executor: str, workers: int, profile: str | None
-) -> list:
-    """Start the workers and return their submitit jobs (debug: one worker, run here to the end)."""
-    if executor == "debug":
-        TuneWorker(spec, study_dir, results_root)()
-        return []
-    cores = os.cpu_count() or 1
-    if executor == "local":
-        jobs = []
-        for i in range(workers):
-            job = submitit.LocalExecutor(folder=study_dir / ".submitit")
-            job.update_parameters(timeout_min=spec.resources.timeout_min * spec.n_trials)
-            jobs.append(job.submit(TuneWorker(spec, study_dir, results_root, max(1, cores // workers), "local", i)))
-        return jobs
-    from benchmark.sweep.profiles import load_profile
+def launch_workers(spec: TuneSpec, study_dir: Path, results_root: Path, executor: Executor, workers: int) -> list:
+    """Start the workers on an executor of the sweeps' registry and return their submitit jobs (debug:
+    one worker, run here to the end)."""
 
-    params = load_profile(profile).sbatch_parameters(spec.resources)
-    params["time"] = params["time"] * max(1, -(-spec.n_trials // workers))  # a worker runs several trials
-    slurm = submitit.SlurmExecutor(folder=study_dir / ".submitit" / "%j")
-    slurm.update_parameters(**params)
-    with slurm.batch():
-        jobs = [
-            slurm.submit(TuneWorker(spec, study_dir, results_root, spec.resources.cpus, "slurm", i))
-            for i in range(workers)
-        ]
-    return jobs
+    def make(threads: int | None, name: str, index: int) -> TuneWorker:
+        return TuneWorker(spec, study_dir, results_root, threads, name, index)
+
+    return executor.start_workers(Workers(make, workers, study_dir / ".submitit", spec.resources, spec.n_trials))
 
 
 def wait(study: optuna.Study, spec: TuneSpec, jobs: list, out, poll_s: float = 2.0) -> None:
