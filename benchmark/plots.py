@@ -106,25 +106,31 @@ def bars(frame: pd.DataFrame, metric: str, out: Path) -> Path:
     return _save(fig, out)
 
 
-def gps_gain(frame: pd.DataFrame, metric: str, out: Path) -> Path:
-    """Per dataset, x = augmentation strength (weak to strong), one bar per GPS variant: its mean minus
-    plain SSL's at the same method and augmentation; error bar = the standard error of that difference
-    over seeds (sqrt(s_gps^2 / n_gps + s_plain^2 / n_plain))."""
+def gains(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per dataset, method, augmentation and GPS variant: `gain`, its mean minus plain SSL's at the same
+    method and augmentation (points for an accuracy), and `error`, the standard error of that
+    difference over seeds (sqrt(s_gps^2 / n_gps + s_plain^2 / n_plain))."""
     frame = with_variants(frame)
     keys = ["dataset", "method", "aug"]
     stats = frame.groupby(keys + ["gps", "variant"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
     plain = stats.loc[~stats["gps"], keys + ["mean", "std", "count"]]
-    gains = stats[stats["gps"]].merge(plain, on=keys, suffixes=("", "_plain"))
-    if gains.empty:
+    table = stats[stats["gps"]].merge(plain, on=keys, suffixes=("", "_plain"))
+    if table.empty:
         raise NoData(f"no GPS gain plot: no GPS run has a plain twin (same method and augmentation) for {metric}")
     scale = score(metric).scaled
-    gains["gain"] = scale(gains["mean"] - gains["mean_plain"])
-    variance = gains["std"].fillna(0) ** 2 / gains["count"] + gains["std_plain"].fillna(0) ** 2 / gains["count_plain"]
-    gains["error"] = scale(np.sqrt(variance))
-    datasets = list(dict.fromkeys(gains["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(5, 1.6 * gains["aug"].nunique() + 3) * len(datasets), 4))
+    table["gain"] = scale(table["mean"] - table["mean_plain"])
+    variance = table["std"].fillna(0) ** 2 / table["count"] + table["std_plain"].fillna(0) ** 2 / table["count_plain"]
+    table["error"] = scale(np.sqrt(variance))
+    return table[keys + ["variant", "gain", "error"]]
+
+
+def gps_gain(frame: pd.DataFrame, metric: str, out: Path) -> Path:
+    """Per dataset, x = augmentation strength (weak to strong), one bar per GPS variant: `gains`."""
+    table = gains(frame, metric)
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(5, 1.6 * table["aug"].nunique() + 3) * len(datasets), 4))
     for ax, dataset in zip(np.atleast_1d(axes), datasets):
-        data = gains[gains["dataset"] == dataset]
+        data = table[table["dataset"] == dataset]
         augs = sorted(data["aug"].unique(), key=lambda a: AUG_ORDER.get(a, len(AUG_ORDER)))
         series = list(dict.fromkeys(data.sort_values("method", key=_method_rank)["variant"]))
         width = 0.8 / len(series)
@@ -148,24 +154,35 @@ def _method_rank(values: pd.Series) -> pd.Series:
     return values.map(lambda m: order.get(m, len(order)))
 
 
+def hyperparameters(frame: pd.DataFrame) -> list[str]:
+    """The swept axes with numeric values (lr, k, method_args.temperature, ...)."""
+    return [p for p in swept(frame) if pd.to_numeric(frame[f"axis_{p}"], errors="coerce").notna().all()]
+
+
+def versus(frame: pd.DataFrame, metric: str, param: str) -> pd.DataFrame:
+    """Per line (variant, and the other axes that vary) and value of `param`: the metric's mean and
+    std over seeds (scaled: percent for an accuracy)."""
+    data = _labelled(frame, leave_out=(param,))
+    data[param] = pd.to_numeric(data[f"axis_{param}"])
+    stats = data.groupby(["line", param], sort=False)[metric].agg(["mean", "std"]).reset_index()
+    scale = score(metric).scaled
+    stats = stats.assign(mean=scale(stats["mean"]), std=scale(stats["std"].fillna(0)))
+    return stats.sort_values(param, kind="stable")  # lines keep their order (plain first, weak to strong)
+
+
 def versus_hyperparameter(frame: pd.DataFrame, metric: str, out: Path) -> Path:
     """One panel per swept hyperparameter (a grid axis such as lr, k or method_args.temperature): the
     metric (mean, error bar = std over seeds) against its value, one line per variant; log x when the
     values span a factor of 10 or more."""
-    params = [p for p in swept(frame) if pd.to_numeric(frame[f"axis_{p}"], errors="coerce").notna().all()]
+    params = hyperparameters(frame)
     if not params:
         raise NoData(f"no {metric} vs hyperparameter plot: the sweep varies no numeric axis besides the seed")
-    scale = score(metric).scaled
     fig, axes = plt.subplots(1, len(params), figsize=(5.5 * len(params), 4), squeeze=False)
     for ax, param in zip(axes[0], params):
-        data = _labelled(frame, leave_out=(param,))
-        data["_x"] = pd.to_numeric(data[f"axis_{param}"])
-        for line, group in data.groupby("line", sort=False):
-            stats = group.groupby("_x")[metric].agg(["mean", "std"]).reset_index()
-            ax.errorbar(
-                stats["_x"], scale(stats["mean"]), yerr=scale(stats["std"].fillna(0)), marker="o", capsize=2, label=line
-            )
-        values = data["_x"]
+        stats = versus(frame, metric, param)
+        for line, group in stats.groupby("line", sort=False):
+            ax.errorbar(group[param], group["mean"], yerr=group["std"], marker="o", capsize=2, label=line)
+        values = stats[param]
         if (values > 0).all() and values.max() / values.min() >= 10:
             ax.set_xscale("log")
         ax.set_xlabel(param)
@@ -175,23 +192,32 @@ def versus_hyperparameter(frame: pd.DataFrame, metric: str, out: Path) -> Path:
     return _save(fig, out)
 
 
-def _per_method(epochs: pd.DataFrame, key: str, ylabel: str, title: str, out: Path) -> Path:
-    """One panel per method: `key` per epoch, one line per variant (mean over seeds, band = ± std)."""
+def curves(epochs: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Per method, line (variant and the axes that vary, the seed aside) and epoch: the mean of `key`
+    over seeds, its std (the band) and the number of seeds (scaled: percent for an accuracy)."""
     data = _labelled(epochs.dropna(subset=[key]))
-    methods = _methods(data)
-    names = method_names()
+    stats = data.groupby(["method", "line", "epoch"], sort=False)[key].agg(["mean", "std", "count"]).reset_index()
     scale = score(key).scaled
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 3.8), squeeze=False, sharey=True)
+    return stats.assign(mean=scale(stats["mean"]), std=scale(stats["std"].fillna(0)))
+
+
+def _per_method(epochs: pd.DataFrame, key: str, ylabel: str, title: str, out: Path, sharey: bool) -> Path:
+    """One panel per method: `key` per epoch, one line per variant (mean over seeds, band = ± std)."""
+    stats = curves(epochs, key)
+    methods = _methods(stats)
+    names = method_names()
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 3.8), squeeze=False, sharey=sharey)
     for ax, method in zip(axes[0], methods):
-        for line, group in data[data["method"] == method].groupby("line", sort=False):
-            stats = group.groupby("epoch")[key].agg(["mean", "std"])
-            mean, std = scale(stats["mean"]), scale(stats["std"].fillna(0))
-            (drawn,) = ax.plot(stats.index, mean, marker="." if len(stats) < 20 else None, label=line)
-            ax.fill_between(stats.index, mean - std, mean + std, color=drawn.get_color(), alpha=0.2)
+        for line, group in stats[stats["method"] == method].groupby("line", sort=False):
+            group = group.sort_values("epoch")
+            x, mean, std = group["epoch"], group["mean"], group["std"]
+            (drawn,) = ax.plot(x, mean, marker="." if len(group) < 20 else None, label=line)
+            ax.fill_between(x, mean - std, mean + std, color=drawn.get_color(), alpha=0.2)
         ax.set_title(f"{names.get(method, method)}: {title}")
         ax.set_xlabel("epoch")
         ax.legend(fontsize=6)
-    axes[0][0].set_ylabel(ylabel)
+    for ax in axes[0] if not sharey else axes[0][:1]:
+        ax.set_ylabel(ylabel)
     return _save(fig, out)
 
 
@@ -200,7 +226,7 @@ def learning_curves(epochs: pd.DataFrame, out: Path, key: str = "val_knn_acc") -
     method, the seeds as a band."""
     if key not in epochs or epochs[key].isna().all():
         raise NoData(f"no learning-curve plot: metrics.jsonl holds no {key} (set eval_every in the sweep's fixed keys)")
-    return _per_method(epochs, key, _ylabel(key), "validation kNN", out)
+    return _per_method(epochs, key, _ylabel(key), "validation kNN", out, sharey=True)
 
 
 def losses(epochs: pd.DataFrame, out: Path) -> Path:
@@ -208,7 +234,7 @@ def losses(epochs: pd.DataFrame, out: Path) -> Path:
     scale), the seeds as a band."""
     if "loss" not in epochs or epochs["loss"].isna().all():
         raise NoData("no loss plot: no run has written metrics.jsonl yet")
-    return _per_method(epochs, "loss", "training loss", "training loss", out)
+    return _per_method(epochs, "loss", "training loss", "training loss", out, sharey=False)
 
 
 def agreement(frame: pd.DataFrame, metric: str, out: Path) -> Path:
