@@ -256,8 +256,10 @@ def cmd_table(args: argparse.Namespace) -> int:
             for fmt, suffix in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
                 (folder / f"table-{args.metric}.{suffix}").write_text(FORMATTERS[fmt](table) + "\n")
             written = [folder / f"table-{args.metric}.{s}" for s in ("md", "tex", "csv")]
-            written += write_plots(folder, frame, args.metric)
-            print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+            plots, notes = write_plots(folder, args.metric)
+            print("wrote " + ", ".join(str(p) for p in written + plots), file=sys.stderr)
+            for note in notes:
+                print(f"gpsbench: note: {note}", file=sys.stderr)
     if args.compare == "paper":
         text += "\n\nBeside the paper (results/reference/paper.csv):\n\n" + compare_paper(
             frame, args.metric, load_reference()
@@ -363,7 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = commands.add_parser("table", help="the paper-style table of a sweep (mean ± std over seeds)")
     table.add_argument("folder", help="the sweep's folder, e.g. results/digits")
-    table.add_argument("--metric", default="linear_acc", choices=METRICS)
+    table.add_argument(
+        "--metric",
+        default="linear_acc",
+        help=f"any numeric key of result.json: {', '.join(METRICS)}, rankme, alignment, uniformity, val_knn_acc, ...",
+    )
     table.add_argument("--rows", help="comma-separated axes (default: method with its plain and GPS variants)")
     table.add_argument("--cols", help="comma-separated axes (default: dataset,aug)")
     table.add_argument("--format", default="markdown", choices=FORMATS)

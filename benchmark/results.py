@@ -1,20 +1,20 @@
-"""From a sweep folder to the paper's tables: collect every run (pandas), aggregate over seeds, and
+"""From a sweep folder to the paper's tables: load every run (`load`, pandas), aggregate over seeds, and
 format Markdown / LaTeX / CSV with the best of each column in bold, beside the paper's numbers."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.errors import ConfigError, choice_error
-from benchmark.rundir import RESULT_KEYS
 from benchmark.runstate import RunState
+from benchmark.scores import Score, check_metric, score
+from benchmark.tidy import load
 
-METRICS = ("linear_acc", "knn_acc", "knn200_acc")
+__all__ = ["load", "collect", "build_table", "to_markdown", "to_latex", "to_csv", "prior_table", "compare_paper"]
+METRICS = ("linear_acc", "knn_acc", "knn200_acc")  # the usual ones; --metric takes any numeric result key
 FORMATS = ("markdown", "latex", "csv")
 MISSING = "–"
 AUG_ORDER = {"none": 0, "weak": 1, "crop": 2, "strong": 3}  # columns go from weak to strong, as in the paper
@@ -41,54 +41,23 @@ def order_key(axis: str):
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "paper.csv"
 
 
-def _read(path: str) -> dict | None:
-    try:
-        with open(path) as handle:
-            value = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
-    """One row per done run (a result.json with every contract key, with the cell's axes from
-    sweep.json), and the counts of done, failed, corrupt (a result.json that is damaged or lacks keys)
-    and missing runs of the plan. os.scandir + json: 10,000 runs in about a second."""
-    from benchmark.sweep.status import read_manifest
-
-    sweep_dir = Path(sweep_dir)
-    manifest = read_manifest(sweep_dir) or {}
-    planned = {run["run_id"]: run["axes"] for run in manifest.get("runs", [])}
-    rows, failed, corrupt, seen = [], 0, 0, set()
-    with os.scandir(sweep_dir) as entries:
-        for entry in entries:
-            if not entry.is_dir() or entry.name.startswith("."):
-                continue
-            seen.add(entry.name)
-            path = os.path.join(entry.path, "result.json")
-            result = _read(path)
-            if result is None or not all(key in result for key in RESULT_KEYS):
-                corrupt += os.path.exists(path)
-                status = _read(os.path.join(entry.path, "status.json")) or {}
-                failed += status.get("state") == RunState.FAILED and not os.path.exists(path)
-                continue
-            axes = planned.get(entry.name, {})
-            rows.append(
-                {
-                    **result,
-                    "prior_label": axes.get("prior", result.get("prior")),
-                    **{f"axis_{k}": v for k, v in axes.items()},
-                }
-            )
-    frame = pd.DataFrame(rows)
-    total = len(planned) if planned else len(seen)
+    """The done runs of `load(sweep_dir)` (a result.json with every contract key, the cell's axes from
+    sweep.json), and the counts of done, failed, corrupt (a damaged file where the result should be)
+    and missing runs of the plan."""
+    runs = load(sweep_dir)
+    states = runs["state"].value_counts() if not runs.empty else pd.Series(dtype=int)
+    frame = runs[runs["state"] == RunState.DONE].reset_index(drop=True)
+    frame.attrs = dict(runs.attrs)
+    done, failed, corrupt = (int(states.get(state, 0)) for state in (RunState.DONE, RunState.FAILED, RunState.CORRUPT))
+    total = runs.attrs["planned"]
     counts = {
-        "done": len(rows),
+        "done": done,
         "failed": failed,
         "corrupt": corrupt,
-        "missing": max(0, total - len(rows) - failed - corrupt),
+        "missing": max(0, total - done - failed - corrupt),
         "planned": total,
-        "planned_seeds": len({axes["seed"] for axes in planned.values() if "seed" in axes}),
+        "planned_seeds": int(runs["axis_seed"].nunique()) if "axis_seed" in runs else 0,
     }
     return frame, counts
 
@@ -117,6 +86,8 @@ def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
     from benchmark.priors import prior_class
 
     frame = frame.copy()
+    if "dataset_name" in frame:  # a custom data set (imagefolder) by its own name
+        frame["dataset"] = frame["dataset_name"].fillna(frame["dataset"])
     ks = frame["k"] if "k" in frame else [None] * len(frame)
     frame["variant"] = [variant(m, p, k) for m, p, k in zip(frame["method"], frame["prior_label"], ks)]
     frame["gps"] = frame["variant"].str.startswith("GPS-")
@@ -136,25 +107,31 @@ class Table:
     counts: dict[str, int]
     split_by: list[str] = field(default_factory=list)  # grid axes added to the rows: a cell is one setting
     upper_bounds: set = field(default_factory=set)  # rows with runs whose prior uses labels: never the best
+    col_axes: list[str] = field(default_factory=list)  # the axes a column label joins (LaTeX: one header row each)
+    headers: dict = field(default_factory=dict)  # column label -> its axes' values, ("cifar10", "weak")
+
+    @property
+    def score(self) -> Score:
+        return score(self.metric)
 
     def cell(self, row, col) -> str:
         n = self.n.at[row, col]
         if pd.isna(n) or n == 0:
             return MISSING
-        mean, std = 100 * self.mean.at[row, col], 100 * self.std.at[row, col]
-        text = f"{mean:.2f}" if n < 2 else f"{mean:.2f} ± {std:.2f}"
+        mean, std = self.score.text(self.mean.at[row, col]), self.score.text(self.std.at[row, col])
+        text = mean if n < 2 else f"{mean} ± {std}"
         return text + (f" (n={int(n)})" if n < self.planned_seeds else "")
 
     def best(self) -> dict:
-        """Per column, the rows whose mean is the highest (rounded as shown); a row whose prior uses
-        labels (the oracle) is an upper bound and never the best."""
-        rounded = (100 * self.mean).round(2)
-        rounded = rounded.loc[[row for row in rounded.index if row not in self.upper_bounds]]
-        return {
-            col: set(rounded.index[rounded[col] == rounded[col].max()])
-            for col in rounded.columns
-            if rounded[col].notna().any()
-        }
+        """Per column, the rows whose mean is the best (the highest, or the lowest where lower is better;
+        rounded as shown); a row whose prior uses labels (the oracle) is an upper bound and never the
+        best; a metric without a direction has none."""
+        if self.score.higher_is_better is None:
+            return {}
+        shown = self.mean.map(lambda v: float(self.score.text(v)) if pd.notna(v) else float("nan"))
+        shown = shown.loc[[row for row in shown.index if row not in self.upper_bounds]]
+        best = shown.max() if self.score.higher_is_better else shown.min()
+        return {col: set(shown.index[shown[col] == best[col]]) for col in shown.columns if shown[col].notna().any()}
 
     def footer(self) -> str:
         c = self.counts
@@ -162,10 +139,20 @@ class Table:
         split = (
             f"; rows also split by {', '.join(self.split_by)} (grid axes other than the seed)" if self.split_by else ""
         )
+        seeds = (
+            f"mean ± std over seeds; n where below {self.planned_seeds}"
+            if self.planned_seeds > 1
+            else "one seed per cell; no std"
+        )
+        direction = {True: "", False: "; lower is better", None: ""}[self.score.higher_is_better]
         return (
-            f"{self.metric}, % (mean ± std over seeds; n where below {self.planned_seeds}); runs: "
+            f"{self.metric}{', %' if self.score.percent else ''} ({seeds}{direction}); runs: "
             f"{c['done']} done, {c['failed']} failed{corrupt}, {c['missing']} missing of {c['planned']}{split}"
         )
+
+    def header(self, col) -> tuple:
+        """A column label as its axes' values (`cifar10 / weak` -> (cifar10, weak))."""
+        return self.headers.get(col, (str(col),))
 
 
 def _labels(frame: pd.DataFrame, axes: list[str]) -> pd.Series:
@@ -181,16 +168,16 @@ def build_table(
     rows: list[str] | None = None,
     cols: list[str] | None = None,
 ) -> Table:
-    if metric not in METRICS:
-        raise choice_error("metric", metric, METRICS)
     if frame.empty:
         raise ConfigError("no done runs to tabulate (see `gpsbench status`)")
+    check_metric(frame, metric)
     frame = with_variants(frame)
     rows, cols = rows or ["variant"], cols or ["dataset", "aug"]
     for axis in rows + cols:
         if axis not in frame.columns:
             raise choice_error("table axis", axis, [c for c in frame.columns if not c.startswith("gps_")])
     frame["_row"], frame["_col"] = _labels(frame, rows), _labels(frame, cols)
+    headers = dict(zip(frame["_col"], frame[cols].astype(str).itertuples(index=False, name=None)))
     split_by = _split_other_axes(frame)
     grouped = frame.groupby(["_row", "_col"], sort=False)[metric]
     stats = grouped.agg(["mean", "std", "count"])
@@ -210,6 +197,8 @@ def build_table(
         counts,
         split_by,
         set(frame.loc[frame["uses_labels"], "_row"]),
+        cols,
+        headers,
     )
 
 
@@ -249,27 +238,34 @@ def to_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n\n" + table.footer()
 
 
-def _latex_escape(text: str) -> str:
-    return text.replace("&", r"\&").replace("%", r"\%").replace("_", r"\_").replace("#", r"\#")
-
-
 def to_latex(table: Table) -> str:
+    """booktabs LaTeX through pandas' Styler: one header row per column axis (`\\multicolumn` over
+    the augmentations of a data set), row and column names escaped (`& % $ # _ { } ~ ^ \\`), the best
+    of each column in `\\textbf`; the footer as a comment."""
     best = table.best()
     columns = list(table.mean.columns)
-    lines = [
-        r"\begin{tabular}{l" + "c" * len(columns) + "}",
-        r"\toprule",
-        " & ".join([""] + [_latex_escape(str(c)) for c in columns]) + r" \\",
-        r"\midrule",
-    ]
-    for row in table.mean.index:
-        cells = []
-        for col in columns:
-            text = table.cell(row, col).replace("±", r"$\pm$").replace(MISSING, "--")
-            cells.append(rf"\textbf{{{text}}}" if row in best.get(col, ()) and text != "--" else text)
-        lines.append(" & ".join([_latex_escape(str(row))] + cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", f"% {table.footer()}"]
-    return "\n".join(lines)
+    cells = pd.DataFrame(
+        [
+            [table.cell(row, col).replace("±", r"$\pm$").replace(MISSING, "--") for col in columns]
+            for row in table.mean.index
+        ],
+        index=pd.Index([str(row) for row in table.mean.index]),
+        columns=pd.MultiIndex.from_tuples([table.header(col) for col in columns], names=table.col_axes or None)
+        if len({len(table.header(col)) for col in columns}) == 1
+        else pd.Index([str(col) for col in columns]),
+    )
+    bold = pd.DataFrame(
+        [
+            ["textbf: --rwrap;" if row in best.get(col, ()) and table.n.at[row, col] > 0 else "" for col in columns]
+            for row in table.mean.index
+        ],
+        index=cells.index,
+        columns=cells.columns,
+    )
+    styler = cells.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
+    styler = styler.apply(lambda _: bold, axis=None)
+    latex = styler.to_latex(hrules=True, multicol_align="c", column_format="l" + "c" * len(columns))
+    return latex.rstrip("\n") + f"\n% {table.footer()}"
 
 
 def to_csv(table: Table) -> str:
@@ -296,6 +292,7 @@ def load_reference(path: Path = REFERENCE) -> pd.DataFrame:
 def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> str:
     """Every cell of ours beside the paper's number for the same dataset, augmentation, method, GPS or
     not (and lr where the paper gives one), with the difference; cells without one say so."""
+    chosen = check_metric(frame, metric)
     frame = with_variants(frame)
     keys = ["dataset", "aug", "variant", "method", "gps"]
     if "axis_lr" in frame:  # a learning-rate axis: the paper gives some numbers per lr
@@ -315,11 +312,11 @@ def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> 
         match = match[match["lr"].isna() | (match["lr"] == lr)] if lr is not None else match[match["lr"].isna()]
         if lr is not None and (match["lr"] == lr).any():
             match = match[match["lr"] == lr]
-        mine = f"{100 * row.mean:.2f}" + (f" ± {100 * row.std:.2f}" if row.count > 1 else "")
+        mine = chosen.text(row.mean) + (f" ± {chosen.text(row.std)}" if row.count > 1 else "")
         where = f"{row.dataset} | {row.aug} | {row.variant}" + (f" (lr {lr:g})" if lr is not None else "")
         exact = match[match["metric"] == metric]
         low, high = match[match["metric"] == f"{metric}_min"], match[match["metric"] == f"{metric}_max"]
-        ours_pct = 100 * row.mean
+        ours_pct = chosen.scaled(row.mean)
         if not exact.empty:
             paper = exact.iloc[0]
             lines.append(
@@ -340,21 +337,40 @@ def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> 
 
 
 # ----------------------------------------------------------------------------- prior table
+QUALITY = ("rankme", "alignment", "uniformity")  # label-free scores of the learnt features (quality.py)
+
+
 def prior_table(frame: pd.DataFrame, metric: str) -> str:
-    """Prior x dataset: prior_nn_agreement, and the gain of GPS over plain SSL at the same method and
-    augmentation (mean over seeds, then over the method/augmentation pairs that have both)."""
+    """Prior x dataset: prior_nn_agreement, the gain of GPS over plain SSL at the same method and
+    augmentation (mean over seeds, then over the method/augmentation pairs that have both), and the
+    label-free quality of the GPS runs' features (mean; plain SSL's on its own rows to compare)."""
+    chosen = check_metric(frame, metric)
     frame = with_variants(frame)
     plain = frame[~frame["gps"]].groupby(["dataset", "method", "aug"])[metric].mean()
     gps = frame[frame["gps"]]
     if gps.empty:
         raise ConfigError("no GPS runs in this sweep: the prior table compares GPS with plain SSL")
-    lines = ["| prior | dataset | prior_nn_agreement | GPS - plain (points) | pairs |", "| --- " * 5 + "|"]
+    unit = "points" if chosen.percent else metric
+    quality = " | ".join(QUALITY)
+    lines = [
+        f"| prior | dataset | prior_nn_agreement | GPS - plain ({unit}) | pairs | {quality} |",
+        "| --- " * (5 + len(QUALITY)) + "|",
+    ]
+
+    def scores(group: pd.DataFrame) -> str:
+        means = [group[key].dropna().mean() if key in group else float("nan") for key in QUALITY]
+        return " | ".join(MISSING if pd.isna(v) else score(key).text(v) for key, v in zip(QUALITY, means))
+
     for (prior, dataset), group in gps.groupby(["prior_label", "dataset"], sort=False):
         agreement = group["prior_nn_agreement"].dropna().mean()
         means = group.groupby(["method", "aug"])[metric].mean()
-        gains = [100 * (value - plain[(dataset, m, a)]) for (m, a), value in means.items() if (dataset, m, a) in plain]
-        gain = f"{sum(gains) / len(gains):+.2f}" if gains else MISSING
-        lines.append(f"| {prior_text(prior)} | {dataset} | {agreement:.3f} | {gain} | {len(gains)} |")
+        gains = [
+            chosen.scaled(value - plain[(dataset, m, a)]) for (m, a), value in means.items() if (dataset, m, a) in plain
+        ]
+        gain = f"{sum(gains) / len(gains):+.{3 if chosen.digits is None else chosen.digits}f}" if gains else MISSING
+        lines.append(f"| {prior_text(prior)} | {dataset} | {agreement:.3f} | {gain} | {len(gains)} | {scores(group)} |")
+    for dataset, group in frame[~frame["gps"]].groupby("dataset", sort=False):
+        lines.append(f"| none (plain SSL) | {dataset} | {MISSING} | {MISSING} | {MISSING} | {scores(group)} |")
     return "\n".join(lines)
 
 

@@ -53,8 +53,13 @@ def read_json(path: Path) -> Any:
 
 def read_object(path: Path) -> dict:
     """A JSON object from `path`, or DamagedFile saying what is wrong with it."""
+    return parse_object(Path(path).read_bytes(), path)
+
+
+def parse_object(data: bytes, path: str | Path) -> dict:
+    """read_object on bytes already read (`path` names them in the error)."""
     try:
-        text = Path(path).read_bytes().decode()
+        text = data.decode()
     except UnicodeDecodeError:
         raise DamagedFile(path, "not text (binary garbage)") from None
     if not text.strip():

@@ -19,6 +19,7 @@ from benchmark.data.base import (
     channel_stats,
     class_balanced_subset,
     default_data_dir,
+    table_name,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "load_dataset",
     "load_run_data",
     "default_data_dir",
+    "table_name",
 ]
 
 

@@ -102,6 +102,18 @@ class DataSource:
 
 Loader = Callable[[DataSource], RawDataset]
 DATASETS: Registry[Loader] = Registry("dataset")
+FOLDER_DATASETS: set[str] = set()  # loaders of any data set given as data_path: tables name it by that path
+
+
+def table_name(dataset: str, data_path: str | Path | None) -> str:
+    """How tables name a run's data set: its registered name, or for a folder loader (a custom set)
+    the name of its data_path without the archive suffix (`/data/rhid.tar.gz` -> `rhid`)."""
+    if dataset not in FOLDER_DATASETS or not data_path:
+        return dataset
+    name = Path(str(data_path).rstrip("/")).name
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        name = name.removesuffix(suffix)
+    return name or dataset
 
 
 def default_data_dir() -> Path:

@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmark.data.base import (
     DATASETS,
+    FOLDER_DATASETS,
     DataMissingError,
     DataSource,
     RawDataset,
@@ -195,3 +196,6 @@ def load_imagefolder(source: DataSource) -> RawDataset:
             "train/<class>/* and test/<class>/*"
         )
     return _from_folder("imagefolder", source.data_path, source)
+
+
+FOLDER_DATASETS.add("imagefolder")
