@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark import shipped
 from benchmark.errors import ConfigError, choice_error
 from benchmark.rundir import RESULT_KEYS
 
@@ -37,7 +38,7 @@ def order_key(axis: str):
     return None
 
 
-REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "paper.csv"
+REFERENCE = (shipped.folder("reference") or Path("results/reference")) / "paper.csv"  # checkout or wheel
 
 
 def _read(path: str) -> dict | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from benchmark import shipped
 from benchmark.config import WANDB_MODES, RunConfig
 from benchmark.errors import ConfigError, Problem, Problems, choice_error
 from benchmark.params import resolve_params
@@ -254,11 +255,17 @@ def check_header(raw: Any, path: Path | None, what: str, keys: tuple[str, ...]) 
 
 
 def read_yaml(path: str | Path, what: str) -> tuple[Path, Any]:
+    """A sweep or tuning file: the path as given, else (`sweeps/NAME.yaml`, `NAME.yaml` or `NAME`) the
+    file of that name the suite ships, so the shipped sweeps run from an installed package too."""
     path = Path(path)
     if not path.is_file():
-        shipped = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
-        hint = f"; sweeps here: {', '.join(shipped)}" if shipped else ""
-        raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
+        found = shipped.find("sweeps", path.name) if path.parent in (Path("."), Path("sweeps")) else None
+        if found is None:
+            here = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
+            hint = f"; sweeps here: {', '.join(here)}" if here else ""
+            hint += f"; shipped: {', '.join(shipped.names('sweeps'))}" if shipped.names("sweeps") else ""
+            raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
+        path = found
     return path, load_yaml(path, what)
 
 
