@@ -423,9 +423,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def one_line(err: BaseException) -> str:
-    """Problems listed on several lines (a sweep file's) stay as they are; anything else is one line."""
+    """Problems listed on several lines (one per problem, see errors.Problems) stay as they are;
+    anything else is one line."""
     text = str(err)
-    return text if text.count("\n  - ") == text.count("\n") else " ".join(text.split())
+    listed = all(line.startswith("  ") for line in text.split("\n")[1:])  # a heading, then indented lines
+    return text if listed else " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from benchmark.errors import ConfigError, choice_error
+from benchmark.errors import ConfigError, Problem, Problems, choice_error
 from benchmark.params import coerce, type_hints
 from benchmark.yamlfiles import load_yaml
 
@@ -108,23 +108,23 @@ class RunConfig:
         known = {f.name: f for f in fields(cls)}
         # mypy checks the class object against Hashable by its instances' __hash__ (a mypy false positive)
         hints = type_hints(cls)  # type: ignore[arg-type]
-        problems = []
+        problems: list[Problem] = []
         clean: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:
-                problems.append(str(choice_error("config key", key, known)))
+                problems.append(choice_error("config key", key, known))
                 continue
             try:
                 clean[key] = coerce(key, value, hints[key])
             except ConfigError as err:
-                problems.append(str(err))
+                problems.append(err)
         merged = dataclasses.replace(base or cls(), **clean)
         try:
             merged.validate()
         except ConfigError as err:
-            problems.append(str(err))
+            problems.append(err)
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise Problems(problems, subject="the config")
         return merged
 
     @classmethod
@@ -174,13 +174,13 @@ class RunConfig:
         from benchmark.optim import OPTIMIZERS, resolve_optim
         from benchmark.priors import check_prior, is_plain
 
-        problems: list[str] = []
+        problems: list[Problem] = []
 
         def check(fn) -> None:
             try:
                 fn()
             except ConfigError as err:
-                problems.append(str(err))
+                problems.append(err)
 
         check(lambda: DATASETS.get(self.dataset))
         check(lambda: METHODS.get(self.method))
@@ -193,9 +193,9 @@ class RunConfig:
         if self.method in METHODS and (self.optimizer is None or self.optimizer in OPTIMIZERS):
             check(lambda: resolve_optim(self))  # optimizer_args against the optimiser that will run
         if self.precision not in PRECISIONS:
-            problems.append(str(choice_error("precision", self.precision, PRECISIONS)))
+            problems.append(choice_error("precision", self.precision, PRECISIONS))
         if self.wandb_mode is not None and self.wandb_mode not in WANDB_MODES:
-            problems.append(str(choice_error("wandb_mode", self.wandb_mode, WANDB_MODES)))
+            problems.append(choice_error("wandb_mode", self.wandb_mode, WANDB_MODES))
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             problems.append(f"unknown device {self.device!r}; valid: auto, cpu, cuda, cuda:N")
         check(lambda: check_prior(self.prior, self.prior_args))
@@ -234,7 +234,7 @@ class RunConfig:
             if f.name != "tau" and isinstance(value, float) and math.isinf(value):
                 problems.append(f"{f.name} must be finite, got {value}")
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise Problems(problems, subject="the config")
 
     # ------------------------------------------------------------------ identity
     def result_fields(self) -> dict[str, Any]:

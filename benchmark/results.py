@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark import shipped
 from benchmark.errors import ConfigError, choice_error
 from benchmark.runstate import RunState
 from benchmark.scores import Score, check_metric, score
@@ -38,7 +39,7 @@ def order_key(axis: str):
     return None
 
 
-REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "paper.csv"
+REFERENCE = (shipped.folder("reference") or Path("results/reference")) / "paper.csv"  # checkout or wheel
 
 
 def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:

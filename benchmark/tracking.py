@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from benchmark.rundir import RunDir
 
@@ -19,22 +21,94 @@ def wandb_mode(configured: str | None) -> str:
     return configured or os.environ.get("WANDB_MODE") or "disabled"
 
 
-def has_wandb_key() -> bool:
-    """An API key in the environment or in ~/.netrc (where `wandb login` puts it)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
+PUBLIC_HOST = "https://api.wandb.ai"
+
+
+def wandb_settings(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """W&B's settings files as wandb reads them: the global one ($WANDB_CONFIG_DIR/settings, else
+    ~/.config/wandb/settings, where `wandb login --host` records the host), then ./wandb/settings over it."""
+    import configparser
+
+    config_dir = Path(env.get("WANDB_CONFIG_DIR") or "~/.config/wandb").expanduser()
+    values: dict[str, str] = {}
+    for path in (config_dir / "settings", Path(env.get("WANDB_DIR") or ".") / "wandb" / "settings"):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path)
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue  # wandb ignores an unreadable settings file too
+        if parser.has_section("default"):
+            values.update(parser.items("default"))
+    return values
+
+
+def wandb_host(env: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The W&B server runs log to, and what chose it: WANDB_BASE_URL, else base_url in W&B's settings
+    files (a self-hosted server), else the public host."""
+    if env.get("WANDB_BASE_URL"):
+        return env["WANDB_BASE_URL"].rstrip("/"), "WANDB_BASE_URL"
+    base_url = wandb_settings(env).get("base_url")
+    if base_url:
+        return base_url.rstrip("/"), "base_url in W&B's settings file"
+    return PUBLIC_HOST, "W&B's default host"
+
+
+def netrc_path(env: Mapping[str, str] = os.environ) -> Path:
+    """The netrc file wandb reads and `wandb login` writes: $NETRC, else ~/.netrc (~/_netrc on Windows)."""
+    if env.get("NETRC"):
+        return Path(env["NETRC"]).expanduser()
+    unix = Path("~/.netrc").expanduser()
+    windows = Path("~/_netrc").expanduser()
+    return windows if not unix.exists() and (windows.exists() or sys.platform == "win32") else unix
+
+
+def wandb_key_source(env: Mapping[str, str] = os.environ) -> str | None:
+    """Where a credential for the configured host is, in wandb's order (None: nowhere): WANDB_API_KEY,
+    an identity token file, api_key in the settings files, or the host's netrc entry (any host, as
+    `wandb login --host URL` writes it). Read without wandb.login, which would rewrite the settings."""
+    if env.get("WANDB_API_KEY"):
+        return "WANDB_API_KEY"
+    if env.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return "WANDB_IDENTITY_TOKEN_FILE"
+    if wandb_settings(env).get("api_key"):
+        return "api_key in W&B's settings file"
     import netrc
 
+    host = urlsplit(wandb_host(env)[0]).netloc
+    path = netrc_path(env)
     try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
+        entry = netrc.netrc(str(path)).authenticators(host) if host else None
     except (OSError, netrc.NetrcParseError):
-        return False
+        return None
+    return f"{path} (machine {host})" if entry and entry[2] else None
 
 
-def sweep_wandb_mode(configured: str | None) -> str:
+def has_wandb_key(env: Mapping[str, str] = os.environ) -> bool:
+    """A credential for the W&B server this machine is configured for (not only the public host)."""
+    return wandb_key_source(env) is not None
+
+
+_told: set[str] = set()
+
+
+def sweep_wandb_mode(configured: str | None, env: Mapping[str, str] = os.environ) -> str:
     """A sweep logs every run: the sweep file's mode, else env WANDB_MODE, else online with an API key
-    and offline (local files, `wandb sync` later) without one."""
-    return configured or os.environ.get("WANDB_MODE") or ("online" if has_wandb_key() else "offline")
+    for the configured host and offline (local files, `wandb sync` later) without one, saying so once."""
+    mode = configured or env.get("WANDB_MODE")
+    if mode:
+        return mode
+    if has_wandb_key(env):
+        return "online"
+    host, chosen_by = wandb_host(env)
+    line = (
+        f"gpsbench: W&B logs offline (files in each run folder): no API key for {host} ({chosen_by}) in "
+        f"WANDB_API_KEY, W&B's settings or {netrc_path(env)}; to log online run `wandb login"
+        f"{'' if host == PUBLIC_HOST else ' --host ' + host}`, or set WANDB_MODE (or the sweep's wandb: mode)"
+    )
+    if line not in _told:
+        _told.add(line)
+        print(line, file=sys.stderr)
+    return "offline"
 
 
 def _warn(action: str, err: BaseException) -> None:

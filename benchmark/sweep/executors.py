@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, TextIO
+from typing import Any, Callable, Mapping, Protocol, TextIO
 
 from benchmark.claim import update_status
 from benchmark.errors import ConfigError
@@ -224,22 +224,74 @@ class DebugExecutor:
         return []
 
 
-def visible_gpus() -> list[int]:
-    """GPU indices this process may use (CUDA_VISIBLE_DEVICES, else all)."""
+# Where a parent learns which GPUs it was given, first match wins: CUDA_VISIBLE_DEVICES is what CUDA
+# itself honours (under SLURM with cgroups it holds the renumbered indices); SLURM's own variables
+# describe the allocation inside a job where CUDA_VISIBLE_DEVICES was not set.
+DEVICE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "GPU_DEVICE_ORDINAL")
+
+
+@dataclass(frozen=True)
+class Devices:
+    """The GPUs this process may hand to its runs, each named as a child's CUDA_VISIBLE_DEVICES takes it
+    (an index, a GPU-/MIG- UUID), and where that list came from (for messages)."""
+
+    entries: tuple[str, ...]
+    source: str
+
+
+def allocated_devices(env: Mapping[str, str]) -> Devices | None:
+    """The devices the environment allocates (None when no variable is set). CUDA stops reading the
+    list at the first invalid entry, so a negative one (\"-1\" hides every GPU) ends it here too."""
+    for name in DEVICE_VARIABLES:
+        value = env.get(name)
+        if value is None:
+            continue
+        entries: list[str] = []
+        for entry in value.split(","):
+            entry = entry.strip()
+            if not entry or entry.startswith("-"):
+                break
+            entries.append(entry)
+        return Devices(tuple(entries), name)
+    return None
+
+
+def visible_gpus(env: Mapping[str, str] = os.environ) -> Devices:
+    """The GPUs of this process: its allocation when one is set, else every GPU torch sees."""
     import torch
 
     if not torch.cuda.is_available():
-        return []
-    return list(range(torch.cuda.device_count()))
+        return Devices((), "torch (no CUDA device)")
+    allocated = allocated_devices(env)
+    if allocated is not None:
+        return allocated
+    return Devices(tuple(str(i) for i in range(torch.cuda.device_count())), "torch.cuda.device_count()")
 
 
 @dataclass(frozen=True)
 class Slot:
-    gpus: tuple[int, ...] = ()
+    gpus: tuple[str, ...] = ()
     threads: int = 1
 
     def __str__(self) -> str:
-        return f"GPU {','.join(map(str, self.gpus))}" if self.gpus else f"CPU, {self.threads} thread(s)"
+        return f"GPU {','.join(self.gpus)}" if self.gpus else f"CPU, {self.threads} thread(s)"
+
+
+def gpu_slots(devices: Devices, per_run: int, max_parallel: int | None, cores: int) -> list[Slot]:
+    """Slot i holds the i-th group of `per_run` devices of the allocation, so that a job started under
+    CUDA_VISIBLE_DEVICES=2,3 uses GPU 2 and GPU 3, never 0. More slots than devices: an error."""
+    have = len(devices.entries)
+    shown = f"{devices.source} makes {have} visible ({','.join(devices.entries)})"
+    if per_run > have:
+        raise ConfigError(f"the sweep asks for {per_run} GPU(s) per run and {shown}: set resources.gpus <= {have}")
+    groups = [devices.entries[i : i + per_run] for i in range(0, have - per_run + 1, per_run)]
+    if max_parallel is not None and max_parallel > len(groups):
+        raise ConfigError(
+            f"--max-parallel {max_parallel} with {per_run} GPU(s) per run needs {max_parallel * per_run} GPUs and "
+            f"{shown}: valid --max-parallel 1..{len(groups)}"
+        )
+    count = max_parallel or len(groups)
+    return [Slot(group, max(1, cores // count)) for group in groups[:count]]
 
 
 @EXECUTORS.register("local")
@@ -249,24 +301,21 @@ class LocalExecutor:
 
     waits = True
 
-    def __init__(self, options: ExecutorOptions, resources: Resources):
+    def __init__(self, options: ExecutorOptions, resources: Resources, devices: Devices | None = None):
         if options.max_parallel is not None and options.max_parallel < 1:
             raise ConfigError(f"--max-parallel must be >= 1, got {options.max_parallel}")
         self.options = options
         self.resources = resources
-        gpus = visible_gpus() if resources.gpus else []
         cores = os.cpu_count() or 1
-        if resources.gpus and len(gpus) >= resources.gpus:
-            groups = [
-                tuple(gpus[i : i + resources.gpus]) for i in range(0, len(gpus) - resources.gpus + 1, resources.gpus)
-            ]
-            count = min(len(groups), options.max_parallel or len(groups))
-            self.slots = [Slot(group, max(1, cores // count)) for group in groups[:count]]
+        if resources.gpus:
+            devices = visible_gpus() if devices is None else devices
+        if resources.gpus and devices is not None and devices.entries:
+            self.slots = gpu_slots(devices, resources.gpus, options.max_parallel, cores)
         else:
             if resources.gpus:
                 print(
                     f"gpsbench: warning: the sweep asks for {resources.gpus} GPU(s) per run and this machine "
-                    f"has {len(gpus)}: runs use the CPU",
+                    "has none: runs use the CPU",
                     file=sys.stderr,
                 )
             count = options.max_parallel or max(1, cores // resources.cpus)
@@ -281,11 +330,11 @@ class LocalExecutor:
         def start(job: RunJob, slot: Slot) -> Callable[[], bool]:
             tasks = self.resources.tasks
             job.threads = max(1, slot.threads // tasks)
+            job.devices = slot.gpus  # the job sets CUDA_VISIBLE_DEVICES: submitit's visible_gpus takes ints only
             executor = submitit.LocalExecutor(folder=folder, max_num_timeout=self.resources.max_attempts)
             executor.update_parameters(
                 timeout_min=self.resources.timeout_min,
-                gpus_per_node=len(slot.gpus),
-                visible_gpus=slot.gpus,
+                gpus_per_node=0,  # submitit then starts the controller with no GPU; the job names its own
                 signal_delay_s=60,
                 tasks_per_node=tasks,
             )

@@ -74,6 +74,7 @@ class RunJob(submitit.helpers.Checkpointable):
         depends_on: str | None = None,
         max_attempts: int = 3,
         threads: int | None = None,
+        devices: tuple[str, ...] | None = None,
     ):
         self.config = config
         self.run_dir = Path(run_dir)
@@ -82,6 +83,7 @@ class RunJob(submitit.helpers.Checkpointable):
         self.depends_on = depends_on
         self.max_attempts = max_attempts
         self.threads = threads
+        self.devices = devices  # the slot's GPUs (local executor); None leaves CUDA_VISIBLE_DEVICES as it is
 
     @property
     def run_id(self) -> str:
@@ -97,6 +99,8 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict | None:
         stop = _stop_on_signals()  # first: a stop that arrives while torch loads is not lost
+        if self.devices is not None:  # before anything initialises CUDA, which reads it once
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(self.devices)
         from benchmark.train import RunInterrupted, train_run
 
         if in_submitit_job() and submitit.JobEnvironment().num_tasks > 1:

@@ -65,7 +65,7 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
     executor = EXECUTORS.get(request.executor)(request.options, spec.resources)  # checks its own settings
     sweep_dir = Path(request.results_root) / spec.name
     selection = select(plan, sweep_dir, request.retry_failed)
-    print(describe_plan(plan, selection, sweep_dir), file=out)
+    print(describe_plan(plan, selection, sweep_dir, probe=request.dry_run), file=out)
     if request.dry_run:
         print(list_runs(plan, selection), file=out)
         return 0
@@ -153,7 +153,9 @@ def write_manifest(plan: Plan, sweep_dir: Path, request: SweepRequest) -> None:
     atomic_write_json(sweep_dir / MANIFEST, manifest(plan, request.file))
 
 
-def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
+def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path, probe: bool = False) -> str:
+    """The plan in a few lines; `probe`: time a few training steps of each kind of run that no done run
+    has measured (a dry run's estimate for a data set seen for the first time)."""
     spec, res = plan.spec, plan.spec.resources
     shape = " x ".join(f"{len(values)} {axis}" for axis, values in spec.grid.items())
     counts = selection.count()
@@ -183,7 +185,28 @@ def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path) -> str:
             f"{to_run} runs to do that match a done run (same dataset, subset, size, method, "
             f"backbone, batch)"
         )
+    if probe:
+        lines += probe_lines(selection.to_run, measured_speeds(sweep_dir, selection))
     return "\n".join(lines)
+
+
+def probe_lines(cells: list[Cell], measured: dict[tuple, list]) -> list[str]:
+    from benchmark.sweep.probe import TIMED_STEPS, probe_estimate
+
+    unmeasured = [cell.config for cell in cells if _speed_key(dataclasses.asdict(cell.config)) not in measured]
+    found = probe_estimate(unmeasured, lambda config: _speed_key(dataclasses.asdict(config))) if unmeasured else None
+    if found is None:
+        return []
+    seconds, covered, problems = found
+    lines = [f"  no probe for {problem}" for problem in problems]
+    if covered:
+        lines.insert(
+            0,
+            f"  estimate from a timed probe ({TIMED_STEPS} training steps of each kind of run on this machine, "
+            f"training only: no prior, no evaluation): {duration(seconds)} for the {covered} of {len(cells)} runs "
+            f"to do that no done run has measured",
+        )
+    return lines
 
 
 def duration(seconds: float) -> str:
@@ -196,8 +219,8 @@ def _speed_key(values: dict) -> tuple:
     return tuple(str(values.get(k)) for k in ("dataset", "subset", "image_size", "method", "backbone", "batch_size"))
 
 
-def estimate_seconds(cells: list[Cell], sweep_dir: Path, selection: Selection) -> tuple[float, int] | None:
-    """Seconds per epoch and per evaluation measured by done runs, applied to the runs still to do."""
+def measured_speeds(sweep_dir: Path, selection: Selection) -> dict[tuple, list[tuple[float, float]]]:
+    """Seconds per epoch and per evaluation of the done runs, by kind of run (`_speed_key`)."""
     measured: dict[tuple, list[tuple[float, float]]] = {}
     for run_id, state in selection.states.items():
         if state.state != RunState.DONE:
@@ -210,6 +233,12 @@ def estimate_seconds(cells: list[Cell], sweep_dir: Path, selection: Selection) -
             measured.setdefault(_speed_key(config), []).append(
                 (result["train_seconds"] / result["epochs"], result.get("eval_seconds") or 0.0)
             )
+    return measured
+
+
+def estimate_seconds(cells: list[Cell], sweep_dir: Path, selection: Selection) -> tuple[float, int] | None:
+    """Seconds per epoch and per evaluation measured by done runs, applied to the runs still to do."""
+    measured = measured_speeds(sweep_dir, selection)
     if not measured or not cells:
         return None
     total, covered = 0.0, 0

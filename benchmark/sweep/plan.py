@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from benchmark.config import RunConfig
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, Problem, Problems, UnknownChoice
 from benchmark.sweep.spec import ARG_SECTIONS, SweepSpec, format_problems
 
 SELECTOR = "run:"
@@ -115,6 +115,7 @@ def _source_axes(spec: SweepSpec, axes: dict[str, Any], selector: str) -> dict[s
 def expand(spec: SweepSpec, overrides: Sequence[str] = ()) -> Plan:
     """Every run of the sweep, validated; all problems are reported together in one ConfigError."""
     problems: dict[str, list[str]] = {}  # message -> labels of the cells that have it
+    found: dict[str, Problem] = {}  # message -> the problem (an unknown name lists its valid choices once)
     combos = [dict(zip(spec.axes, values)) for values in itertools.product(*spec.grid.values())]
     kept = [axes for axes in combos if not _excluded(spec, axes)]
     if not kept:
@@ -125,7 +126,9 @@ def expand(spec: SweepSpec, overrides: Sequence[str] = ()) -> Plan:
             config = RunConfig.from_dict(values)
             return config.with_overrides(list(overrides)) if overrides else config
         except ConfigError as err:
-            problems.setdefault(str(err), []).append(axes_label(axes))
+            for item in err.problems if isinstance(err, Problems) else [err]:
+                found.setdefault(str(item), item)
+                problems.setdefault(str(item), []).append(axes_label(axes))
             return None
 
     built: dict[tuple[str, ...], Cell] = {}
@@ -158,12 +161,18 @@ def expand(spec: SweepSpec, overrides: Sequence[str] = ()) -> Plan:
         if config is not None:
             built[_key(axes)] = Cell(axes, config, config.run_id, depends_on=source.run_id)
     if problems:
-        lines = [
-            message
-            if len(cells) == len(kept)
-            else f"{message} (in {len(cells)} cell{'s' if len(cells) > 1 else ''}, e.g. {cells[0]})"
-            for message, cells in problems.items()
-        ]
+        lines: list[Problem] = []
+        for message, labels in problems.items():
+            where = (
+                ""
+                if len(labels) == len(kept)
+                else f" (in {len(labels)} cell{'s' if len(labels) > 1 else ''}, e.g. {labels[0]})"
+            )
+            item = found.get(message, message)
+            if isinstance(item, UnknownChoice):
+                lines.append(UnknownChoice(item.kind, item.value, item.choices, note=where))
+            else:
+                lines.append(message + where)
         raise ConfigError(format_problems(f"sweep {spec.name!r}", lines))
     cells: dict[str, Cell] = {}
     for cell in sorted(built.values(), key=lambda c: c.depends_on is not None):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark import shipped
 from benchmark.errors import ConfigError
 from benchmark.params import resolve_params
 from benchmark.sweep.spec import Resources
@@ -74,10 +75,14 @@ def find_profile(name: str | None) -> Path | None:
     named = PROFILE_DIR / f"{name}.yaml"
     if named.is_file():
         return named
-    shipped = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")) if PROFILE_DIR.is_dir() else []
+    found = shipped.find("profiles", name)  # the profiles an installed package ships
+    if found is not None:
+        return found
+    here = {p.stem for p in PROFILE_DIR.glob("*.yaml")} if PROFILE_DIR.is_dir() else set()
+    valid = sorted(here | {Path(n).stem for n in shipped.names("profiles")})
     raise ConfigError(
-        f"SLURM profile {name!r} not found (a file, or a name in {PROFILE_DIR}/); "
-        f"valid: {', '.join(shipped) or 'none shipped'}"
+        f"SLURM profile {name!r} not found (a file, or a name in {PROFILE_DIR}/ or the shipped profiles); "
+        f"valid: {', '.join(valid) or 'none shipped'}"
     )
 
 

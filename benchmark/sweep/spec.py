@@ -7,10 +7,11 @@ import dataclasses
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from benchmark import shipped
 from benchmark.config import WANDB_MODES, RunConfig
-from benchmark.errors import ConfigError, choice_error
+from benchmark.errors import ConfigError, Problem, Problems, choice_error
 from benchmark.params import resolve_params
 from benchmark.yamlfiles import load_yaml
 
@@ -87,7 +88,7 @@ class SweepSpec:
 CONFIG_KEYS = tuple(f.name for f in fields(RunConfig))
 
 
-def check_config_key(key: str, where: str) -> str | None:
+def check_config_key(key: str, where: str) -> Problem | None:
     """None when `key` names a config key (or one entry of method_args/aug_args/prior_args)."""
     section, dot, _ = key.partition(".")
     if dot:
@@ -95,11 +96,11 @@ def check_config_key(key: str, where: str) -> str | None:
             return f"{where}: dotted key {key!r} must start with one of {', '.join(ARG_SECTIONS)}"
         return None
     if key not in CONFIG_KEYS:
-        return f"{where}: {choice_error('config key', key, CONFIG_KEYS)}"
+        return choice_error("config key", key, CONFIG_KEYS, where)
     return None
 
 
-def _mapping(value: Any, where: str, problems: list[str]) -> dict:
+def _mapping(value: Any, where: str, problems: list[Problem]) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -108,7 +109,7 @@ def _mapping(value: Any, where: str, problems: list[str]) -> dict:
     return value
 
 
-def _parse_grid(raw: dict, problems: list[str]) -> dict[str, list]:
+def _parse_grid(raw: dict, problems: list[Problem]) -> dict[str, list]:
     grid: dict[str, list] = {}
     if not raw:
         problems.append("grid is empty: give at least one axis, e.g. grid: {seed: [0, 1, 2]}")
@@ -132,7 +133,7 @@ def _parse_grid(raw: dict, problems: list[str]) -> dict[str, list]:
     return grid
 
 
-def _check_overrides(values: dict, where: str, grid: dict, problems: list[str]) -> None:
+def _check_overrides(values: dict, where: str, grid: dict, problems: list[Problem]) -> None:
     for key in values:
         problem = check_config_key(str(key), where)
         if problem:
@@ -141,11 +142,11 @@ def _check_overrides(values: dict, where: str, grid: dict, problems: list[str]) 
             problems.append(f"{where}.{key} is also a grid axis: set it in one place")
 
 
-def _parse_per(raw: dict, grid: dict, problems: list[str]) -> dict:
+def _parse_per(raw: dict, grid: dict, problems: list[Problem]) -> dict:
     per: dict = {}
     for axis, blocks in raw.items():
         if axis not in grid:
-            problems.append(f"per: {choice_error('grid axis', axis, grid)}")
+            problems.append(choice_error("grid axis", axis, grid, "per"))
             continue
         blocks = _mapping(blocks, f"per.{axis}", problems)
         on_axis = {str(v): v for v in grid[axis]}
@@ -162,7 +163,7 @@ def _parse_per(raw: dict, grid: dict, problems: list[str]) -> dict:
     return per
 
 
-def _parse_exclude(raw: Any, grid: dict, problems: list[str]) -> list[dict[str, list]]:
+def _parse_exclude(raw: Any, grid: dict, problems: list[Problem]) -> list[dict[str, list]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -176,7 +177,7 @@ def _parse_exclude(raw: Any, grid: dict, problems: list[str]) -> list[dict[str, 
         rule = {}
         for axis, values in entry.items():
             if axis not in grid:
-                problems.append(f"exclude entry {i}: {choice_error('grid axis', axis, grid)}")
+                problems.append(choice_error("grid axis", axis, grid, f"exclude entry {i}"))
                 continue
             values = values if isinstance(values, list) else [values]
             on_axis = [str(v) for v in grid[axis]]
@@ -190,7 +191,7 @@ def _parse_exclude(raw: Any, grid: dict, problems: list[str]) -> list[dict[str, 
     return rules
 
 
-def _read_includes(raw: Any, path: Path | None, problems: list[str]) -> dict:
+def _read_includes(raw: Any, path: Path | None, problems: list[Problem]) -> dict:
     """`include: [file, ...]`: files holding a `per:` block (e.g. `gpsbench tune --export`), merged in
     order; the sweep's own `per` wins. Paths are relative to the sweep file, else to the working dir."""
     if raw is None:
@@ -232,7 +233,7 @@ def _merge_per(base: dict, override: dict) -> dict:
     return merged
 
 
-def _settings(cls, raw: Any, section: str, problems: list[str]):
+def _settings(cls, raw: Any, section: str, problems: list[Problem]):
     try:
         return resolve_params(cls, _mapping(raw, section, problems), section, "a sweep")
     except ConfigError as err:
@@ -240,13 +241,13 @@ def _settings(cls, raw: Any, section: str, problems: list[str]):
         return cls()
 
 
-def check_header(raw: Any, path: Path | None, what: str, keys: tuple[str, ...]) -> tuple[str, Any, list[str]]:
+def check_header(raw: Any, path: Path | None, what: str, keys: tuple[str, ...]) -> tuple[str, Any, list[Problem]]:
     """What sweep and tuning files share: a mapping of known keys with a `name` that is a folder name.
     Returns how to name the file in errors, the name, and the problems found so far."""
     where = f"{what} {str(path)!r}" if path else what
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must hold a mapping with keys {', '.join(keys)}")
-    problems = [str(choice_error(f"{what.split()[0]} key", key, keys)) for key in raw if key not in keys]
+    problems: list[Problem] = [choice_error(f"{what.split()[0]} key", key, keys) for key in raw if key not in keys]
     name = raw.get("name", path.stem if path else None)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         problems.append(f"name must be a folder name (letters, digits, _ . -), got {name!r}")
@@ -254,11 +255,17 @@ def check_header(raw: Any, path: Path | None, what: str, keys: tuple[str, ...]) 
 
 
 def read_yaml(path: str | Path, what: str) -> tuple[Path, Any]:
+    """A sweep or tuning file: the path as given, else (`sweeps/NAME.yaml`, `NAME.yaml` or `NAME`) the
+    file of that name the suite ships, so the shipped sweeps run from an installed package too."""
     path = Path(path)
     if not path.is_file():
-        shipped = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
-        hint = f"; sweeps here: {', '.join(shipped)}" if shipped else ""
-        raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
+        found = shipped.find("sweeps", path.name) if path.parent in (Path("."), Path("sweeps")) else None
+        if found is None:
+            here = sorted(p.name for p in Path("sweeps").glob("*.yaml")) if Path("sweeps").is_dir() else []
+            hint = f"; sweeps here: {', '.join(here)}" if here else ""
+            hint += f"; shipped: {', '.join(shipped.names('sweeps'))}" if shipped.names("sweeps") else ""
+            raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
+        path = found
     return path, load_yaml(path, what)
 
 
@@ -289,8 +296,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
     return parse_sweep(raw, path)
 
 
-def format_problems(where: str, problems: list[str]) -> str:
-    unique = list(dict.fromkeys(problems))
-    if len(unique) == 1:
-        return f"{where}: {unique[0]}"
-    return f"{where} has {len(unique)} problems:\n" + "\n".join(f"  - {p}" for p in unique)
+def format_problems(where: str, problems: Sequence[Problem]) -> str:
+    """One line per problem (repeats once), the valid names of each kind once after them."""
+    return str(Problems(problems, where))

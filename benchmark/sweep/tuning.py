@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import RunConfig
-from benchmark.errors import ConfigError, choice_error
+from benchmark.errors import ConfigError, Problem, choice_error
 from benchmark.params import parse_number, resolve_params
 from benchmark.sweep.plan import drop_k_without_prior, set_key
 from benchmark.sweep.spec import Resources, WandbSettings, check_config_key, check_header, format_problems, read_yaml
@@ -103,7 +103,7 @@ class TuneSpec:
         return RunConfig.from_dict(drop_k_without_prior(values))
 
 
-def _param(name: str, raw: Any, problems: list[str]) -> Param | None:
+def _param(name: str, raw: Any, problems: list[Problem]) -> Param | None:
     where = f"space.{name}"
     if not isinstance(raw, dict):
         problems.append(f"{where} must be a mapping like {{type: float, low: 1e-3, high: 1.0, log: true}}, got {raw!r}")
