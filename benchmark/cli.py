@@ -62,10 +62,11 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, base: dict | None = None):
     """defaults < base < --config file < flags < --set; validated once, before anything runs."""
     from benchmark.config import RunConfig
+    from benchmark.solo_import import load_config_file
 
     config = RunConfig.from_dict(base or {})
-    if args.config:
-        config = RunConfig.from_yaml(args.config, config)
+    if args.config:  # this suite's keys, or a solo-learn pretraining file (benchmark/solo_import.py)
+        config = load_config_file(args.config, config)
     flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
     config = RunConfig.from_dict(flags, config)
     return config.with_overrides(args.assignments)
