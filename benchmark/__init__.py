@@ -1,3 +1,10 @@
 """gps-bench: a benchmark suite for Guided Positive Sampling SSL."""
 
 __version__ = "0.1.0"
+
+
+def load_backbone(path):
+    """An exported backbone (`gpsbench export`) as a ready nn.Module in eval mode (benchmark/export.py)."""
+    from benchmark.export import load_backbone as load
+
+    return load(path)

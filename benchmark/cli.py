@@ -62,10 +62,11 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, base: dict | None = None):
     """defaults < base < --config file < flags < --set; validated once, before anything runs."""
     from benchmark.config import RunConfig
+    from benchmark.solo_import import load_config_file
 
     config = RunConfig.from_dict(base or {})
-    if args.config:
-        config = RunConfig.from_yaml(args.config, config)
+    if args.config:  # this suite's keys, or a solo-learn pretraining file (benchmark/solo_import.py)
+        config = load_config_file(args.config, config)
     flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
     config = RunConfig.from_dict(flags, config)
     return config.with_overrides(args.assignments)
@@ -272,6 +273,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """The backbone of a done run as one .safetensors file (benchmark/export.py)."""
+    from benchmark.export import export_backbone, export_summary
+
+    metadata = export_backbone(args.run_dir, args.out)
+    print(export_summary(args.out, metadata))
+    return 0
+
+
 def cmd_recipes(args: argparse.Namespace) -> int:
     """Print every method's reference recipe as the Markdown table README.md holds."""
     from benchmark.recipes import recipe_table
@@ -391,6 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="decode, cache and describe a dataset")
     _add_run_flags(data)
     data.set_defaults(func=cmd_data)
+
+    export = commands.add_parser("export", help="write a done run's backbone to a .safetensors file")
+    export.add_argument("run_dir", help="the run directory (holds config.json, checkpoint.pt)")
+    export.add_argument("--out", required=True, help="the file to write, FILE.safetensors")
+    export.set_defaults(func=cmd_export)
 
     recipes = commands.add_parser("recipes", help="every method's reference recipe, with its sources (Markdown)")
     recipes.set_defaults(func=cmd_recipes)

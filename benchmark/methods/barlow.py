@@ -43,6 +43,7 @@ class BarlowParams(MethodParams):
 @METHODS.register("barlow")
 class BarlowTwins(SSLMethod):
     display_name, table_order = "Barlow Twins", 4  # the paper's name and column order
+    solo_name, solo_names = "barlow_twins", {"lamb": "lambd"}  # solo-learn solo/methods/barlow_twins.py
     Params = BarlowParams
     params: BarlowParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/barlow.yaml (optimizer block; augmentations: asymmetric)

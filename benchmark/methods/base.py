@@ -21,6 +21,8 @@ METHODS: Registry[type[SSLMethod]] = Registry("method")
 
 # optimizer.kwargs of every solo-learn CIFAR recipe (scripts/pretrain/cifar/<method>.yaml)
 SOLO_CIFAR_LARS = {"eta": 0.02, "clip_lr": True, "exclude_bias_n_norm": True}
+# solo-learn's momentum block (solo/methods/base.py, BaseMomentumMethod) -> the momentum methods' settings
+SOLO_MOMENTUM_NAMES = {"momentum.base_tau": "tau_base", "momentum.final_tau": "tau_final"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class SSLMethod(nn.Module):
     methods lives outside the methods' own files."""
 
     uses_pair_ids = False
+    # how solo-learn names this method (None: as here) and the settings it names otherwise (its
+    # method_kwargs keys, or momentum.* keys): what a solo-learn YAML import translates (solo_import.py)
+    solo_name: str | None = None
+    solo_names: Mapping[str, str] = {}
     # whether the loss falls within a few epochs of a small run (the generic training test checks it);
     # a self-distillation loss against a slow momentum teacher need not
     loss_falls_in_short_runs = True

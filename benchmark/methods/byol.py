@@ -8,7 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
-from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
+from benchmark.methods.base import (
+    METHODS,
+    SOLO_CIFAR_LARS,
+    SOLO_MOMENTUM_NAMES,
+    MethodContext,
+    MethodParams,
+    Recipe,
+    SSLMethod,
+    mlp,
+)
 from benchmark.methods.momentum import MomentumTarget, check_taus
 
 
@@ -33,6 +42,7 @@ class BYOLParams(MethodParams):
 class BYOL(SSLMethod):
     display_name, table_order = "BYOL", 1  # the paper's name and column order
     Params = BYOLParams
+    solo_names = SOLO_MOMENTUM_NAMES
     params: BYOLParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/byol.yaml (optimizer block; augmentations: asymmetric)
         optimizer="lars",

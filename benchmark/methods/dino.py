@@ -12,7 +12,15 @@ import torch.nn.functional as F
 from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
 from benchmark.distributed import gather
 from benchmark.errors import ConfigError
-from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod
+from benchmark.methods.base import (
+    METHODS,
+    SOLO_CIFAR_LARS,
+    SOLO_MOMENTUM_NAMES,
+    MethodContext,
+    MethodParams,
+    Recipe,
+    SSLMethod,
+)
 from benchmark.methods.momentum import MomentumTarget, check_taus
 
 
@@ -79,6 +87,7 @@ class DINO(SSLMethod):
     # and the loss sits near ln(prototypes) at first, as DINO's does early in the references' runs
     loss_falls_in_short_runs = False
     Params = DINOParams
+    solo_names = SOLO_MOMENTUM_NAMES
     params: DINOParams
     center: torch.Tensor  # buffers
     teacher_temperature: torch.Tensor

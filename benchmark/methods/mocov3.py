@@ -11,7 +11,16 @@ import torch.nn.functional as F
 from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
 from benchmark.distributed import gather
 from benchmark.errors import ConfigError
-from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
+from benchmark.methods.base import (
+    METHODS,
+    SOLO_CIFAR_LARS,
+    SOLO_MOMENTUM_NAMES,
+    MethodContext,
+    MethodParams,
+    Recipe,
+    SSLMethod,
+    mlp,
+)
 from benchmark.methods.momentum import MomentumTarget, check_taus
 
 
@@ -41,6 +50,7 @@ class MoCoV3Params(MethodParams):
 class MoCoV3(SSLMethod):
     display_name, table_order = "MoCo v3", 6
     Params = MoCoV3Params
+    solo_names = SOLO_MOMENTUM_NAMES
     params: MoCoV3Params
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/mocov3.yaml (optimizer block; augmentations: asymmetric)
         optimizer="lars",

@@ -84,6 +84,11 @@ _VICREG_VIEW = {
 class VICReg(SSLMethod):
     display_name, table_order = "VICReg", 3  # the paper's name and column order
     Params = VICRegParams
+    solo_names = {  # solo-learn solo/methods/vicreg.py: method_kwargs
+        "sim_loss_weight": "sim_weight",
+        "var_loss_weight": "var_weight",
+        "cov_loss_weight": "cov_weight",
+    }
     params: VICRegParams
     recipe = Recipe(  # solo-learn scripts/pretrain/cifar/vicreg.yaml (optimizer block)
         optimizer="lars",

@@ -4,6 +4,7 @@ of an earlier run of this suite (so a sweep can chain "train a prior, then use i
 from __future__ import annotations
 
 import glob
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from benchmark.backbones import (
 )
 from benchmark.errors import ConfigError, DamagedFile, choice_error
 from benchmark.evaluate import extract_features
+from benchmark.export import is_export, load_backbone, read_metadata
 from benchmark.priors.base import PRIORS, Prior, file_digest
 from benchmark.rundir import read_object
 
@@ -113,7 +115,8 @@ def _torchvision_state(model_name: str, spec: str) -> dict:
 @PRIORS.register("timm")
 class TimmPrior(Prior):
     """`timm:<model>`: pooled features of a pretrained timm model, on images at the model's resolution
-    and normalisation (`input: model`) or at the dataset's own (`input: native`, the paper's way)."""
+    and normalisation (`input: model`) or at the dataset's own (`input: native`, the paper's way).
+    `weights` may be a backbone exported by `gpsbench export` (benchmark/export.py)."""
 
     Params = TimmParams
     needs_arg = True
@@ -129,6 +132,8 @@ class TimmPrior(Prior):
         import timm
 
         weights = self.params.weights
+        if weights and weights.endswith(".safetensors") and is_export(weights):
+            return self._exported(weights)
         try:
             model = timm.create_model(self.arg, pretrained=weights is None, num_classes=0)
         except Exception as err:
@@ -142,6 +147,20 @@ class TimmPrior(Prior):
             load_weights(model, Path(weights))
         cfg = timm.data.resolve_data_config({}, model=model)
         return model, cfg
+
+    def _exported(self, path: str):
+        """A backbone exported by `gpsbench export`, rebuilt as it trained (its stem included, which a
+        bare timm model lacks); `input: model` feeds it at its training resolution and normalisation."""
+        metadata = read_metadata(path)
+        model_name = metadata["timm_model"]
+        if model_name != self.arg:
+            fix = f"use prior timm:{model_name}" if model_name else "no timm model: use prior run:<its run directory>"
+            raise ConfigError(
+                f"prior timm:{self.arg}: prior_args.weights {path!r} is an exported {metadata['backbone']}; {fix}"
+            )
+        size = int(metadata["image_size"])
+        cfg = {"mean": json.loads(metadata["mean"]), "std": json.loads(metadata["std"]), "input_size": (3, size, size)}
+        return load_backbone(path), cfg
 
     def _input(self, data, cfg) -> tuple[tuple, tuple, int | None]:
         """Normalisation and resolution the images are fed at (see PretrainedParams.input)."""
