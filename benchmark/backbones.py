@@ -60,6 +60,7 @@ def _cifar_resnet(name: str) -> Builder:
         model.maxpool = nn.Identity()
         model.num_features = model.fc.in_features
         model.fc = nn.Identity()
+        model.timm_model = name  # timm's ResNet of this name shares these tensors (given this stem): exports say so
         return model
 
     return build

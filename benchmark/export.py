@@ -34,15 +34,12 @@ def stem_description(model: nn.Module) -> str:
     return text
 
 
-def timm_model_name(name: str) -> str:
-    """The timm model of a backbone: a timm name as is; the CIFAR ResNets are torchvision's ResNets,
-    whose tensors timm's ResNet of the same name shares (load them with the stem of the metadata);
-    empty where timm has none (the small CNN)."""
+def timm_model_name(name: str, model: nn.Module) -> str:
+    """The timm model of a backbone: a timm name as is; a backbone of this suite's own names it as its
+    `timm_model` (the CIFAR ResNets: timm's ResNet of that name shares their tensors, loaded with the
+    stem of the metadata); empty where timm has none (the small CNN)."""
     if name in BACKBONES:
-        bare = name.removeprefix("cifar_")
-        import timm
-
-        return bare if bare != name and timm.is_model(bare) else ""
+        return str(getattr(model, "timm_model", ""))
     return name.removeprefix(TIMM_PREFIX)
 
 
@@ -81,7 +78,7 @@ def export_backbone(run_dir: str | Path, out: str | Path) -> dict[str, str]:
     metadata = {
         FORMAT_KEY: FORMAT,
         "backbone": name,
-        "timm_model": timm_model_name(name),
+        "timm_model": timm_model_name(name, model),
         "cifar_stem": json.dumps(cifar_stem),
         "stem": stem_description(model),
         "image_size": str(image_size),

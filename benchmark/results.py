@@ -239,6 +239,14 @@ def to_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n\n" + table.footer()
 
 
+def _latex_columns(table: Table, columns: list) -> pd.Index:
+    """One header row per column axis (a MultiIndex: Styler spans a value over its sub-columns)."""
+    headers = [table.header(col) for col in columns]
+    if len(table.col_axes) > 1 and all(len(h) == len(table.col_axes) for h in headers):
+        return pd.MultiIndex.from_tuples(headers, names=table.col_axes)
+    return pd.Index([str(col) for col in columns], name=table.col_axes[0] if len(table.col_axes) == 1 else None)
+
+
 def to_latex(table: Table) -> str:
     """booktabs LaTeX through pandas' Styler: one header row per column axis (`\\multicolumn` over
     the augmentations of a data set), row and column names escaped (`& % $ # _ { } ~ ^ \\`), the best
@@ -251,9 +259,7 @@ def to_latex(table: Table) -> str:
             for row in table.mean.index
         ],
         index=pd.Index([str(row) for row in table.mean.index]),
-        columns=pd.MultiIndex.from_tuples([table.header(col) for col in columns], names=table.col_axes or None)
-        if len({len(table.header(col)) for col in columns}) == 1
-        else pd.Index([str(col) for col in columns]),
+        columns=_latex_columns(table, columns),
     )
     bold = pd.DataFrame(
         [

@@ -128,8 +128,9 @@ def test_the_cifar_resnet_is_timms_resnet_with_the_exported_stem():
 
     torch.manual_seed(0)
     ours, _ = build_backbone("cifar_resnet18", 8)
-    assert timm_model_name("cifar_resnet18") == "resnet18" and timm_model_name("small") == ""
-    theirs = timm.create_model(timm_model_name("cifar_resnet18"), num_classes=0)
+    assert timm_model_name("cifar_resnet18", ours) == "resnet18"
+    assert timm_model_name("small", build_backbone("small", 8)[0]) == ""
+    theirs = timm.create_model(timm_model_name("cifar_resnet18", ours), num_classes=0)
     theirs.conv1 = torch.nn.Conv2d(3, 64, 3, stride=1, padding=2, bias=False)
     theirs.maxpool = torch.nn.Identity()
     theirs.load_state_dict(ours.state_dict(), strict=True)

@@ -243,3 +243,5 @@ def test_latex_escapes_special_characters_in_names(tmp_path):
     latex = to_latex(build_table(pd.DataFrame(rows), counts, rows=["dataset"], cols=["aug", "method"])).splitlines()
     assert latex[2] == r"aug & \textasciitilde \textasciicircum \textbackslash  \\"
     assert latex[5] == r"my\$set\{1\} & \textbf{55.00 $\pm$ 7.07} \\"
+    one_axis = to_latex(build_table(pd.DataFrame(rows), counts, rows=["method"], cols=["aug"])).splitlines()
+    assert one_axis[2] == r"aug & \textasciitilde \textasciicircum \textbackslash  \\"  # one header row
