@@ -4,6 +4,9 @@ config with the axes at the top level, one W&B run per results folder, and the s
 
 from __future__ import annotations
 
+import glob
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -82,6 +85,16 @@ def test_sweep_groups_seeds_names_priors_and_logs_its_summary(offline, capsys):
     assert {"table-linear_acc.md", "table-linear_acc.csv", "bars-linear_acc.png", "curves.png"} <= set(logged)
     staged = open(logged["table-linear_acc.md"]).read()
     assert staged == (sweep_dir / "table-linear_acc.md").read_text() and "| SimCLR |" in staged
+
+    # README's upload command, as the shell expands it (`*` skips the dot folder, named on its own)
+    paths = glob.glob(f"{sweep_dir}/*/wandb/offline-run-*") + glob.glob(
+        f"{sweep_dir}/{SUMMARY_DIR}/wandb/offline-run-*"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "wandb", "sync", "--dry-run", *paths], capture_output=True, text=True, timeout=600
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "Would sync 5 run(s)" in listed.stdout + listed.stderr
 
 
 def test_tuning_trials_add_no_tag_per_trial(offline):

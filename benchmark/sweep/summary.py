@@ -20,7 +20,7 @@ ARTIFACT_TYPE = "sweep-results"
 
 def summary_files(sweep_dir: Path, metric: str = "linear_acc") -> tuple[list[Path], dict[str, int]]:
     """Write table-<metric>.md and .csv and the plots into the sweep folder (the files `gpsbench table
-    --write` writes) and return them with the run counts; no files while no run is done."""
+    --save` writes) and return them with the run counts; no files while no run is done."""
     from benchmark.plots import write_plots
     from benchmark.results import build_table, collect, to_csv, to_markdown
 
@@ -53,10 +53,10 @@ def log_summary(sweep_dir: Path, wandb_settings, name: str, mode: str, out: Text
     if mode == "disabled":
         return
     sweep_dir = Path(sweep_dir)
-    files, counts = summary_files(sweep_dir)
-    if not files:
-        return
     try:
+        files, counts = summary_files(sweep_dir)
+        if not files:
+            return
         import wandb
 
         run = wandb.init(
@@ -82,10 +82,10 @@ def log_summary(sweep_dir: Path, wandb_settings, name: str, mode: str, out: Text
             artifact.add_file(str(path), name=path.name)
         run.log_artifact(artifact)
         run.finish()
-    except Exception as err:  # noqa: BLE001 - W&B must never fail a sweep
+    except Exception as err:  # noqa: BLE001 - the summary must never fail a sweep whose runs are done
         print(
-            f"gpsbench: warning: W&B summary failed ({type(err).__name__}: {err}); the table and plots are "
-            f"in {sweep_dir}",
+            f"gpsbench: warning: the W&B summary failed ({type(err).__name__}: {err}); the runs and their "
+            f"W&B runs are complete, `gpsbench table {sweep_dir} --save` writes the table and plots",
             file=sys.stderr,
         )
         return
