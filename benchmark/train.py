@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch.profiler import record_function
@@ -33,7 +33,7 @@ from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
 from benchmark.result import RunResult
 from benchmark.rundir import ReadOnlyRunDir, RunDir
-from benchmark.tracking import Tracker
+from benchmark.tracking import SINGLE_RUN, Labels, Tracker
 
 RANK_SEED_STRIDE = 1_000_003  # process r draws from seed + r * stride (rank 0: the seed itself)
 STOP_POLL_STEPS = 10
@@ -296,7 +296,7 @@ def train_run(
     restart_damaged: bool = False,
     results_dir: Path | None = None,
     interrupt: Callable[[], bool] | None = None,
-    wandb_tags: Sequence[str] = (),
+    wandb_labels: Labels | None = None,
     epoch_callback: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train and evaluate one run into `out` (config.json, status.json, metrics.jsonl, result.json,
@@ -308,8 +308,9 @@ def train_run(
     and raises RunInterrupted (status `pending`), so a requeued attempt continues mid-epoch. Ctrl-C also
     leaves the run `pending`: rerunning resumes it from its last checkpoint. `restart_damaged`: a
     damaged checkpoint means starting over rather than an error. `results_dir` is where `run:` priors
-    are looked up. `epoch_callback(metrics)` sees every epoch's metrics (tuning reports the validation
-    kNN to optuna there; raising stops the run)."""
+    are looked up. `wandb_labels`: the sweep, cell or trial the run belongs to (W&B group, name, tags).
+    `epoch_callback(metrics)` sees every epoch's metrics (tuning reports the validation kNN to optuna
+    there; raising stops the run)."""
     device = select_device(config.device, int(os.environ.get("LOCAL_RANK", 0)))
     ranks = init_from_env(device.type)
     run = RunDir(out) if ranks.is_main else ReadOnlyRunDir(out)  # one writer: rank 0
@@ -340,7 +341,7 @@ def train_run(
         if attempt.checkpoint is not None and ranks.is_main:
             where = f", step {position.step} of epoch {start_epoch + 1}" if position else ""
             print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
-        tracker = life.tracker = Tracker(run, config, run_id, tags=wandb_tags, enabled=ranks.is_main)
+        tracker = life.tracker = Tracker(run, config, run_id, labels=wandb_labels or SINGLE_RUN, enabled=ranks.is_main)
         _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt, epoch_callback)
         if not ranks.is_main:
             return {}  # rank 0 evaluates and writes the result

@@ -17,6 +17,7 @@ from benchmark.cli import main
 from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
+from benchmark.tracking import wandb_run_id
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -150,7 +151,8 @@ def test_sweep_runs_as_a_slurm_array_with_a_failing_cell(on_cluster, tmp_path, c
         status = run.read_status()
         assert status["state"] == "done" and status["executor"] == "slurm" and status["attempt"] == 1, status
         assert read_json(run.result)["run_id"] == run.path.name
-        assert len(list(run.path.glob(f"wandb/offline-run-*-{run.path.name}/run-{run.path.name}.wandb"))) == 1
+        wandb_id = wandb_run_id(run.path, run.path.name)
+        assert len(list(run.path.glob(f"wandb/offline-run-*-{wandb_id}/run-{wandb_id}.wandb"))) == 1
     after = status_text()
     assert after.splitlines()[-1] == "5 runs: 4 done, 1 failed"
     assert "(RUNNING)" not in after and "(PENDING)" not in after

@@ -20,6 +20,7 @@ from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.plan import expand
 from benchmark.sweep.registry import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
+from benchmark.tracking import wandb_run_id
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = (
@@ -86,11 +87,15 @@ def test_debug_sweep_runs_skips_retries_and_logs_each_run_to_wandb(e2e, tmp_path
         assert result["run_id"] == cell.run_id and (result["prior_nn_agreement"] is None) == (
             cell.axes["prior"] == "none"
         )
-        files = list(run.path.glob(f"wandb/offline-run-*-{cell.run_id}/run-{cell.run_id}.wandb"))
+        wandb_id = wandb_run_id(run.path, cell.run_id)
+        files = list(run.path.glob(f"wandb/offline-run-*-{wandb_id}/run-{wandb_id}.wandb"))
         assert len(files) == 1, list(run.path.glob("wandb/*"))
         record = run_record(files[0])
-        assert (record.run_id, record.run_group, record.job_type) == (cell.run_id, "e2e", cell.axes["method"])
-        assert list(record.tags) == cell.tags and history_steps(files[0]) == [1, 2]
+        assert (record.run_id, record.job_type) == (wandb_id, "e2e")
+        assert record.run_group.startswith(f"{cell.axes['method']}-") and record.display_name.endswith(
+            f"-s{cell.axes['seed']}"
+        )
+        assert list(record.tags) == ["e2e", *cell.tags] and history_steps(files[0]) == [1, 2]
 
     done = {run.path: run.result.stat().st_mtime_ns for _, run in runs if run.result.is_file()}
     assert main(["sweep", str(e2e), "--executor", "debug", "--results-dir", str(results)]) == 1

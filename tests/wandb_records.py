@@ -48,3 +48,20 @@ def run_record(path: Path):
 
 def history_steps(path: Path) -> list[int]:
     return [r.history.step.num for r in read_records(path) if r.WhichOneof("record_type") == "history"]
+
+
+def run_config(path: Path) -> dict:
+    """The W&B config the run sent (its run record's config items, values decoded from JSON)."""
+    import json
+
+    return {item.key: json.loads(item.value_json) for item in run_record(path).config.update}
+
+
+def artifacts(path: Path) -> list:
+    """The run's `artifact` records: name, type, manifest (the files, with their staged local paths)."""
+    return [r.artifact for r in read_records(path) if r.WhichOneof("record_type") == "artifact"]
+
+
+def offline_runs(folder: Path) -> list[Path]:
+    """The `run-<id>.wandb` files of every offline run W&B wrote under `folder/wandb/`."""
+    return sorted(Path(folder).glob("wandb/offline-run-*/run-*.wandb"))

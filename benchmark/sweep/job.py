@@ -23,6 +23,7 @@ from benchmark.errors import ConfigError, TrainingError
 from benchmark.rundir import RunDir
 from benchmark.runstate import RunState
 from benchmark.sweep.scheduler import in_submitit_job, submitit_preemption
+from benchmark.tracking import Labels
 
 
 def _deferred_preemption() -> tuple[Callable[[], bool] | None, Callable[[], None] | None]:
@@ -70,7 +71,7 @@ class RunJob(submitit.helpers.Checkpointable):
         config: RunConfig,
         run_dir: Path,
         results_root: Path,
-        tags: list[str],
+        labels: Labels,
         depends_on: str | None = None,
         max_attempts: int = 3,
         threads: int | None = None,
@@ -79,7 +80,7 @@ class RunJob(submitit.helpers.Checkpointable):
         self.config = config
         self.run_dir = Path(run_dir)
         self.results_root = Path(results_root)
-        self.tags = tags
+        self.labels = labels  # W&B: the sweep and the cell
         self.depends_on = depends_on
         self.max_attempts = max_attempts
         self.threads = threads
@@ -118,7 +119,7 @@ class RunJob(submitit.helpers.Checkpointable):
                 restart_damaged=True,
                 results_dir=self.results_root,
                 interrupt=_either(preempted, stop),
-                wandb_tags=self.tags,
+                wandb_labels=self.labels,
             )
         except RunBusy as busy:
             print(f"gpsbench: {busy}: this job leaves it", file=sys.stderr)

@@ -23,6 +23,8 @@ from benchmark.sweep.plan import Cell, Plan, expand
 from benchmark.sweep.registry import RunView, states
 from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.status import MANIFEST
+from benchmark.sweep.summary import log_summary, summary_mode
+from benchmark.tracking import Labels
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
             print(f"submitted {len(jobs)} run(s); follow them with: gpsbench status {sweep_dir}", file=out)
             return 0
     print(sweep_table(sweep_dir), file=out)
+    modes = {spec.wandb.apply(cell.config).wandb_mode or "disabled" for cell in plan.cells}
+    log_summary(sweep_dir, spec.wandb, spec.name, summary_mode(modes), out)
     final = Counter(state.state for state in states(sweep_dir, [cell.run_id for cell in plan.cells]).values())
     unfinished = {state: final[state] for state in TO_RUN if final[state]}
     if unfinished:
@@ -126,10 +130,10 @@ def stop_on_sigterm():
 
 def make_job(cell: Cell, spec, sweep_dir: Path, results_root: Path) -> RunJob:
     return RunJob(
-        spec.wandb.apply(cell.config, spec.name),
+        spec.wandb.apply(cell.config),
         sweep_dir / cell.run_id,
         Path(results_root),
-        cell.tags,
+        Labels(spec.name, cell.axes),
         depends_on=cell.depends_on,
         max_attempts=spec.resources.max_attempts,
     )

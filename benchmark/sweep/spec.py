@@ -55,8 +55,9 @@ class WandbSettings:
         if self.mode is not None and self.mode not in WANDB_MODES:
             raise choice_error("wandb.mode", self.mode, WANDB_MODES)
 
-    def apply(self, config: RunConfig, group: str) -> RunConfig:
-        """A sweep's or study's run: its W&B settings (group = the sweep or study), no progress bar."""
+    def apply(self, config: RunConfig) -> RunConfig:
+        """A sweep's or study's run: its W&B settings, no progress bar. The W&B group stays the cell's
+        (tracking.cell_group) unless the config sets `wandb_group`."""
         from benchmark.tracking import sweep_wandb_mode
 
         return dataclasses.replace(
@@ -64,7 +65,6 @@ class WandbSettings:
             wandb_mode=sweep_wandb_mode(config.wandb_mode or self.mode),
             wandb_project=self.project,
             wandb_entity=self.entity,
-            wandb_group=group,
             progress=False,
         )
 

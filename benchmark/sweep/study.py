@@ -20,6 +20,7 @@ from benchmark.runstate import RunState
 from benchmark.sweep.executors import Executor, Workers
 from benchmark.sweep.job import use_threads
 from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
+from benchmark.tracking import Labels
 
 DONE_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 MAX_FAILURES_PER_TRIAL = 2  # a worker gives up when failed trials reach twice the budget
@@ -143,7 +144,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
 
         trial.set_user_attr("worker", self.worker_info())
         params = {param.name: param.suggest(trial) for param in self.spec.space}
-        config = self.spec.wandb.apply(self.spec.config(params), self.spec.name)
+        config = self.spec.wandb.apply(self.spec.config(params))
         for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if other.number != trial.number and other.user_attrs.get("run_id") == config.run_id:
                 raise DuplicateTrial(f"trial {other.number} is training the same run {config.run_id}")
@@ -164,7 +165,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
             resume=True,
             results_dir=self.results_root,
             epoch_callback=report,
-            wandb_tags=[f"trial={trial.number}", *(f"{k}={v}" for k, v in params.items())],
+            wandb_labels=Labels(self.spec.name, trial=trial.number),  # no tag per trial: its number is config
         )
         return objective_value(result, self.spec.objective)
 
