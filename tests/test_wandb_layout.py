@@ -82,7 +82,7 @@ def test_sweep_groups_seeds_names_priors_and_logs_its_summary(offline, capsys):
     [artifact] = artifacts(summary)
     assert (artifact.name, artifact.type) == ("wbl-results", ARTIFACT_TYPE)
     logged = {entry.path: entry.local_path for entry in artifact.manifest.contents}
-    assert {"table-linear_acc.md", "table-linear_acc.csv", "bars-linear_acc.png", "curves.png"} <= set(logged)
+    assert {"table-linear_acc.md", "table-linear_acc.csv", "bars-linear_acc.png", "losses.png"} <= set(logged)
     staged = open(logged["table-linear_acc.md"]).read()
     assert staged == (sweep_dir / "table-linear_acc.md").read_text() and "| SimCLR |" in staged
 
