@@ -33,6 +33,12 @@ def digits(tmp_path_factory):
     return load_dataset("digits", data_dir=tmp_path_factory.mktemp("data"))
 
 
+@pytest.fixture(scope="module")
+def few_digits(tmp_path_factory):
+    """600 images (4 steps of 128 an epoch): for the tests that train three runs."""
+    return load_dataset("digits", data_dir=tmp_path_factory.mktemp("data"), subset=600)
+
+
 def config(**values) -> RunConfig:
     method = values.get("method", "simclr")
     heads = small_method_args(method, 256, proj_output_dim=64, queue_size=4096)
@@ -146,18 +152,18 @@ def test_the_stored_table_is_the_exact_table_of_the_model_at_the_refresh(tmp_pat
 
 
 @pytest.mark.parametrize("sampling", ["knn-uniform", "radius"])
-def test_a_run_interrupted_after_a_refresh_resumes_with_the_refreshed_table(sampling, tmp_path, digits):
+def test_a_run_interrupted_after_a_refresh_resumes_with_the_refreshed_table(sampling, tmp_path, few_digits):
     """Preemption inside epoch 2, after the refresh at the end of epoch 1: the resumed run draws from the
     refreshed table (held by the checkpoint) and matches an uninterrupted run bit for bit (CPU)."""
     cfg = config(aug="weak", epochs=3, refresh_every=1, sampling=sampling, checkpoint_every=10, data_dir=str(tmp_path))
-    straight = train_run(cfg, tmp_path / "straight", data=digits)
-    steps = len(digits.pretrain) // cfg.batch_size
+    straight = train_run(cfg, tmp_path / "straight", data=few_digits)
+    steps = len(few_digits.pretrain) // cfg.batch_size
     polls = iter(range(10_000))
     with pytest.raises(RunInterrupted, match="epoch 2 after step 2"):
-        train_run(cfg, tmp_path / "resumed", data=digits, interrupt=lambda: next(polls) + 1 == steps + 2)
+        train_run(cfg, tmp_path / "resumed", data=few_digits, interrupt=lambda: next(polls) + 1 == steps + 2)
     run = RunDir(tmp_path / "resumed")
     assert run.load_checkpoint()["neighbor_table"]["epoch"] == 1
-    resumed = train_run(cfg, tmp_path / "resumed", resume=True, data=digits)
+    resumed = train_run(cfg, tmp_path / "resumed", resume=True, data=few_digits)
     straight_metrics = RunDir(tmp_path / "straight").read_metrics()
     assert [m["loss"] for m in run.read_metrics()] == [m["loss"] for m in straight_metrics]
     assert [m.get("refresh_agreement") for m in run.read_metrics()] == [
