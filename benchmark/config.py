@@ -27,11 +27,15 @@ ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args")
 
 IDENTITY = "identity"  # field metadata: True if the field enters run_id (experiment), False if not (execution)
 GPS_ONLY = "gps_only"  # field metadata: an experiment field that only counts for GPS runs
+# field metadata: an experiment field added after run_ids were published enters run_id only when it is
+# not at its default, so every config that does not use it keeps its id
+NEW_KEY = "new_key"
 
 
-def experiment(default: Any = dataclasses.MISSING, *, gps_only: bool = False, **kwargs) -> Any:
-    """A field that changes the result: it enters run_id (with gps_only, only for GPS runs)."""
-    return field(default=default, metadata={IDENTITY: True, GPS_ONLY: gps_only}, **kwargs)
+def experiment(default: Any = dataclasses.MISSING, *, gps_only: bool = False, new_key: bool = False, **kwargs) -> Any:
+    """A field that changes the result: it enters run_id (with gps_only, only for GPS runs; with
+    new_key, only when set to something other than its default)."""
+    return field(default=default, metadata={IDENTITY: True, GPS_ONLY: gps_only, NEW_KEY: new_key}, **kwargs)
 
 
 def execution(default: Any = dataclasses.MISSING, **kwargs) -> Any:
@@ -75,6 +79,9 @@ class RunConfig:
     tau_neighbors: int = experiment(5, gps_only=True)
     metric: str = experiment("l2", gps_only=True)  # l2 (the paper's) or cosine
     knn_index: str = experiment("auto", gps_only=True)  # exact | ivf | hnsw | auto (exact to 200,000 images)
+    # rebuild the neighbour table from the model being trained every n epochs (0: never; benchmark/refresh.py)
+    refresh_every: int = experiment(0, gps_only=True, new_key=True)
+    refresh_from: str = experiment("backbone", gps_only=True, new_key=True)  # backbone | projector
     epochs: int = experiment(100)
     batch_size: int = experiment(256)
     optimizer: str | None = experiment(None)  # None: the method's recipe
@@ -173,6 +180,7 @@ class RunConfig:
         from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
         from benchmark.optim import OPTIMIZERS, resolve_optim
         from benchmark.priors import check_prior, is_plain
+        from benchmark.refresh import SOURCES, check_refresh
 
         problems: list[Problem] = []
 
@@ -210,6 +218,8 @@ class RunConfig:
             problems.append(
                 f"k={self.k} needs a prior to find neighbours in; prior is {self.prior!r} (set --prior, or k 0)"
             )
+        check(lambda: SOURCES.get(self.refresh_from))
+        check(lambda: check_refresh(self))
         if self.tau is not None and self.tau <= 0:
             problems.append(f"tau must be > 0 (or null for adaptive), got {self.tau}")
         for name, low in (("epochs", 0), ("batch_size", 2), ("checkpoint_every", 1), ("val_max", 1)):
@@ -253,6 +263,11 @@ class RunConfig:
                 if f.metadata.get(GPS_ONLY):
                     values.pop(f.name)
             values["prior"], values["k"] = "none", 0
+        if not self.refresh_every:  # no refresh: what it would embed with changes nothing
+            values.pop("refresh_from", None)
+        for f in fields(self):
+            if f.metadata.get(NEW_KEY) and f.name in values and values[f.name] == f.default:
+                values.pop(f.name)
         values.update(resolve_optim(self))
         return values
 

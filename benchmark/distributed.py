@@ -84,6 +84,13 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def broadcast(x: torch.Tensor) -> torch.Tensor:
+    """Rank 0's values of x on every rank (in place; every rank passes a tensor of the same shape)."""
+    if ranks().distributed:
+        dist.broadcast(x, src=0)
+    return x
+
+
 def barrier() -> None:
     if ranks().distributed:
         dist.barrier()

@@ -31,6 +31,7 @@ from benchmark.lifecycle import RunInterrupted, RunLifecycle
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
+from benchmark.refresh import refresh_due, refresh_table, restore_table, table_state
 from benchmark.result import RunResult
 from benchmark.rundir import ReadOnlyRunDir, RunDir
 from benchmark.tracking import SINGLE_RUN, Labels, Tracker
@@ -76,6 +77,7 @@ class RunParts:
     ranks: Ranks = Ranks()
     forward: torch.nn.Module | None = None  # the method, wrapped in DistributedDataParallel when distributed
     order_generator: torch.Generator | None = None  # several processes: the epoch order they all share
+    refreshed_at: int = 0  # the epoch after which the neighbour table was last rebuilt (0: the prior's)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -222,6 +224,7 @@ def _checkpoint_state(
         "generator": parts.generator.get_state(),
         "augment_order": parts.augment.order_rng.getstate(),
         "order_generator": None if parts.order_generator is None else parts.order_generator.get_state(),
+        "neighbor_table": table_state(parts),  # a refreshed table (benchmark/refresh.py); None: the prior's
         "position": None
         if position is None
         else {
@@ -258,6 +261,7 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
         parts.augment.order_rng.seed(reseed)
     if parts.order_generator is not None and state.get("order_generator") is not None:
         parts.order_generator.set_state(state["order_generator"])
+    restore_table(parts, state.get("neighbor_table"))
     saved = state.get("position")
     position = (
         None
@@ -427,6 +431,9 @@ def _train_epochs(
         }
         if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
             metrics["val_knn_acc"] = _online_knn(parts)
+        if refresh_due(config, epoch):  # before the checkpoint, so that it holds the new table
+            metrics.update(refresh_table(parts, epoch))
+            clock.seconds += metrics["refresh_seconds"]
         tracker.log_epoch(metrics)
         if epoch_callback is not None and parts.ranks.is_main:
             epoch_callback(metrics)

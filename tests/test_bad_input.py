@@ -161,6 +161,8 @@ CASES = [
     ),
     ("truncated-checkpoint-resume", ["train", *SMALL, "--epochs", "1", "--resume", "--out", f"{R}/torn"], "--restart"),
     # train: sizes found once the data is loaded
+    ("refresh-plain-run", ["train", "--set", "refresh_every=5"], "refresh_every=5"),
+    ("refresh-unknown-source", ["train", "--prior", "pixel", "--k", "5", "--set", "refresh_from=feats"], "'feats'"),
     ("k-larger-than-train", ["train", "--prior", "pixel", "--k", "5000"], "k=5000"),
     ("batch-larger-than-train", ["train", "--batch-size", "5000"], "5000"),
     # train: data

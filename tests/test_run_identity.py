@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from benchmark.config import GPS_ONLY, RunConfig, execution, experiment, identity_declared
+from benchmark.config import GPS_ONLY, NEW_KEY, RunConfig, execution, experiment, identity_declared
 
 PINNED = [  # computed with the code of main at 15073a7, before fields declared their side
     ({}, "4296fc400276"),
@@ -93,6 +93,8 @@ IDENTITY_FIELDS = {
     "tau_neighbors",
     "metric",
     "knn_index",
+    "refresh_every",
+    "refresh_from",
     "epochs",
     "batch_size",
     "optimizer",
@@ -107,12 +109,30 @@ IDENTITY_FIELDS = {
     "val_max",
     "knn_temperature",
 }
-GPS_ONLY_FIELDS = {"prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index"}
+GPS_ONLY_FIELDS = {
+    "prior_args",
+    "sampling",
+    "include_self",
+    "tau",
+    "tau_neighbors",
+    "metric",
+    "knn_index",
+    "refresh_every",
+    "refresh_from",
+}
+NEW_KEYS = {"refresh_every", "refresh_from"}  # added after the ids above: in run_id only when not at their default
 
 
 @pytest.mark.parametrize("values, run_id", PINNED)
 def test_run_ids_of_existing_configs_stay_the_same(values, run_id):
     assert RunConfig.from_dict(values).run_id == run_id
+
+
+def test_keys_added_later_are_pinned_and_keep_every_default_config_id():
+    assert {f.name for f in dataclasses.fields(RunConfig) if f.metadata.get(NEW_KEY)} == NEW_KEYS
+    gps = {"prior": "pixel", "k": 5, "epochs": 10}
+    assert NEW_KEYS.isdisjoint(RunConfig.from_dict(gps).resolved())
+    assert RunConfig.from_dict({**gps, "refresh_every": 2}).run_id != RunConfig.from_dict(gps).run_id
 
 
 def test_data_path_enters_run_id_by_its_content(tmp_path):

@@ -63,8 +63,12 @@ def test_every_method_trains_and_lowers_its_loss(method, tmp_path, digits):
     assert result["knn_acc"] > 0.5
 
 
-def test_resume_continues_exactly(tmp_path, digits, monkeypatch):
-    cfg = config(method="byol", aug="strong", epochs=4, checkpoint_every=1)
+@pytest.mark.parametrize("refresh", [False, True], ids=["plain", "after-a-table-refresh"])
+def test_resume_continues_exactly(refresh, tmp_path, digits, monkeypatch):
+    values = dict(method="byol", aug="strong", epochs=4, checkpoint_every=1)
+    if refresh:  # GPS with its neighbour table rebuilt after epoch 2: the resumed run draws from the rebuilt one
+        values.update(prior="pixel", k=5, refresh_every=2, data_dir=str(tmp_path / "data"))
+    cfg = config(**values)
     straight = train_run(cfg, tmp_path / "straight", data=digits)
 
     original = RunDir.save_checkpoint
@@ -79,6 +83,8 @@ def test_resume_continues_exactly(tmp_path, digits, monkeypatch):
         train_run(cfg, tmp_path / "resumed", data=digits)
     run = RunDir(tmp_path / "resumed")
     assert run.read_status()["state"] == "failed" and "simulated" in run.read_status()["error"]
+    table = run.load_checkpoint()["neighbor_table"]
+    assert (table is not None and table["epoch"] == 2) if refresh else table is None
     monkeypatch.setattr(RunDir, "save_checkpoint", original)
     resumed = train_run(cfg, tmp_path / "resumed", resume=True, data=digits)
     straight_losses = [m["loss"] for m in RunDir(tmp_path / "straight").read_metrics()]

@@ -78,6 +78,7 @@ class SSLMethod(nn.Module):
     params: MethodParams
     Params: type[MethodParams]
     recipe: Recipe
+    projector: nn.Module  # every method's head on the backbone (a refreshed GPS table may embed with it)
 
     def __init__(self, backbone: nn.Module):
         super().__init__()

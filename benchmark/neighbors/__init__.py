@@ -34,7 +34,7 @@ from benchmark.neighbors.search import (
     search_kind,
     torch_exact,
 )
-from benchmark.neighbors.wiring import GPSSetup, build_sampler
+from benchmark.neighbors.wiring import GPSSetup, build_sampler, rule_sampler
 
 __all__ = [
     "APPROXIMATE",
@@ -61,6 +61,7 @@ __all__ = [
     "neighbor_table",
     "prior_nn_agreement",
     "recall_at_k",
+    "rule_sampler",
     "sampling_rule",
     "search_kind",
     "torch_exact",

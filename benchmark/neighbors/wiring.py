@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmark.errors import ConfigError
 from benchmark.neighbors.samplers import SAMPLING_RULES, IdentitySampler, PairSampler
-from benchmark.neighbors.search import adaptive_tau, neighbor_table, prior_nn_agreement
+from benchmark.neighbors.search import NeighborTable, adaptive_tau, neighbor_table, prior_nn_agreement
 from benchmark.rundir import default_results_dir
 
 
@@ -20,6 +21,7 @@ class GPSSetup:
     sampler: PairSampler
     prior_nn_agreement: float | None = None
     report: dict = field(default_factory=dict)
+    table: NeighborTable | None = None  # the table the sampler draws from (benchmark/refresh.py swaps both)
 
 
 def build_sampler(
@@ -49,12 +51,7 @@ def build_sampler(
     cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
     table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index, cache_root, device)
-    tau = None
-    if rule.needs_radius:
-        tau = config.tau if config.tau is not None else adaptive_tau(table.dist, config.tau_neighbors)
-    index_t = torch.as_tensor(table.index, device=device)
-    dist_t = torch.as_tensor(table.dist, device=device)
-    sampler = rule.build(index_t, dist_t, config.k, tau, config.include_self)
+    sampler, tau = rule_sampler(config, table.index, table.dist, device)
     agreement = prior_nn_agreement(table.index, data.pretrain.labels, config.k)
     report = {
         "prior": config.prior,
@@ -68,4 +65,15 @@ def build_sampler(
         "table_recall": table.recall,
         "tau": tau,
     }
-    return GPSSetup(sampler, agreement, report)
+    return GPSSetup(sampler, agreement, report, table)
+
+
+def rule_sampler(config, index: np.ndarray, dist: np.ndarray, device: torch.device) -> tuple[PairSampler, float | None]:
+    """The config's sampling rule over a neighbour table, and the radius it uses (adaptive tau is
+    computed from this table's distances; None for rules without a radius)."""
+    rule = SAMPLING_RULES.get(config.sampling)
+    tau = None
+    if rule.needs_radius:
+        tau = config.tau if config.tau is not None else adaptive_tau(dist, config.tau_neighbors)
+    index_t, dist_t = torch.as_tensor(index, device=device), torch.as_tensor(dist, device=device)
+    return rule.build(index_t, dist_t, config.k, tau, config.include_self), tau
