@@ -62,6 +62,7 @@ class Terminal(io.StringIO):
         return True
 
 
+@pytest.mark.slow
 def test_watch_follows_a_local_sweep_until_every_run_is_done(tmp_path, capsys):
     """A real local sweep (submitit jobs, one at a time) in another process; the watcher prints each
     new state of the table once and returns 0 when it sees both runs done. The jobs' own logs hold
