@@ -169,6 +169,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from benchmark.sweep.status import format_status
+    from benchmark.sweep.watch import watch
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -176,6 +177,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"no sweep folder {str(folder)!r}; sweeps here: "
             f"{', '.join(sorted(p.parent.name for p in default_results_dir().glob('*/sweep.json'))) or 'none'}"
         )
+    if args.watch is not None:
+        if not args.watch > 0:
+            raise ConfigError(f"--watch takes a refresh interval in seconds > 0, got {args.watch}")
+        return watch(folder, args.watch)
     print(format_status(folder))
     return 0
 
@@ -360,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="states of a sweep's runs (from their files and live jobs)")
     status.add_argument("folder", help="the sweep's folder, e.g. results/digits")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=10.0,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 10) until every run is done or failed; Ctrl-C stops watching",
+    )
     status.set_defaults(func=cmd_status)
 
     tune = commands.add_parser("tune", help="optuna search on validation metrics (resumes from its journal)")

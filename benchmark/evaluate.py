@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.augment import normalize
+from benchmark.progress import progress
 from benchmark.quality import label_free_quality
 
 PROBE_L2_GRID = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -31,17 +32,19 @@ def extract_features(
     autocast_dtype: torch.dtype | None = None,
     size: int | None = None,
     forward=None,
+    label: str | None = None,
 ) -> torch.Tensor:
     """Features (float32, on `device`) of uint8 NHWC images through a frozen model in eval mode, no
     augmentation; `size` resizes first (bilinear, antialiased), `forward` replaces model.__call__
-    (e.g. CLIP's encode_image)."""
+    (e.g. CLIP's encode_image). `label`: report progress under it (a prior's embedding of a large set)."""
     was_training = model.training
     model.eval()
     forward = forward or model
     mean_t = torch.tensor(mean, device=device, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, 3, 1, 1)
     out = []
-    for start in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for start in starts if label is None else progress(starts, label, unit="batches"):
         chunk = torch.as_tensor(images[start : start + batch_size]).to(device, non_blocking=True)
         x = normalize(chunk, mean_t, std_t, size)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):

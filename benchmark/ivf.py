@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmark.progress import progress, say
+
 RECALL_TARGET = 0.95
 TUNE_QUERIES = 1000
 SCORE_BLOCK = 1 << 22  # elements of one query x list score block (16 MB in float32)
@@ -116,10 +118,12 @@ def ivf_self_join(
     x = vectors.float().contiguous()
     n, device = len(x), x.device
     nlist = nlist or default_nlist(n)
+    say(f"neighbours: IVF k-means of {min(n, 64 * nlist):,} points into {nlist:,} lists")
     centroids = train_centroids(x, nlist, seed)
     sample_recall = float("nan")
     if nprobe is None:
         nprobe, sample_recall = choose_nprobe(x, centroids, k - 1, l2, recall_target, seed)
+        say(f"neighbours: IVF nprobe {nprobe}: recall {sample_recall:.3f} on {min(n, TUNE_QUERIES)} exact queries")
     nprobe = min(nprobe, nlist)
     probes = nearest_lists(x, centroids, nprobe)
     lists = probes[:, 0]
@@ -143,7 +147,7 @@ def ivf_self_join(
     largest_list = max(b - a for a, b in zip(starts, starts[1:]))
     score_buffer = torch.empty(max(SCORE_BLOCK, largest_list), device=device)
     query_buffer = torch.empty(QUERY_BLOCK, x.shape[1], device=device)
-    for j in range(nlist):
+    for j in progress(range(nlist), f"neighbours: IVF join, nprobe {nprobe}", unit="lists"):
         members = order[starts[j] : starts[j + 1]]
         if len(members) == 0:
             continue

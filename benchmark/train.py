@@ -24,13 +24,14 @@ from benchmark.backbones import build_backbone, resolve_backbone_name
 from benchmark.claim import RunBusy
 from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits, load_run_data
-from benchmark.distributed import Ranks, any_rank, barrier, convert_batchnorm, init_from_env, mean_over_ranks, ranks
+from benchmark.distributed import Ranks, any_rank, barrier, convert_batchnorm, init_from_env, mean_over_ranks
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.lifecycle import RunInterrupted, RunLifecycle
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
+from benchmark.progress import StepBar, epoch_line, say
 from benchmark.refresh import refresh_due, refresh_table, restore_table, table_state
 from benchmark.result import RunResult
 from benchmark.rundir import ReadOnlyRunDir, RunDir
@@ -393,7 +394,8 @@ def _train_epochs(
     total_steps = steps * config.epochs
     warmup_steps = parts.optim["warmup_epochs"] * steps
     n = len(parts.images)
-    bar = _progress(config, start_epoch)
+    bar = _progress(parts, start_epoch, position)
+    loop_started = time.perf_counter()
     for epoch in range(start_epoch + 1, config.epochs + 1):
         parts.method.train()
         started = time.perf_counter()
@@ -408,6 +410,7 @@ def _train_epochs(
             anchors = parts.anchors(order, i)
             lr = lr_at(global_step, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"])
             loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps)
+            bar.step()  # a host-side count: no device value is read
             if interrupt is not None and _stop_requested(parts, interrupt, i):
                 here = EpochPosition(i + 1, order, loss_sum, carried + time.perf_counter() - started)
                 run.save_checkpoint(_checkpoint_state(parts, run_id, epoch - 1, clock, here))
@@ -435,15 +438,15 @@ def _train_epochs(
             metrics.update(refresh_table(parts, epoch))
             clock.seconds += metrics["refresh_seconds"]
         tracker.log_epoch(metrics)
+        if parts.ranks.is_main:  # one line per epoch in every job's log, from the numbers read above
+            per_epoch = (time.perf_counter() - loop_started) / (epoch - start_epoch)
+            say(epoch_line(run_id, metrics, config.epochs, per_epoch * (config.epochs - epoch)))
         if epoch_callback is not None and parts.ranks.is_main:
             epoch_callback(metrics)
         if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
             run.save_checkpoint(_checkpoint_state(parts, run_id, epoch, clock))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{metrics['images_per_s']:.0f}")
-    if bar is not None:
-        bar.close()
+        bar.epoch_end(epoch, config.epochs, loss, metrics["images_per_s"])
+    bar.close()
 
 
 def _stop_requested(parts: RunParts, interrupt: Callable[[], bool], step: int) -> bool:
@@ -454,9 +457,9 @@ def _stop_requested(parts: RunParts, interrupt: Callable[[], bool], step: int) -
     return step % STOP_POLL_STEPS == STOP_POLL_STEPS - 1 and any_rank(interrupt(), parts.device)
 
 
-def _progress(config: RunConfig, start_epoch: int):
-    if not (config.progress and sys.stderr.isatty()) or not ranks().is_main:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.method}/{config.aug}", unit="epoch")
+def _progress(parts: RunParts, start_epoch: int, position: EpochPosition | None) -> StepBar:
+    """The step bar: on rank 0 at a terminal, when the config asks for it (sweeps' runs do not)."""
+    config, steps = parts.config, parts.steps_per_epoch
+    done = start_epoch * steps + (position.step if position is not None else 0)
+    desc = f"{config.method}/{config.aug}"
+    return StepBar(config.epochs * steps, done, desc, enabled=config.progress and parts.ranks.is_main)

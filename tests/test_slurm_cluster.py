@@ -5,6 +5,7 @@ after, and a preempted run that checkpoints, requeues and resumes."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import textwrap
@@ -151,6 +152,8 @@ def test_sweep_runs_as_a_slurm_array_with_a_failing_cell(on_cluster, tmp_path, c
         status = run.read_status()
         assert status["state"] == "done" and status["executor"] == "slurm" and status["attempt"] == 1, status
         assert read_json(run.result)["run_id"] == run.path.name
+        log = Path(status["log"]).read_text()  # the job's log: one line per epoch
+        assert re.findall(rf"^run {run.path.name} epoch (\d)/3 loss ", log, re.M) == ["1", "2", "3"]
         wandb_id = wandb_run_id(run.path, run.path.name)
         assert len(list(run.path.glob(f"wandb/offline-run-*-{wandb_id}/run-{wandb_id}.wandb"))) == 1
     after = status_text()

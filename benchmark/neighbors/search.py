@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.progress import progress, say
 from benchmark.registry import Registry
 from benchmark.rundir import atomic_write_arrays
 
@@ -88,7 +89,7 @@ def torch_exact(
     x = torch.as_tensor(prepared).to(device)
     norms = (x * x).sum(1)
     found, dists = [], []
-    for start in range(0, len(x), chunk):
+    for start in progress(range(0, len(x), chunk), "neighbours: exact search on the device", unit="blocks"):
         q = x[start : start + chunk]
         if metric == "l2":
             score = norms[start : start + chunk, None] - 2 * q @ x.T + norms[None, :]
@@ -142,6 +143,7 @@ def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str, dev
         raise ValueError(f"k={k} neighbours asked of only {n} images")
     kind = search_kind(index_kind, n)
     x = _prepare(vectors, metric)
+    say(f"neighbours: {kind} search of {n:,} x {x.shape[1]} embeddings ({metric}) for k={k}")
     if kind == "ivf":
         from benchmark.ivf import ivf_self_join
 
@@ -159,7 +161,9 @@ def build_table(vectors: torch.Tensor, k: int, metric: str, index_kind: str, dev
         method = "exact-faiss-gpu" if gpu else "exact-faiss"
     index, dist = _drop_self(found, dist, k)
     recall = recall_at_k(index, x, k, metric) if kind in APPROXIMATE else None
-    return NeighborTable(index, dist, metric, method, time.perf_counter() - started, False, recall)
+    seconds = time.perf_counter() - started
+    say(f"neighbours: {method} table in {seconds:.1f} s" + (f", recall@{k} {recall:.3f}" if recall is not None else ""))
+    return NeighborTable(index, dist, metric, method, seconds, False, recall)
 
 
 def _faiss_has_gpu() -> bool:

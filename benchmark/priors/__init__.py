@@ -22,6 +22,7 @@ from benchmark.errors import ConfigError
 from benchmark.params import resolve_params
 from benchmark.priors import autoencoder, networks, simple  # noqa: F401  (register priors)
 from benchmark.priors.base import PRIORS, Prior, PriorContext
+from benchmark.progress import say
 from benchmark.rundir import atomic_write_arrays, atomic_write_json
 
 __all__ = [
@@ -123,6 +124,7 @@ def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: to
             return Embedding(vectors, key, time.perf_counter() - started, cached=True)
         except (OSError, ValueError, EOFError):
             pass  # a damaged cache file: computed again
+    say(f"prior {spec}: embedding the {len(data.pretrain):,} training images of {data.name} (cache key {key})")
     vectors = prior.embed(data, device).float().contiguous()
     if len(vectors) != len(data.pretrain) or not torch.isfinite(vectors).all():
         raise RuntimeError(
@@ -131,4 +133,5 @@ def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: to
         )
     atomic_write_arrays(path, vectors.numpy())
     atomic_write_json(path.with_suffix(".json"), {"prior": spec, "dataset": data.name, "shape": list(vectors.shape)})
+    say(f"prior {spec}: {len(vectors):,} x {vectors.shape[1]} embedding in {time.perf_counter() - started:.1f} s")
     return Embedding(vectors, key, time.perf_counter() - started, cached=False)

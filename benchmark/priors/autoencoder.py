@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from benchmark.augment import to_unit_float
 from benchmark.errors import ConfigError
 from benchmark.priors.base import PRIORS, Prior
+from benchmark.progress import progress
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def _prepare(images, size: int, device: torch.device) -> torch.Tensor:
 class _AutoencoderPrior(Prior):
     Params = AutoencoderParams
     variational = False
+    what = "autoencoder"  # how progress lines name it
 
     def identity(self, data) -> dict:
         return {"variational": self.variational}
@@ -95,7 +97,7 @@ class _AutoencoderPrior(Prior):
         x = _prepare(data.pretrain.images, p.size, device)
         model = ConvAutoencoder(p.size, p.latent_dim, self.variational, p.beta).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
-        for _ in range(p.epochs):
+        for _ in progress(range(p.epochs), f"prior {self.what}: training on {len(x):,} images", unit="epochs"):
             order = torch.randperm(len(x), generator=generator, device=device)
             for start in range(0, len(x), p.batch_size):
                 loss = model.loss(x[order[start : start + p.batch_size]], generator)
@@ -117,3 +119,4 @@ class VAEPrior(_AutoencoderPrior):
     """Posterior mean of a convolutional VAE (Gaussian, beta-weighted KL) trained on the images."""
 
     variational = True
+    what = "VAE"

@@ -51,7 +51,9 @@ class RandomPrior(Prior):
     def embed(self, data, device: torch.device) -> torch.Tensor:
         torch.manual_seed(self.params.seed)
         model, _ = build_backbone(self.params.backbone, data.image_size)
-        return extract_features(model.to(device), data.pretrain.images, data.mean, data.std, device).cpu()
+        return extract_features(
+            model.to(device), data.pretrain.images, data.mean, data.std, device, label="prior random"
+        ).cpu()
 
 
 PRIOR_INPUTS = ("model", "native")
@@ -178,7 +180,14 @@ class TimmPrior(Prior):
         model, cfg = self._model()
         mean, std, size = self._input(data, cfg)
         return extract_features(
-            model.to(device), data.pretrain.images, mean, std, device, batch_size=self.params.batch_size, size=size
+            model.to(device),
+            data.pretrain.images,
+            mean,
+            std,
+            device,
+            batch_size=self.params.batch_size,
+            size=size,
+            label=f"prior timm:{self.arg}",
         ).cpu()
 
 
@@ -225,6 +234,7 @@ class ClipPrior(Prior):
             batch_size=self.params.batch_size,
             size=size,
             forward=model.encode_image,
+            label=f"prior clip:{self.arg}",
         ).cpu()
 
 
@@ -296,4 +306,6 @@ class RunPrior(Prior):
         stem = data.image_size <= CIFAR_STEM_MAX_SIZE and not pretrained_init
         model, _ = build_backbone(name, data.image_size, cifar_stem=stem)
         load_weights(model, run / "checkpoint.pt")
-        return extract_features(model.to(device), data.pretrain.images, data.mean, data.std, device).cpu()
+        return extract_features(
+            model.to(device), data.pretrain.images, data.mean, data.std, device, label=f"prior run:{run.name}"
+        ).cpu()

@@ -93,8 +93,9 @@ def counts_line(frame: pd.DataFrame) -> str:
     return f"{len(frame)} runs: " + ", ".join(parts)
 
 
-def format_status(sweep_dir: Path) -> str:
-    frame = status_frame(sweep_dir)
+def format_status(sweep_dir: Path, frame: pd.DataFrame | None = None) -> str:
+    """The table and its counts line; `frame`: status_frame(sweep_dir) when the caller has it already."""
+    frame = status_frame(sweep_dir) if frame is None else frame
     if frame.empty:
         return f"{sweep_dir}: no runs (no {MANIFEST} and no run folders)"
     shown = frame.drop(columns="_state")
