@@ -27,11 +27,18 @@ ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args")
 
 IDENTITY = "identity"  # field metadata: True if the field enters run_id (experiment), False if not (execution)
 GPS_ONLY = "gps_only"  # field metadata: an experiment field that only counts for GPS runs
+UNLESS_DEFAULT = "unless_default"  # field metadata: an experiment field that enters run_id only when not default
 
 
-def experiment(default: Any = dataclasses.MISSING, *, gps_only: bool = False, **kwargs) -> Any:
-    """A field that changes the result: it enters run_id (with gps_only, only for GPS runs)."""
-    return field(default=default, metadata={IDENTITY: True, GPS_ONLY: gps_only}, **kwargs)
+def experiment(
+    default: Any = dataclasses.MISSING, *, gps_only: bool = False, unless_default: bool = False, **kwargs
+) -> Any:
+    """A field that changes the result: it enters run_id (with gps_only, only for GPS runs; with
+    unless_default, only when set to another value than its default, so that a field added later
+    leaves the run_ids of every existing config as they were)."""
+    return field(
+        default=default, metadata={IDENTITY: True, GPS_ONLY: gps_only, UNLESS_DEFAULT: unless_default}, **kwargs
+    )
 
 
 def execution(default: Any = dataclasses.MISSING, **kwargs) -> Any:
@@ -68,6 +75,8 @@ class RunConfig:
     prior: str = experiment("none")  # positive-pair prior (see benchmark/priors); "none" is plain SSL
     prior_args: dict = experiment(default_factory=dict, gps_only=True)  # overrides of the prior's own settings
     k: int = experiment(0)  # neighbours to draw the positive from; 0 is plain SSL
+    # positives drawn per anchor, each with its own augmentation (benchmark/positives.py); 1 is the pair
+    positives: int = experiment(1, unless_default=True)
     sampling: str = experiment("knn-uniform", gps_only=True)  # a rule of neighbors.SAMPLING_RULES
     include_self: bool = experiment(False, gps_only=True)  # x itself is one more candidate (rules that draw)
     # rules with a radius: the ball radius; None = adaptive (mean distance to tau_neighbors)
@@ -202,6 +211,7 @@ class RunConfig:
         check(lambda: SAMPLING_RULES.get(self.sampling))
         check(lambda: METRICS.get(self.metric))
         check(lambda: INDEXES.get(self.knn_index))
+        check(self.check_positives)
         if self.k < 0 or self.tau_neighbors < 1:
             problems.append(
                 f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}"
@@ -236,6 +246,12 @@ class RunConfig:
         if problems:
             raise ConfigError("; ".join(problems))
 
+    def check_positives(self) -> None:
+        """positives >= 1, and no more than a rule that draws them distinct has candidates."""
+        from benchmark.positives import check_positives
+
+        check_positives(self)
+
     # ------------------------------------------------------------------ identity
     def result_fields(self) -> dict[str, Any]:
         """The fields that change the result: those declared with experiment(...)."""
@@ -247,6 +263,9 @@ class RunConfig:
         from benchmark.optim import resolve_optim
 
         values = self.result_fields()
+        for f in fields(self):  # fields added later: at their default they leave run_id as it was
+            if f.metadata.get(UNLESS_DEFAULT) and values[f.name] == f.default:
+                values.pop(f.name)
         values["method_args"] = dataclasses.asdict(resolve_method_params(self.method, self.method_args))
         if not self.is_gps:  # plain SSL: the neighbour settings change nothing, so they do not enter run_id
             for f in fields(self):
