@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from benchmark.config import GPS_ONLY, RunConfig, execution, experiment, identity_declared
+from benchmark.config import GPS_ONLY, UNLESS_DEFAULT, RunConfig, execution, experiment, identity_declared
 
 PINNED = [  # computed with the code of main at 15073a7, before fields declared their side
     ({}, "4296fc400276"),
@@ -106,7 +106,9 @@ IDENTITY_FIELDS = {
     "val_fraction",
     "val_max",
     "knn_temperature",
+    "positives",  # added later: at its default (1) it leaves run_id out (UNLESS_DEFAULT_FIELDS)
 }
+UNLESS_DEFAULT_FIELDS = {"positives"}
 GPS_ONLY_FIELDS = {"prior_args", "sampling", "include_self", "tau", "tau_neighbors", "metric", "knn_index"}
 
 
@@ -128,6 +130,14 @@ def test_the_fields_in_run_id_are_pinned():
 def test_the_fields_that_count_only_for_gps_are_pinned():
     assert {f.name for f in dataclasses.fields(RunConfig) if f.metadata.get(GPS_ONLY)} == GPS_ONLY_FIELDS
     assert GPS_ONLY_FIELDS <= IDENTITY_FIELDS
+
+
+def test_fields_added_later_enter_run_id_only_away_from_their_default():
+    assert {f.name for f in dataclasses.fields(RunConfig) if f.metadata.get(UNLESS_DEFAULT)} == UNLESS_DEFAULT_FIELDS
+    for f in dataclasses.fields(RunConfig):
+        if f.metadata.get(UNLESS_DEFAULT):
+            assert f.name not in RunConfig().resolved()
+            assert f.name in RunConfig.from_dict({f.name: f.default + 1}).resolved()
 
 
 def test_a_field_that_does_not_declare_its_side_is_refused_when_the_class_is_defined():
