@@ -105,7 +105,7 @@ def test_objective_reads_validation_metrics_only():
 
 def test_a_label_free_study_maximises_rankme_and_prunes_on_the_rankme_of_each_evaluation(tmp_path, monkeypatch):
     monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
-    text = TUNE.replace("n_trials: 4", "n_trials: 2").replace("epochs: 4", "epochs: 2") + "objective: rankme\n"
+    text = TUNE.replace("n_trials: 4", "n_trials: 1").replace("epochs: 4", "epochs: 2") + "objective: rankme\n"
     path = write(tmp_path, text)
     results = tmp_path / "r"
     assert main(["tune", str(path), "--executor", "debug", "--results-dir", str(results)]) == 0
