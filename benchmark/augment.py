@@ -364,12 +364,15 @@ class BatchAugment:
         """Each sample's value of one setting, shaped (n, 1, 1, 1) (or (1, 1, 1, 1) when symmetric)."""
         return values[:, _COLUMNS.index(name)].view(-1, 1, 1, 1)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator, anchors: int | None = None) -> torch.Tensor:
+        """`anchors`: how many first rows take the first view's pipeline (default: half; more
+        positives than anchors with `positives: m`)."""
         n, height, width, _ = images.shape
         if len(self.table) > 1:
-            if n % 2:
+            if anchors is None and n % 2:
                 raise ValueError(f"two view pipelines need an even batch (anchors, then positives), got {n}")
-            values = self.table[(torch.arange(n, device=self.device) >= n // 2).long()]
+            first = n // 2 if anchors is None else anchors
+            values = self.table[(torch.arange(n, device=self.device) >= first).long()]
         else:
             values = self.table
         col = lambda name: self._column(values, name)  # noqa: E731

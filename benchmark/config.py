@@ -72,6 +72,8 @@ class RunConfig:
     prior: str = experiment("none")  # positive-pair prior (see benchmark/priors); "none" is plain SSL
     prior_args: dict = experiment(default_factory=dict, gps_only=True)  # overrides of the prior's own settings
     k: int = experiment(0)  # neighbours to draw the positive from; 0 is plain SSL
+    # positives drawn per anchor, each with its own augmentation (benchmark/positives.py); 1 is the pair
+    positives: int = experiment(1, new_key=True)
     sampling: str = experiment("knn-uniform", gps_only=True)  # a rule of neighbors.SAMPLING_RULES
     include_self: bool = experiment(False, gps_only=True)  # x itself is one more candidate (rules that draw)
     # rules with a radius: the ball radius; None = adaptive (mean distance to tau_neighbors)
@@ -210,6 +212,7 @@ class RunConfig:
         check(lambda: SAMPLING_RULES.get(self.sampling))
         check(lambda: METRICS.get(self.metric))
         check(lambda: INDEXES.get(self.knn_index))
+        check(self.check_positives)
         if self.k < 0 or self.tau_neighbors < 1:
             problems.append(
                 f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}"
@@ -245,6 +248,12 @@ class RunConfig:
                 problems.append(f"{f.name} must be finite, got {value}")
         if problems:
             raise Problems(problems, subject="the config")
+
+    def check_positives(self) -> None:
+        """positives >= 1, and no more than a rule that draws them distinct has candidates."""
+        from benchmark.positives import check_positives
+
+        check_positives(self)
 
     # ------------------------------------------------------------------ identity
     def result_fields(self) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from benchmark.lifecycle import RunInterrupted, RunLifecycle
 from benchmark.methods import MethodContext, SSLMethod, build_method
 from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
+from benchmark.positives import MultiPositive, draw_positives
 from benchmark.progress import StepBar, epoch_line, say
+from benchmark.quality import label_free_quality
 from benchmark.refresh import refresh_due, refresh_table, restore_table, table_state
 from benchmark.result import RunResult
 from benchmark.rundir import ReadOnlyRunDir, RunDir
@@ -128,12 +130,14 @@ def build_parts(
     forward: torch.nn.Module
     order_generator: torch.Generator | None
     forward, order_generator = method, None
+    if config.positives > 1:  # the step's loss: the method's multi_positive_loss (benchmark/positives.py)
+        forward = MultiPositive(method, config.positives)
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         convert_batchnorm(method)
         forward = DistributedDataParallel(
-            method, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+            forward, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
         )  # BatchNorm is global, queues are gathered
         order_generator = torch.Generator(device=device)
         order_generator.manual_seed(config.seed)
@@ -171,14 +175,18 @@ class PairStep:
         self.forward = forward
 
     def views(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Both augmented views and the positives' indices (one gather, one augmentation call)."""
+        """The anchors' and the positives' augmented views and the positives' indices (one gather, one
+        augmentation call); with `positives: m` the positives' m * B rows, laid out as benchmark/positives.py says."""
         p = self.parts
         with record_function("gps.sample"):
-            positives = p.gps.sampler(anchors, p.generator)
+            positives = draw_positives(p.gps.sampler, anchors, p.generator, p.config.positives)
         with record_function("gps.gather"):
             both = p.images[torch.cat([anchors, positives])]
         with record_function("gps.augment"):
-            v1, v2 = p.augment(both, p.generator).chunk(2)
+            if p.config.positives == 1:
+                v1, v2 = p.augment(both, p.generator).chunk(2)
+            else:
+                v1, v2 = p.augment(both, p.generator, anchors=len(anchors)).split([len(anchors), len(positives)])
         return v1, v2, positives
 
     def loss(self, v1: torch.Tensor, v2: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor):
@@ -274,12 +282,19 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
     return int(state["epoch"]), TrainClock(state["train_seconds"], state["views"]), position
 
 
-def _online_knn(parts: RunParts) -> float:
+def _online_knn(parts: RunParts) -> dict[str, float]:
     """kNN accuracy on val with the current backbone, for the learning curve; the bank is train
-    without val, so no val image finds itself."""
+    without val, so no val image finds itself. With it, the label-free quality of the same val
+    features (rankme; alignment and uniformity: two augmented passes over val), as result.json has."""
     data, device = parts.data, parts.device
     bank = extract_features(parts.method.backbone, data.train.images, data.mean, data.std, device)
     val = extract_features(parts.method.backbone, data.val.images, data.mean, data.std, device)
+    quality = label_free_quality(parts.method.backbone, data.val.images, val, data.mean, data.std, device)
+    return {"val_knn_acc": _val_knn(parts, bank, val), **quality}
+
+
+def _val_knn(parts: RunParts, bank: torch.Tensor, val: torch.Tensor) -> float:
+    data, device = parts.data, parts.device
     return knn_accuracy(
         bank,
         torch.as_tensor(data.train.labels, device=device),
@@ -418,7 +433,7 @@ def _train_epochs(
         loss = float(mean_over_ranks(loss_sum)) / max(1, steps)  # the one host sync of the epoch
         elapsed = carried + time.perf_counter() - started
         clock.seconds += elapsed
-        clock.views += 2 * steps * config.batch_size
+        clock.views += (1 + config.positives) * steps * config.batch_size
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
         lr = lr_at(
@@ -429,11 +444,11 @@ def _train_epochs(
             "epoch": epoch,
             "loss": loss,
             "lr": lr,
-            "images_per_s": 2 * steps * config.batch_size / elapsed,
+            "images_per_s": (1 + config.positives) * steps * config.batch_size / elapsed,
             "epoch_seconds": elapsed,
         }
         if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
-            metrics["val_knn_acc"] = _online_knn(parts)
+            metrics.update(_online_knn(parts))
         if refresh_due(config, epoch):  # before the checkpoint, so that it holds the new table
             metrics.update(refresh_table(parts, epoch))
             clock.seconds += metrics["refresh_seconds"]

@@ -108,6 +108,7 @@ IDENTITY_FIELDS = {
     "val_fraction",
     "val_max",
     "knn_temperature",
+    "positives",  # added later: at its default (1) it leaves run_id out (NEW_KEYS)
 }
 GPS_ONLY_FIELDS = {
     "prior_args",
@@ -120,7 +121,8 @@ GPS_ONLY_FIELDS = {
     "refresh_every",
     "refresh_from",
 }
-NEW_KEYS = {"refresh_every", "refresh_from"}  # added after the ids above: in run_id only when not at their default
+# added after the ids above: in run_id only when not at their default
+NEW_KEYS = {"refresh_every", "refresh_from", "positives"}
 
 
 @pytest.mark.parametrize("values, run_id", PINNED)
@@ -148,6 +150,13 @@ def test_the_fields_in_run_id_are_pinned():
 def test_the_fields_that_count_only_for_gps_are_pinned():
     assert {f.name for f in dataclasses.fields(RunConfig) if f.metadata.get(GPS_ONLY)} == GPS_ONLY_FIELDS
     assert GPS_ONLY_FIELDS <= IDENTITY_FIELDS
+
+
+def test_fields_added_later_enter_run_id_only_away_from_their_default():
+    gps = {"prior": "pixel", "k": 5, "epochs": 10}
+    for name, other in (("refresh_every", 2), ("positives", 2)):
+        assert name not in RunConfig.from_dict(gps).resolved()
+        assert name in RunConfig.from_dict({**gps, name: other}).resolved()
 
 
 def test_a_field_that_does_not_declare_its_side_is_refused_when_the_class_is_defined():

@@ -53,6 +53,18 @@ def test_run_directory_follows_the_contract(tmp_path, digits):
     assert reloaded.run_id == cfg.run_id  # config.json is the resolved config: it reproduces the run
 
 
+def test_eval_every_logs_knn_and_the_label_free_quality_of_the_val_features(tmp_path, digits):
+    """At every eval_every epoch metrics.jsonl has val_knn_acc, rankme, alignment and uniformity; at the last
+    epoch they are the values result.json reports for the same backbone and val images."""
+    result = train_run(config(method="simclr", aug="weak", epochs=2, eval_every=1), tmp_path / "run", data=digits)
+    metrics = RunDir(tmp_path / "run").read_metrics()
+    keys = ("val_knn_acc", "rankme", "alignment", "uniformity")
+    assert all(set(keys) <= set(m) for m in metrics) and metrics[0]["rankme"] != metrics[1]["rankme"]
+    for key in keys:
+        assert metrics[-1][key] == pytest.approx(result[key], rel=1e-4), key
+    assert 1.0 < metrics[-1]["rankme"] <= len(digits.val.images)
+
+
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_trains_and_lowers_its_loss(method, tmp_path, digits):
     result = train_run(config(method=method, aug="strong", epochs=3, lr=0.2), tmp_path / method, data=digits)

@@ -62,7 +62,7 @@ BAD = [
     ("space: {lr: {type: float, low: 0.1, high: 1, stepp: 2}}\n", ["unknown keys ['stepp']"]),
     (
         "space: {lr: {type: float, low: 0.1, high: 1}}\nobjective: knn_acc\n",
-        ["unknown objective 'knn_acc'", "valid: val_knn_acc, val_linear_acc", "never chooses anything"],
+        ["unknown objective 'knn_acc'", "valid: val_knn_acc, val_linear_acc, rankme", "never chooses anything"],
     ),
     ("space: {lr: {type: float, low: 0.1, high: 1}}\nfixed: {lr: 0.3}\n", ["space.lr is also in fixed"]),
     (
@@ -100,6 +100,24 @@ def test_objective_reads_validation_metrics_only():
     assert studies.objective_value(result, "val_linear_acc") == 0.8
     with pytest.raises(ValueError, match="not a validation metric"):
         studies.objective_value(result, "knn_acc")
+    assert studies.objective_value(ValidationOnlyResult(rankme=41.5, knn_acc=0.1), "rankme") == 41.5
+
+
+def test_a_label_free_study_maximises_rankme_and_prunes_on_the_rankme_of_each_evaluation(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPSBENCH_DATA", str(tmp_path / "data"))
+    text = TUNE.replace("n_trials: 4", "n_trials: 1").replace("epochs: 4", "epochs: 2") + "objective: rankme\n"
+    path = write(tmp_path, text)
+    results = tmp_path / "r"
+    assert main(["tune", str(path), "--executor", "debug", "--results-dir", str(results)]) == 0
+    study = studies.open_study(load_tune(path), results / "t")
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    for t in study.get_trials():  # reported: the run's rankme of the val features at each evaluation
+        metrics = RunDir(results / "t" / t.user_attrs["run_id"]).read_metrics()
+        assert {m["epoch"]: m["rankme"] for m in metrics} == t.intermediate_values
+        assert all(m["rankme"] != m["val_knn_acc"] for m in metrics)
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            result = json.loads((results / "t" / t.user_attrs["run_id"] / "result.json").read_text())
+            assert t.value == result["rankme"] and t.value > 1.0
 
 
 def test_study_prunes_on_validation_knn_resumes_and_exports_into_a_sweep(tmp_path, monkeypatch, capsys):

@@ -94,6 +94,24 @@ class SSLMethod(nn.Module):
             return network(v1), network(v2)
         return network(torch.cat([v1, v2])).chunk(2)
 
+    def multi_positive_loss(
+        self,
+        v1: torch.Tensor,
+        positives: list[torch.Tensor],
+        ids: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """The loss with m positive views per anchor (`positives: m`, benchmark/positives.py): by default
+        the mean of the method's own pair loss over the m pairs, (1/m) sum_j L(v1, v_j), each pair's
+        forward as in a two-view run (its BatchNorm statistics, its negatives). The anchor view goes
+        through the network once per pair, which gives the same value and gradient as one shared pass;
+        state a pair leaves for after_step (a queue's batch, a centre) is the last pair's. `ids`: the
+        (anchors, positives j) of each pair, for a method that uses pair ids."""
+        terms = [
+            self(v1, v, ids=ids[j]) if ids is not None and self.uses_pair_ids else self(v1, v)
+            for j, v in enumerate(positives)
+        ]
+        return torch.stack(terms).mean()
+
     def after_step(self, progress: float) -> None:
         """Called after each optimiser step with progress in [0, 1]; default: nothing."""
 

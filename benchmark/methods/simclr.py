@@ -38,6 +38,32 @@ def nt_xent_loss(
     return F.cross_entropy(logits, targets)
 
 
+def multi_positive_nt_xent(
+    views: list[torch.Tensor], temperature: float, ids: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """SupCon-style NT-Xent (Khosla et al. 2020, L_out) over V = (m + 1) N views: `views` holds the
+    anchors' view z_0 and the m positive views z_1..z_m (N rows each); the views of one anchor, row i
+    of every z_j, form a group. With s = cosine and A(i) every view but i,
+
+        L = 1/|V| sum_{i in V} -1/|P(i)| sum_{p in P(i)} log( exp(s_ip / T) / sum_{a in A(i)} exp(s_ia / T) )
+
+    where P(i), the other m views of i's group, are its positives. m = 1 is nt_xent_loss. With `ids`
+    (each view's image index), views of i's image outside its group leave A(i), as in nt_xent_loss."""
+    z = F.normalize(torch.cat(views).float(), dim=1)
+    n, total = views[0].shape[0], z.shape[0]
+    logits = z @ z.T / temperature
+    group = torch.arange(total, device=z.device) % n
+    positive = group[:, None] == group[None, :]
+    positive.fill_diagonal_(False)
+    logits.fill_diagonal_(float("-inf"))
+    if ids is not None:
+        image = torch.cat(ids)
+        logits = logits.masked_fill((image[:, None] == image[None, :]) & ~positive, float("-inf"))
+    log_prob = logits.log_softmax(dim=1)
+    per_view = -log_prob.masked_fill(~positive, 0.0).sum(dim=1) / positive.sum(dim=1)
+    return per_view.mean()
+
+
 @dataclass(frozen=True)
 class SimCLRParams(MethodParams):
     proj_hidden_dim: int = 2048  # solo-learn scripts/pretrain/cifar/simclr.yaml: method_kwargs
@@ -102,3 +128,17 @@ class SimCLR(SSLMethod):
         if ids is not None:
             ids = (gather_ids(ids[0]), gather_ids(ids[1]))
         return nt_xent_loss(gather(self.projector(h1)), gather(self.projector(h2)), self.params.temperature, ids)
+
+    def multi_positive_loss(self, v1: torch.Tensor, positives: list[torch.Tensor], ids=None) -> torch.Tensor:
+        """Multi-positive NT-Xent (multi_positive_nt_xent) over the anchor view and its m positive views,
+        each view embedded once (one pass per view, or one joint pass with bn_per_view false)."""
+        views = [v1, *positives]
+        if self.params.bn_per_view:
+            hs = [self.backbone(v) for v in views]
+        else:
+            hs = list(self.backbone(torch.cat(views)).chunk(len(views)))
+        zs = [gather(self.projector(h)) for h in hs]
+        image_ids = None
+        if ids is not None and self.uses_pair_ids:
+            image_ids = [gather_ids(ids[0][0]), *(gather_ids(positive) for _, positive in ids)]
+        return multi_positive_nt_xent(zs, self.params.temperature, image_ids)

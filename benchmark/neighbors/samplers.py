@@ -39,6 +39,14 @@ class KnnUniformSampler:
         drawn = self.table[anchors, column.clamp(max=self.k - 1)]
         return torch.where(column == self.k, anchors, drawn) if self.include_self else drawn
 
+    def draw_distinct(self, anchors: torch.Tensor, generator: torch.Generator, m: int) -> torch.Tensor:
+        """(B, m): m different candidates per anchor, without replacement (`positives: m`)."""
+        from benchmark.positives import distinct_columns
+
+        column = distinct_columns(len(anchors), self.k + self.include_self, m, generator, anchors.device)
+        drawn = self.table[anchors[:, None], column.clamp(max=self.k - 1)]
+        return torch.where(column == self.k, anchors[:, None], drawn) if self.include_self else drawn
+
 
 class BallSampler:
     """`radius`: x' uniform among the neighbours within distance tau (of the k nearest); x itself
@@ -98,26 +106,31 @@ SamplerBuilder = Callable[..., PairSampler]
 @dataclass(frozen=True)
 class SamplingRule:
     """How x' is drawn from the neighbour table: `build(table, dist, k, tau, include_self)` gives the
-    sampler; `needs_radius`: the rule uses tau (so adaptive tau needs tau_neighbors columns)."""
+    sampler; `needs_radius`: the rule uses tau (so adaptive tau needs tau_neighbors columns);
+    `distinct_positives`: with `positives: m` its sampler draws m different ones among its k (+ self)
+    candidates (`draw_distinct`), so m may not exceed them (benchmark/positives.py)."""
 
     build: SamplerBuilder
     needs_radius: bool
+    distinct_positives: bool = False
 
 
 SAMPLING_RULES: Registry[SamplingRule] = Registry("sampling rule")
 
 
-def sampling_rule(name: str, needs_radius: bool) -> Callable[[SamplerBuilder], SamplerBuilder]:
+def sampling_rule(
+    name: str, needs_radius: bool, distinct_positives: bool = False
+) -> Callable[[SamplerBuilder], SamplerBuilder]:
     """Register a builder as the sampling rule `name`."""
 
     def add(build: SamplerBuilder) -> SamplerBuilder:
-        SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius))
+        SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius, distinct_positives))
         return build
 
     return add
 
 
-@sampling_rule("knn-uniform", needs_radius=False)
+@sampling_rule("knn-uniform", needs_radius=False, distinct_positives=True)
 def _knn_uniform(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float | None, include_self: bool) -> PairSampler:
     return KnnUniformSampler(table, k, include_self)
 

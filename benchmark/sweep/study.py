@@ -151,13 +151,13 @@ class TuneWorker(submitit.helpers.Checkpointable):
         trial.set_user_attr("run_id", config.run_id)
         run_dir = self.study_dir / config.run_id
 
-        def report(metrics: dict) -> None:  # validation kNN every `evaluate_every` epochs
-            if "val_knn_acc" in metrics:
-                trial.report(metrics["val_knn_acc"], metrics["epoch"])
+        online = OBJECTIVES[self.spec.objective]  # the objective's metric logged during training
+
+        def report(metrics: dict) -> None:  # validation kNN and rankme every `evaluate_every` epochs
+            if online in metrics:
+                trial.report(metrics[online], metrics["epoch"])
                 if metrics["epoch"] < config.epochs and trial.should_prune():  # the last epoch completes
-                    raise optuna.TrialPruned(
-                        f"pruned at epoch {metrics['epoch']} (val_knn_acc {metrics['val_knn_acc']:.4f})"
-                    )
+                    raise optuna.TrialPruned(f"pruned at epoch {metrics['epoch']} ({online} {metrics[online]:.4f})")
 
         result = train_run(
             config,

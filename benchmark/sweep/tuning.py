@@ -28,7 +28,10 @@ TUNE_KEYS = (
     "resources",
     "wandb",
 )
-OBJECTIVES = ("val_knn_acc", "val_linear_acc")  # validation only: never test accuracy
+# objective -> the metrics.jsonl key (logged every `evaluate_every` epochs) its pruner judges trials by.
+# Validation only, never test accuracy; every one is maximised. rankme (RankMe, benchmark/quality.py)
+# needs no labels: the effective rank of the val features.
+OBJECTIVES = {"val_knn_acc": "val_knn_acc", "val_linear_acc": "val_knn_acc", "rankme": "rankme"}
 PARAM_TYPES = ("float", "int", "categorical")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
