@@ -62,7 +62,7 @@ BAD = [
     ("space: {lr: {type: float, low: 0.1, high: 1, stepp: 2}}\n", ["unknown keys ['stepp']"]),
     (
         "space: {lr: {type: float, low: 0.1, high: 1}}\nobjective: knn_acc\n",
-        ["unknown objective 'knn_acc'", "valid: val_knn_acc, val_linear_acc, rankme", "never chooses anything"],
+        ["unknown objective 'knn_acc'", "valid: rankme, val_knn_acc, val_linear_acc", "never chooses anything"],
     ),
     ("space: {lr: {type: float, low: 0.1, high: 1}}\nfixed: {lr: 0.3}\n", ["space.lr is also in fixed"]),
     (

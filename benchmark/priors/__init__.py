@@ -124,7 +124,8 @@ def prior_embeddings(prior: Prior, spec: str, data, cache_root: Path, device: to
             return Embedding(vectors, key, time.perf_counter() - started, cached=True)
         except (OSError, ValueError, EOFError):
             pass  # a damaged cache file: computed again
-    say(f"prior {spec}: embedding the {len(data.pretrain):,} training images of {data.name} (cache key {key})")
+    # no line before embed(): a prior whose files are refused (a crafted checkpoint) errs in one line;
+    # the networks' batches and the autoencoder's epochs report their own progress while it runs
     vectors = prior.embed(data, device).float().contiguous()
     if len(vectors) != len(data.pretrain) or not torch.isfinite(vectors).all():
         raise RuntimeError(
