@@ -1,4 +1,4 @@
-"""Every reference-recipe value pinned against the file it comes from, README's recipe table against
+"""Every reference-recipe value pinned against the file it comes from, docs/training.md's recipe table against
 the recipes, and the fairness rule: a GPS cell and its plain twin train with the same augmentation.
 
 The values below were read from vturrisi/solo-learn at 9187ea3 (the official GPS code,
@@ -209,11 +209,11 @@ def test_strong_augmentation_values(method, size, view1, view2, source):
     assert LARGE_IMAGE_SIZE == 96
 
 
-def test_readme_recipe_table_is_the_generated_one():
-    readme = (REPO / "README.md").read_text()
-    found = re.search(r"<!-- recipes:begin -->\n(.*?)<!-- recipes:end -->", readme, re.S)
-    assert found, "README.md lacks the recipe table markers"
-    assert found.group(1) == recipe_table(), "README's recipe table is stale: paste `gpsbench recipes` into it"
+def test_the_docs_recipe_table_is_the_generated_one():
+    page = (REPO / "docs/training.md").read_text()
+    found = re.search(r"<!-- recipes:begin -->\n(.*?)<!-- recipes:end -->", page, re.S)
+    assert found, "docs/training.md lacks the recipe table markers"
+    assert found.group(1) == recipe_table(), "the recipe table is stale: paste `gpsbench recipes` into docs/training.md"
 
 
 @pytest.mark.parametrize("sweep", ["cifar10", "digits", "cifar100"])

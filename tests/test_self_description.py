@@ -1,15 +1,15 @@
 """Priors and sampling rules say what they are (plain, needs k, uses labels; needs a radius) and every
 consumer reads it from them: flipping a class's attribute changes the config, the sampler and the
-tables, with no name involved. README's lists of priors and rules match the registries."""
+tables, with no name involved. docs/gps.md's tables of priors and rules match the registries."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from docs_tables import names, table
 
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
@@ -20,24 +20,15 @@ from benchmark.priors.simple import PixelPrior
 from benchmark.results import build_table, to_markdown, variant
 from benchmark.sweep.plan import drop_k_without_prior
 
-REPO = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
 
 
-def readme_table(heading: str, cells: int = 1) -> list[str]:
-    """The first `cells` cells of each row of the first table under `heading` in README.md."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index(heading + "\n") :]
-    lines = section[section.index("\n| ") + 1 :].split("\n\n")[0].splitlines()[2:]  # past header and rule
-    return [" | ".join(line.strip("| ").split(" | ")[:cells]) for line in lines]
-
-
-def test_readme_lists_every_prior_and_every_sampling_rule():
-    specs = [spec for row in readme_table("## Priors and GPS positives") for spec in re.findall(r"`([^`]+)`", row)]
+def test_the_docs_list_every_prior_and_every_sampling_rule():
+    specs = [spec for row in table("docs/gps.md", "## Priors") for spec in names(row)]
     assert sorted(spec.split(":")[0] for spec in specs) == PRIORS.names()
     with_arg = {spec.split(":")[0] for spec in specs if ":" in spec}
     assert with_arg == {name for name in PRIORS.names() if PRIORS.get(name).needs_arg}
-    rules = {re.match(r"`([^`]+)`", row).group(1): row for row in readme_table("### Sampling rules", cells=2)}
+    rules = {re.match(r"`([^`]+)`", row).group(1): row for row in table("docs/gps.md", "## Sampling rules", cells=2)}
     assert sorted(rules) == SAMPLING_RULES.names()
     assert {name for name, row in rules.items() if "`tau`" in row} == {
         name for name in SAMPLING_RULES.names() if SAMPLING_RULES.get(name).needs_radius

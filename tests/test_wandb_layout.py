@@ -86,7 +86,7 @@ def test_sweep_groups_seeds_names_priors_and_logs_its_summary(offline, capsys):
     staged = open(logged["table-linear_acc.md"]).read()
     assert staged == (sweep_dir / "table-linear_acc.md").read_text() and "| SimCLR |" in staged
 
-    # README's upload command, as the shell expands it (`*` skips the dot folder, named on its own)
+    # docs/wandb.md's upload command, as the shell expands it (`*` skips the dot folder, named on its own)
     paths = glob.glob(f"{sweep_dir}/*/wandb/offline-run-*") + glob.glob(
         f"{sweep_dir}/{SUMMARY_DIR}/wandb/offline-run-*"
     )
