@@ -2,7 +2,7 @@
 
 uint8 NHWC in, normalised float NCHW (channels_last) out. One call augments both views of a batch
 (the anchors' rows, then the positives' rows) with a handful of tensor ops, so the GPU is not
-starved by a CPU DataLoader (see DESIGN.md, Speed). Each view may have its own pipeline, as the
+starved by a CPU DataLoader (see docs/design.md, Speed). Each view may have its own pipeline, as the
 reference recipes do (BYOL's second view is solarised): the two views' settings sit in a small
 table on the device and every op reads its row's values, so an asymmetric pair costs one call too.
 

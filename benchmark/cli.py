@@ -48,7 +48,7 @@ RUN_FLAGS = {
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     for key, kind in RUN_FLAGS.items():
         parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None)
-    parser.add_argument("--config", help="YAML file of config keys (see README)")
+    parser.add_argument("--config", help="YAML file of config keys (see docs/runs.md)")
     parser.add_argument(
         "--set",
         dest="assignments",
@@ -288,7 +288,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    """Print every method's reference recipe as the Markdown table README.md holds."""
+    """Print every method's reference recipe as the Markdown table docs/training.md holds."""
     from benchmark.recipes import recipe_table
 
     print(recipe_table(), end="")

@@ -162,7 +162,7 @@ def evaluate_backbone(
     knn_temperature: float = 0.07,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """All frozen-feature metrics of DESIGN.md's result keys. Test: kNN with every training image
+    """All frozen-feature metrics of the result keys (docs/design.md, Contracts). Test: kNN with every training image
     as the bank, and the probe refit on every training image with the L2 chosen on val. Val: kNN
     with train minus val as the bank (no val image finds itself), and the probe fit on train; and
     the label-free quality of the val features (rankme, alignment, uniformity)."""

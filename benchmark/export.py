@@ -1,7 +1,7 @@
 """A trained backbone people can take away: one .safetensors file of its tensors, and in its metadata
 what rebuilds it (the suite's backbone name, the timm model, the stem, the image size and the
 normalisation it was trained on). Safetensors holds tensors and strings only, so loading an exported
-file runs no code from it (DESIGN.md, Contracts)."""
+file runs no code from it (docs/design.md, Contracts)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The reference-recipe table, generated from the recipes themselves (`gpsbench recipes`).
 
-README's recipe table is this function's output (a test compares them), so the table a user reads is
+docs/training.md's recipe table is this function's output (a test compares them), so the table a user reads is
 the recipe the code trains with. Heads are described from the modules a method builds.
 """
 

@@ -1,6 +1,6 @@
 """A finished run's result: the typed object behind result.json, which owns its keys and their order.
 
-result.json is flat (DESIGN.md, Contracts): the keys of `rundir.RESULT_KEYS` and the ones beside
+result.json is flat (docs/design.md, Contracts): the keys of `rundir.RESULT_KEYS` and the ones beside
 them (`k`, `sampling`, the evaluation's quality figures, the sampler's `gps_*` report, what the run
 cost and where it ran). Tables, tuning and W&B read that dict; `as_dict` is the one place it is made.
 """

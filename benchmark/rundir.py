@@ -1,4 +1,4 @@
-"""A run directory and its files (DESIGN.md, Contracts): config.json, status.json, metrics.jsonl,
+"""A run directory and its files (docs/design.md, Contracts): config.json, status.json, metrics.jsonl,
 result.json, checkpoint.pt, and the writer's claim (claim.py). Whole-file writes are atomic and appends
 whole lines (fileio.py). Readers check what they read: a damaged file is reported by name and reason
 (`damage`), never a crash, and a torn last line of metrics.jsonl (a write cut by a kill) is dropped."""

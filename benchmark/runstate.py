@@ -2,7 +2,7 @@
 sweep reads from those files and from whether the run's job still lives.
 
 Members are strings ("done" == RunState.DONE, with the same hash), so status.json, which the
-DESIGN contract fixes, holds exactly the words it always held, and a state read back from a file
+contract of docs/design.md fixes, holds exactly the words it always held, and a state read back from a file
 compares and looks up equal to the member.
 """
 

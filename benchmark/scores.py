@@ -28,7 +28,7 @@ class Score:
 
 ACCURACY = Score(percent=True, higher_is_better=True, digits=2)
 SCORES = {
-    # evaluate.py: kNN and linear-probe accuracies on test and val (DESIGN.md's result keys)
+    # evaluate.py: kNN and linear-probe accuracies on test and val (the result keys of docs/design.md)
     "knn_acc": ACCURACY,
     "knn200_acc": ACCURACY,
     "linear_acc": ACCURACY,

@@ -130,7 +130,7 @@ def planned(folder: Path) -> tuple[dict[str, dict[str, str]], list[str] | None]:
 
 
 def load(folder: str | Path, config: bool = True, metrics: bool = False) -> pd.DataFrame:
-    """One tidy frame of a sweep folder (see the module's docstring; README, Tables and plots).
+    """One tidy frame of a sweep folder (see the module's docstring; docs/tables.md).
 
     config=False leaves out the config columns (result keys, axes and state only); metrics=True gives
     the per-epoch frame instead: run_id, epoch, every logged key (loss, lr, val_knn_acc, ...) and the
