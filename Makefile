@@ -11,7 +11,7 @@ PROFILE ?=
 SWEEP_ARGS ?=
 PERF_ARGS ?= --quick $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE),--dataset synthetic --image-size 32)
 
-.PHONY: install lint test test-fast perf perf-gpu gpu-check gpu-check-dry sweep status table clean
+.PHONY: install lint test test-fast perf perf-gpu gpu-check gpu-check-dry gpu-bundle sweep status table clean
 
 $(BIN)/gpsbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,15 +47,24 @@ perf-gpu: install
 		--method simclr --aug strong --epochs 200 --batch-size $(GPU_BATCH) --set compile=true \
 		--out results/perf/cifar10-simclr-200ep
 
-# The GPU check in one device call (README, Performance): `make gpu-check` assembles here into .gpu/ what a
-# GPU machine cannot fetch (wheels, the CIFAR-10 archive), measures what travels and prints the call that
-# runs gpu/check.sh there; `make gpu-check-dry` is the same check on this CPU at small sizes
+# The GPU check (docs/gpu-check.md): perf with its bf16-vs-fp32 check, then the paper's CIFAR-10 claim
+# (sweeps/gpu-check.yaml) within a time budget. `make gpu-check` on a CUDA machine (results in
+# results/gpu-check/out); `make gpu-check-dry`, the same check on the CPU at small sizes (results/gpu-check/dry);
+# `make gpu-bundle` gathers into GPU_BUNDLE the wheels, data and code that a GPU node without internet needs
+# (run it where pip reaches a package index). GPU_CHECK_ARGS="--budget 30m" and GPU_BUNDLE_ARGS="--python-version
+# 3.12" pass options on (bash gpu/check.sh --help lists them)
 GPU_CHECK_ARGS ?=
+GPU_BUNDLE ?= results/gpu-bundle
+GPU_BUNDLE_ARGS ?=
+GPU_CHECK_DATA = $(if $(CIFAR_ARCHIVE),--data-path $(CIFAR_ARCHIVE))
 gpu-check: install
-	PYTHON=$(BIN)/python bash gpu/assemble.sh
+	bash gpu/check.sh --device cuda --out results/gpu-check/out $(GPU_CHECK_DATA) $(GPU_CHECK_ARGS)
 
 gpu-check-dry: install
-	PYTHON=$(BIN)/python bash gpu/check.sh --device cpu $(GPU_CHECK_ARGS)
+	bash gpu/check.sh --device cpu --out results/gpu-check/dry $(GPU_CHECK_DATA) $(GPU_CHECK_ARGS)
+
+gpu-bundle: install
+	bash gpu/check.sh --bundle $(GPU_BUNDLE) $(GPU_CHECK_DATA) $(GPU_BUNDLE_ARGS)
 
 sweep: install
 	$(BIN)/gpsbench sweep sweeps/$(DATASET).yaml --executor $(EXECUTOR) $(if $(PROFILE),--profile $(PROFILE)) $(SWEEP_ARGS)

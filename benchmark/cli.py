@@ -84,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark.perf import PerfSizes, run_perf
+    from benchmark.perf.phases import PhaseFile
 
     base = {"dataset": "cifar10", "backbone": "resnet18", "aug": "strong", "method": "simclr", "epochs": 1}
     if args.prior is None:  # by default the GPS step: pixel prior (PCA to 256 dims: a quick table), k = 5
@@ -95,9 +96,18 @@ def cmd_perf(args: argparse.Namespace) -> int:
         raise ConfigError(f"--approx-images {args.approx_images}: 0 (skip the IVF table) or at least 11 embeddings")
     if args.workers is not None and args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: 0 (load in the main process) or more DataLoader workers")
+    if args.precision_check < 0:
+        raise ConfigError(f"--precision-check {args.precision_check}: 0 (off) or the number of steps to compare")
     sizes = PerfSizes.for_run(args.quick, args.knn_images, args.approx_images)
     run_perf(
-        config, quick=args.quick, workers=args.workers, out=args.out, results_dir=default_results_dir(), sizes=sizes
+        config,
+        quick=args.quick,
+        workers=args.workers,
+        out=args.out,
+        results_dir=default_results_dir(),
+        sizes=sizes,
+        precision_steps=args.precision_check,
+        on_phase=PhaseFile(args.phases) if args.phases else None,
     )
     return 0
 
@@ -327,6 +337,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="embeddings in the timed IVF search (default 1,000,000; --quick 100,000; 0 skips it)",
+    )
+    perf.add_argument(
+        "--precision-check",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also train the first STEPS steps with bf16 autocast and in fp32 from the same seed and compare "
+        "their losses (report key `precision`; default 0: off)",
+    )
+    perf.add_argument(
+        "--phases",
+        metavar="FILE",
+        help="write each phase's figures to this JSON file as soon as they are measured, so a perf stopped "
+        "in a later phase keeps the earlier ones",
     )
     perf.set_defaults(func=cmd_perf)
 

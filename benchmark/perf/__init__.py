@@ -4,6 +4,8 @@
 - knn.py:      neighbour-table build seconds, exact and approximate, with recall
 - profile.py:  where the pipeline step's time goes (torch.profiler)
 - registry.py: seconds to plan a 10,000-cell sweep and to collect its 10,000 runs into a table
+- precision.py: bf16 autocast against fp32 on the run's first steps (--precision-check N)
+- phases.py:   each phase's figures as soon as they are measured (--phases FILE, or a callback)
 One JSON report (results/perf/<host>-<device>.json) holds every figure, the ratios, the setup and
 the versions.
 """
@@ -17,9 +19,14 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from benchmark.perf.phases import PhaseCallback
+    from benchmark.perf.step import StepMeasures
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,21 @@ class PerfSizes:
 
 
 def run_perf(
-    config, quick: bool, workers: int | None, out: str | None, results_dir: Path, sizes: PerfSizes = PerfSizes()
+    config,
+    quick: bool,
+    workers: int | None,
+    out: str | None,
+    results_dir: Path,
+    sizes: PerfSizes = PerfSizes(),
+    precision_steps: int = 0,
+    on_phase: PhaseCallback | None = None,
 ) -> dict:
+    """Every measure, one phase after another, into one JSON report. `precision_steps` > 0 adds the
+    bf16-vs-fp32 check of the run's first steps (precision.py); `on_phase(name, figures, seconds)`
+    sees each phase's figures as soon as they are measured (phases.py)."""
     from benchmark.data import load_run_data
     from benchmark.perf.knn import knn_figures
+    from benchmark.perf.precision import precision_check
     from benchmark.perf.registry import registry_seconds
     from benchmark.perf.step import step_figures
     from benchmark.train import select_device
@@ -59,13 +77,31 @@ def run_perf(
         begun = time.perf_counter()
         value = measure(*args)
         phases[phase] = time.perf_counter() - begun
+        if on_phase is not None:
+            on_phase(phase, value, phases[phase])
         return value
 
     step = timed("step", step_figures, config, data, device, quick, workers)
-    figures = step.figures
+    precision = timed("precision", precision_check, config, data, device, precision_steps) if precision_steps else None
     knn = timed("knn", knn_figures, data.pretrain.images, device, sizes.exact_images, sizes.approx_images)
     registry = timed("registry", registry_seconds, sizes.registry_seeds)
-    report = {
+    report = _report(step, knn, registry, quick, device)
+    if precision is not None:
+        report["precision"] = precision
+    report["phase_seconds"] = {**phases, "total": time.perf_counter() - started}
+    path = Path(out) if out else results_dir / "perf" / f"{socket.gethostname()}-{device.type}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    profile_path = path.with_name(path.stem + "-profile.txt")
+    profile_path.write_text(f"torch.profiler, {report['device']}, pipeline step\n{step.profile_table}\n")
+    print(format_report(report))
+    print(f"written to {path} (operator profile: {profile_path})")
+    return report
+
+
+def _report(step: StepMeasures, knn: dict, registry: dict, quick: bool, device: torch.device) -> dict:
+    figures = step.figures
+    return {
         "figures_images_per_s": figures,
         "ratios": {
             "pipeline_vs_ceiling": figures["pipeline"] / figures["ceiling"],
@@ -84,16 +120,7 @@ def run_perf(
         "cpu_count": os.cpu_count(),
         "versions": _versions(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "phase_seconds": {**phases, "total": time.perf_counter() - started},
     }
-    path = Path(out) if out else results_dir / "perf" / f"{socket.gethostname()}-{device.type}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    profile_path = path.with_name(path.stem + "-profile.txt")
-    profile_path.write_text(f"torch.profiler, {report['device']}, pipeline step\n{step.profile_table}\n")
-    print(format_report(report))
-    print(f"written to {path} (operator profile: {profile_path})")
-    return report
 
 
 def _versions() -> dict:
@@ -138,5 +165,9 @@ def format_report(report: dict) -> str:
         f"registry {registry['cells']:,} cells/runs: plan {registry['plan_seconds']:.2f} s, states "
         f"{registry['states_seconds']:.2f} s, table {registry['table_seconds']:.2f} s"
     ]
+    if "precision" in report:
+        from benchmark.perf.precision import precision_lines
+
+        lines += precision_lines(report["precision"])
     lines += ["seconds: " + ", ".join(f"{phase} {value:.0f}" for phase, value in report["phase_seconds"].items())]
     return "\n".join(lines)
