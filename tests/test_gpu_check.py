@@ -64,6 +64,8 @@ def test_the_check_asks_gpsbench_perf_for_its_phases_and_precision_check(tmp_pat
         str(tmp_path / "out" / "perf.json"),
     )
     assert (args.quick, args.batch_size, args.backbone, args.assignments) == (True, 512, "resnet18", ["compile=true"])
+    assert 1 <= args.workers <= (os.cpu_count() or 1)  # a DataLoader worker per CPU this process may use
+    assert args.epochs == 200  # the lr schedule of the precision check's steps: a 200-epoch run's
     cpu = build_parser().parse_args(
         commands.perf_command("cpu", CPU_SIZES, tmp_path / "c.tar.gz", tmp_path, tmp_path)[3:]
     )

@@ -1,7 +1,7 @@
 """bf16 autocast against fp32 on the run's first training steps (`gpsbench perf --precision-check N`).
 
 Both precisions train the same config from the same seed, eager (no torch.compile), with the run's
-own lr schedule and TF32 off for the fp32 side (cuDNN would otherwise use TF32 convolutions), so the
+own lr schedule and TF32 off (a GPU would otherwise run fp32 matmuls and convolutions in TF32), so the
 only difference is the autocast. Each step's loss, side by side, with the relative difference: bf16
 training is trusted where its losses track fp32's within PRECISION_RTOL.
 """
@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 
 PRECISION_RTOL = 0.02  # relative loss difference per step that still counts as agreeing
-PRECISIONS = ("bf16", "fp32")
+COMPARED = ("bf16", "fp32")
 
 
 @contextmanager
@@ -64,7 +64,7 @@ def precision_check(config, data, device: torch.device, steps: int) -> dict:
     losses: dict[str, list[tuple[float, float]]] = {}
     seconds: dict[str, float] = {}
     with strict_fp32(device):
-        for precision in PRECISIONS:
+        for precision in COMPARED:
             losses[precision], seconds[precision] = first_losses(
                 dataclasses.replace(eager, precision=precision), data, device, steps
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,13 +12,21 @@ from gpu.check.plan import eval_every
 SWEEP_FILE = REPO / "sweeps" / "gpu-check.yaml"
 SWEEP_NAME = "gpu-check"
 GPSBENCH = [sys.executable, "-m", "benchmark.cli"]  # the repository's code, by this Python
+PRECISION_SCHEDULE_EPOCHS = 200  # the precision check compares the first steps of a 200-epoch run's lr schedule
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a SLURM job's allocation, not the node's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def perf_command(device: str, sizes: Sizes, data_path: Path, data_dir: Path, out: Path) -> list[str]:
-    """perf --quick, compiled, at the check's batch and backbone, with its bf16-vs-fp32 check; each
-    phase's figures go to perf-phases.json as soon as measured, the report to perf.json."""
-    args = ["perf", "--device", device, "--quick", "--set", "compile=true"]
+    """perf --quick, compiled, at the check's batch and backbone, a DataLoader worker per usable CPU, with
+    its bf16-vs-fp32 check; each phase's figures go to perf-phases.json as soon as measured, the report
+    to perf.json."""
+    args = ["perf", "--device", device, "--quick", "--set", "compile=true", "--workers", str(usable_cpus())]
     args += ["--batch-size", str(sizes.batch_size), "--backbone", sizes.backbone]
+    args += ["--epochs", str(PRECISION_SCHEDULE_EPOCHS)]
     args += ["--data-path", str(data_path), "--data-dir", str(data_dir)]
     args += ["--out", str(out / "perf.json"), "--phases", str(out / "perf-phases.json")]
     optional = {

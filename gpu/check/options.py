@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bundle_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("a node without internet (docs/gpu-check.md, Offline)")
+    group = parser.add_argument_group("a node without internet (docs/gpu-check.md)")
     group.add_argument("--bundle", type=Path, metavar="DIR", help="write the wheels, data and code here; run nothing")
     group.add_argument("--python-version", help="--bundle: the node's Python, e.g. 3.12 (default: this Python's)")
     group.add_argument(

@@ -60,10 +60,9 @@ def extrapolate(run: RunProgress, epochs: int = 200) -> dict | None:
     )
     if other is not None:
         terms.append((other, "the rest of the run's wall time: data, model, prior, online val kNN, checkpoints"))
-    formula = f"{epochs} x {steady:.3f} s (median epoch after the first, of {len(seconds) - 1})" + "".join(
-        f" {'-' if value < 0 else '+'} {abs(value):.1f} s ({why})" for value, why in terms
-    )
-    formula += f" = {total:.0f} s = {total / 60:.2f} min"
+    lines = [f"{epochs} x {steady:.3f} s (median epoch after the first, of {len(seconds) - 1})"]
+    lines += [f"{'-' if value < 0 else '+'} {abs(value):.1f} s ({why})" for value, why in terms]
+    lines.append(f"= {total:.0f} s = {total / 60:.2f} min")
     return {
         "epochs": epochs,
         "steady_epoch_seconds": steady,
@@ -76,5 +75,6 @@ def extrapolate(run: RunProgress, epochs: int = 200) -> dict | None:
         "run_images_per_s": (run.result or {}).get("images_per_s"),
         "target_seconds": TARGET_200_EPOCHS_S,
         "meets_target": total < TARGET_200_EPOCHS_S,
-        "formula": formula,
+        "formula": " ".join(lines),
+        "formula_lines": lines,
     }

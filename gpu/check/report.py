@@ -147,7 +147,11 @@ def _extrapolation_lines(extrapolated: dict | None) -> list[str]:
         return lines + ["   not enough measured epochs (two are needed)"]
     verdict = "meets" if extrapolated["meets_target"] else "does NOT meet"
     partial = "" if extrapolated["complete"] else " (partial: the run did not finish)"
-    return lines + [f"   {extrapolated['formula']}", f"   {verdict} the 7-minute target{partial}"]
+    return (
+        lines
+        + [f"   {line}" for line in extrapolated["formula_lines"]]
+        + [f"   {verdict} the 7-minute target{partial}"]
+    )
 
 
 def _precision_lines(precision: dict | None) -> list[str]:

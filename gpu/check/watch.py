@@ -27,14 +27,16 @@ class SweepWatch:
         changed = [r for r in runs if self.seen.get(r.run_id) != (r.state, len(r.epochs))]
         if not changed:
             return None
+        for run in changed:
+            self._say(run, new_epoch=len(run.epochs) != self.seen.get(run.run_id, ("", 0))[1])
         self.seen.update({r.run_id: (r.state, len(r.epochs)) for r in changed})
         snapshot(self.out, self.work)
-        for run in changed:
-            self._say(run)
         return self._behind(runs)
 
-    def _say(self, run: RunProgress) -> None:
-        if not run.epochs:
+    def _say(self, run: RunProgress, new_epoch: bool) -> None:
+        if not new_epoch or not run.epochs:
+            if run.state not in ("new", "running"):
+                print(f"[check] sweep: {run.label}: {run.state}", flush=True)
             return
         last = run.epochs[-1]
         knn = f", val kNN {last['val_knn_acc']:.3f}" if "val_knn_acc" in last else ""
