@@ -18,9 +18,10 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
-from gpu.check.closure import NODE_TORCH, Target, machine_of, requirement_closure
+from gpu.check.closure import NODE_TORCH, PROJECT, Target, machine_of, requirement_closure
 from gpu.check.environment import ARCHIVE, archive_places, find_data_path
 from gpu.check.options import REPO, CheckError
 
@@ -83,6 +84,12 @@ def make_bundle(args: argparse.Namespace) -> int:
         target = Target(python_version, machine_of(platforms))
     except ValueError as err:
         raise CheckError(str(err)) from None
+    try:
+        metadata.distribution(PROJECT)
+    except metadata.PackageNotFoundError:
+        raise CheckError(
+            f"{PROJECT} is not installed for {sys.executable}: the bundle pins what `make install` put in .venv"
+        ) from None
     skip = frozenset() if args.with_torch else NODE_TORCH
     pins = requirement_closure(target, skip)
     dest.mkdir(parents=True, exist_ok=True)
