@@ -17,7 +17,7 @@ class RunState(str, Enum):
     RUNNING = "running"  # a writer trains it
     DONE = "done"  # result.json written: final
     FAILED = "failed"  # an error ended it (status.json has the error and traceback): final
-    # how a sweep sees a run (benchmark/sweep/registry.py)
+    # how a sweep sees a run (benchmark/sweep/run_views.py)
     QUEUED = "queued"  # pending, its job alive: submitted and waiting
     STALE = "stale"  # running, but its job is gone (killed, node lost)
     INTERRUPTED = "interrupted"  # pending without a live job (Ctrl-C, requeue refused)

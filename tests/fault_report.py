@@ -28,7 +28,7 @@ sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 from benchmark.cli import main  # noqa: E402
 from benchmark.rundir import RunDir  # noqa: E402
 from benchmark.sweep.plan import expand  # noqa: E402
-from benchmark.sweep.registry import JobProbe, run_state  # noqa: E402
+from benchmark.sweep.run_views import JobProbe, run_state  # noqa: E402
 from benchmark.sweep.spec import load_sweep  # noqa: E402
 
 

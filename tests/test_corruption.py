@@ -15,7 +15,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.rundir import RunDir
 from benchmark.sweep.plan import expand
-from benchmark.sweep.registry import JobProbe, run_state
+from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
 
 FILES = ("status.json", "result.json", "metrics.jsonl", "config.json", "sweep.json")

@@ -11,7 +11,7 @@ import pytest
 from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.sweep.launch import describe_plan, select
 from benchmark.sweep.plan import expand
-from benchmark.sweep.registry import JobProbe, run_state
+from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import parse_sweep
 from benchmark.sweep.status import format_status
 

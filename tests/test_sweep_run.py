@@ -18,7 +18,7 @@ from wandb_records import history_steps, run_record
 from benchmark.cli import main
 from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.plan import expand
-from benchmark.sweep.registry import JobProbe, run_state
+from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
 from benchmark.tracking import wandb_run_id
 

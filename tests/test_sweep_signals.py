@@ -17,7 +17,7 @@ from test_concurrent_sweeps import start_sweep
 from benchmark.cli import main
 from benchmark.rundir import RunDir
 from benchmark.sweep.plan import expand
-from benchmark.sweep.registry import JobProbe, run_state
+from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
 
 pytestmark = pytest.mark.slow

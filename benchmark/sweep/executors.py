@@ -25,7 +25,7 @@ from benchmark.rundir import RunDir
 from benchmark.runstate import LIVE, RunState
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.profiles import chunks, cluster_max_array_size, load_profile
-from benchmark.sweep.registry import JobProbe, run_state
+from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import Resources
 
 

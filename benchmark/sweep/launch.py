@@ -20,7 +20,7 @@ from benchmark.runstate import LIVE, SWEEP_STATES, TO_RUN, RunState
 from benchmark.sweep.executors import EXECUTORS, ExecutorOptions, Launch, Progress
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.plan import Cell, Plan, expand
-from benchmark.sweep.registry import RunView, states
+from benchmark.sweep.run_views import RunView, states
 from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.status import MANIFEST
 from benchmark.sweep.summary import log_summary, summary_mode

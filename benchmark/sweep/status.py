@@ -12,7 +12,7 @@ import pandas as pd
 from benchmark.errors import DamagedFile
 from benchmark.rundir import RunDir, read_object
 from benchmark.runstate import LIVE, SWEEP_STATES, RunState
-from benchmark.sweep.registry import JobProbe, run_state
+from benchmark.sweep.run_views import JobProbe, run_state
 
 MANIFEST = "sweep.json"
 
