@@ -14,9 +14,9 @@ from benchmark.cli import build_parser, main
 from benchmark.config import RunConfig
 from benchmark.data import load_run_data
 from benchmark.perf import PerfSizes, run_perf
+from benchmark.perf.bookkeeping import registry_seconds, sweep_file, write_finished_runs
 from benchmark.perf.phases import PhaseFile
 from benchmark.perf.precision import first_losses, precision_check
-from benchmark.perf.registry import registry_seconds, sweep_file, write_finished_runs
 from benchmark.perf.step import StepMeasures
 from benchmark.results import collect
 from benchmark.sweep.launch import select

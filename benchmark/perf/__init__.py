@@ -3,7 +3,7 @@
 - step.py:     training step images/s (ceiling, pipeline, data path, sampler, DataLoader), host syncs
 - knn.py:      neighbour-table build seconds, exact and approximate, with recall
 - profile.py:  where the pipeline step's time goes (torch.profiler)
-- registry.py: seconds to plan a 10,000-cell sweep and to collect its 10,000 runs into a table
+- bookkeeping.py: seconds to plan a 10,000-cell sweep and to collect its 10,000 runs into a table
 - precision.py: bf16 autocast against fp32 on the run's first steps (--precision-check N)
 - phases.py:   each phase's figures as soon as they are measured (--phases FILE, or a callback)
 One JSON report (results/perf/<host>-<device>.json) holds every figure, the ratios, the setup and
@@ -61,9 +61,9 @@ def run_perf(
     bf16-vs-fp32 check of the run's first steps (precision.py); `on_phase(name, figures, seconds)`
     sees each phase's figures as soon as they are measured (phases.py)."""
     from benchmark.data import load_run_data
+    from benchmark.perf.bookkeeping import registry_seconds
     from benchmark.perf.knn import knn_figures
     from benchmark.perf.precision import precision_check
-    from benchmark.perf.registry import registry_seconds
     from benchmark.perf.step import step_figures
     from benchmark.train import select_device
 
