@@ -9,7 +9,7 @@ import traceback
 from types import TracebackType
 
 from benchmark.attempt import Attempt
-from benchmark.result import RunResult
+from benchmark.run_result import RunResult
 from benchmark.runstate import RunState
 from benchmark.tracking import Tracker
 

@@ -35,7 +35,7 @@ from benchmark.positives import MultiPositive, draw_positives
 from benchmark.progress import StepBar, epoch_line, say
 from benchmark.quality import label_free_quality
 from benchmark.refresh import refresh_due, refresh_table, restore_table, table_state
-from benchmark.result import RunResult
+from benchmark.run_result import RunResult
 from benchmark.rundir import ReadOnlyRunDir, RunDir
 from benchmark.tracking import SINGLE_RUN, Labels, Tracker
 

@@ -1,4 +1,4 @@
-"""A run's status lifecycle (benchmark/lifecycle.py) and its typed result (benchmark/result.py), on a
+"""A run's status lifecycle (benchmark/lifecycle.py) and its typed result (benchmark/run_result.py), on a
 real run directory under a real claim: how each way an attempt ends is recorded, and result.json's keys."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from benchmark.attempt import Attempt
 from benchmark.claim import holder
 from benchmark.config import RunConfig
 from benchmark.lifecycle import RunInterrupted, RunLifecycle
-from benchmark.result import RunResult
+from benchmark.run_result import RunResult
 from benchmark.rundir import RESULT_KEYS, RunDir, read_json
 from benchmark.runstate import RunState
 
