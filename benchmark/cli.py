@@ -299,7 +299,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_recipes(args: argparse.Namespace) -> int:
     """Print every method's reference recipe as the Markdown table docs/training.md holds."""
-    from benchmark.recipes import recipe_table
+    from benchmark.recipe_table import recipe_table
 
     print(recipe_table(), end="")
     return 0

@@ -17,7 +17,7 @@ from benchmark.augment import LARGE_IMAGE_SIZE, resolve_aug_params
 from benchmark.config import RunConfig
 from benchmark.methods import METHODS
 from benchmark.optim import LARSParams, resolve_optim
-from benchmark.recipes import recipe_table
+from benchmark.recipe_table import recipe_table
 
 REPO = Path(__file__).resolve().parent.parent
 CIFAR = "scripts/pretrain/cifar"
