@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from benchmark.runstate import RunState
-from benchmark.sweep.scheduler import current_executor, current_job_id
+from benchmark.scheduler import current_executor, current_job_id
 
 
 def pid_alive(pid: int) -> bool:

@@ -22,7 +22,7 @@ from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.rundir import RunDir
 from benchmark.runstate import RunState
-from benchmark.sweep.scheduler import in_submitit_job, submitit_preemption
+from benchmark.scheduler import in_submitit_job, submitit_preemption
 from benchmark.tracking import Labels
 
 

@@ -135,7 +135,7 @@ class TuneWorker(submitit.helpers.Checkpointable):
         return ran
 
     def worker_info(self) -> dict:
-        from benchmark.sweep.scheduler import current_job_id
+        from benchmark.scheduler import current_job_id
 
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": current_job_id(), "executor": self.executor}
 

@@ -1,5 +1,5 @@
 """The scheduler's view of this process: job ids from SLURM's and submitit's environment, and
-submitit's private preemption hook (benchmark/sweep/scheduler.py), checked against a real submitit job
+submitit's private preemption hook (benchmark/scheduler.py), checked against a real submitit job
 that receives a real signal: if a submitit release moves the signal or its handler, this fails."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import cloudpickle
 import pytest
 import submitit
 
-from benchmark.sweep.scheduler import SUBMITIT_CHECKED, current_job_id, submitit_preemption
+from benchmark.scheduler import SUBMITIT_CHECKED, current_job_id, submitit_preemption
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the job's process cannot import this test file
 
@@ -82,6 +82,6 @@ def test_submitits_preemption_hook_requeues_a_real_job_on_a_real_signal(tmp_path
     except Exception as err:  # noqa: BLE001 - the message below names what to check
         pytest.fail(
             f"submitit {submitit.__version__} no longer requeues through the hook that "
-            f"benchmark/sweep/scheduler.py reads (checked with {SUBMITIT_CHECKED}): {err}"
+            f"benchmark/scheduler.py reads (checked with {SUBMITIT_CHECKED}): {err}"
         )
     assert result == {"attempts": 2}  # the handler checkpointed and requeued: a second attempt ran
