@@ -10,9 +10,9 @@ import pandas as pd
 
 from benchmark import shipped
 from benchmark.errors import ConfigError, choice_error
+from benchmark.results_frame import load
 from benchmark.runstate import RunState
 from benchmark.scores import Score, check_metric, score
-from benchmark.results_frame import load
 
 __all__ = ["load", "collect", "build_table", "to_markdown", "to_latex", "to_csv", "prior_table", "compare_paper"]
 METRICS = ("linear_acc", "knn_acc", "knn200_acc")  # the usual ones; --metric takes any numeric result key

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "benchmark"
@@ -57,33 +58,38 @@ def imports(modules: dict[str, Path]) -> list[Import]:
     found: list[Import] = []
     for module, path in modules.items():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-
-        def visit(node: ast.AST, where: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                inner = where
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and where == "top":
-                    inner = "function"
-                if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                    inner = "type-checking"
-                names: list[str] = []
-                if isinstance(child, ast.Import):
-                    names = [alias.name for alias in child.names]
-                elif isinstance(child, ast.ImportFrom):
-                    base = child.module or ""
-                    if child.level:
-                        anchor = package
-                        for _ in range(child.level - 1):
-                            anchor = anchor.rpartition(".")[0]
-                        base = f"{anchor}.{base}" if base else anchor
-                    names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in child.names]
-                for name in names:
-                    target = _resolve(name, modules) if name.split(".")[0] == PACKAGE else None
-                    if target and target != module and Import(module, target, child.lineno, inner) not in found:
-                        found.append(Import(module, target, child.lineno, inner))
-                visit(child, inner)
-
-        visit(ast.parse(path.read_text()), "top")
+        _visit(ast.parse(path.read_text()), "top", module, package, modules, found)
     return found
+
+
+def _named(node: ast.AST, package: str, modules: dict[str, Path]) -> list[str]:
+    """The module names an import statement names (a name imported from a package may be a module)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    base = node.module or ""
+    if node.level:
+        anchor = package
+        for _ in range(node.level - 1):
+            anchor = anchor.rpartition(".")[0]
+        base = f"{anchor}.{base}" if base else anchor
+    return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+
+
+def _visit(node: ast.AST, where: str, module: str, package: str, modules: dict[str, Path], found: list) -> None:
+    for child in ast.iter_child_nodes(node):
+        inner = where
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and where == "top":
+            inner = "function"
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            inner = "type-checking"
+        for name in _named(child, package, modules):
+            target = _resolve(name, modules) if name.split(".")[0] == PACKAGE else None
+            edge = Import(module, target, child.lineno, inner) if target and target != module else None
+            if edge is not None and edge not in found:
+                found.append(edge)
+        _visit(child, inner, module, package, modules, found)
 
 
 def cycles(edges: list[Import]) -> list[list[str]]:
