@@ -131,7 +131,7 @@ def cmd_prior(args: argparse.Namespace) -> int:
     import torch
 
     from benchmark.data import load_run_data
-    from benchmark.neighbors import build_sampler
+    from benchmark.pairing import build_sampler
     from benchmark.train import select_device
 
     config = config_from_args(args)

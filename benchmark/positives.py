@@ -29,13 +29,6 @@ if TYPE_CHECKING:
     from benchmark.methods.base import SSLMethod
 
 
-def distinct_columns(rows: int, candidates: int, m: int, generator: torch.Generator, device) -> torch.Tensor:
-    """(rows, m) column indices, m different ones of `candidates` per row, every m-subset (and order)
-    equally likely: the first m of a random permutation per row."""
-    keys = torch.rand(rows, candidates, generator=generator, device=device)
-    return keys.argsort(dim=1)[:, :m]
-
-
 def draw_positives(sampler, anchors: torch.Tensor, generator: torch.Generator, m: int) -> torch.Tensor:
     """The positives' indices, flat (m * B,) (see the module's docstring for the rule)."""
     if m == 1:

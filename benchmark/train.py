@@ -29,8 +29,8 @@ from benchmark.errors import ConfigError, TrainingError
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.lifecycle import RunInterrupted, RunLifecycle
 from benchmark.methods import MethodContext, SSLMethod, build_method
-from benchmark.neighbors import GPSSetup, build_sampler
 from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
+from benchmark.pairing import GPSSetup, build_sampler
 from benchmark.positives import MultiPositive, draw_positives
 from benchmark.progress import StepBar, epoch_line, say
 from benchmark.quality import label_free_quality

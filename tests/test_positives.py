@@ -15,8 +15,8 @@ from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.methods import METHODS
 from benchmark.methods.simclr import multi_positive_nt_xent, nt_xent_loss
-from benchmark.neighbors import BallSampler, IdentitySampler, KnnUniformSampler
-from benchmark.positives import distinct_columns, draw_positives
+from benchmark.neighbors import BallSampler, IdentitySampler, KnnUniformSampler, distinct_columns
+from benchmark.positives import draw_positives
 from benchmark.train import PairStep, build_parts
 
 

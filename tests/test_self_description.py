@@ -14,7 +14,8 @@ from docs_tables import names, table
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
-from benchmark.neighbors import SAMPLING_RULES, build_sampler
+from benchmark.neighbors import SAMPLING_RULES
+from benchmark.pairing import build_sampler
 from benchmark.priors import PRIORS
 from benchmark.priors.simple import PixelPrior
 from benchmark.results import build_table, to_markdown, variant

@@ -1,8 +1,9 @@
 """Neighbour tables and pair samplers: given a batch of anchor indices, the index of each positive.
 
-`search` builds and caches the N x K neighbour table of a prior embedding, `samplers` draws each
-anchor's positive from it (one registered function per sampling rule), and `wiring` builds a run's
-sampler from its config. The names below are the package's interface.
+`search` builds and caches the N x K neighbour table of a prior embedding, and `samplers` draws each
+anchor's positive from it (one registered function per sampling rule). A run's sampler, its prior
+paired with its rule, is built above this package (benchmark/pairing.py). The names below are the
+package's interface.
 """
 
 from benchmark.neighbors.samplers import (
@@ -14,7 +15,10 @@ from benchmark.neighbors.samplers import (
     PairSampler,
     SameClassSampler,
     SamplerBuilder,
+    SamplingChoice,
     SamplingRule,
+    distinct_columns,
+    rule_sampler,
     sampling_rule,
 )
 from benchmark.neighbors.search import (
@@ -34,7 +38,6 @@ from benchmark.neighbors.search import (
     search_kind,
     torch_exact,
 )
-from benchmark.neighbors.wiring import GPSSetup, build_sampler, rule_sampler
 
 __all__ = [
     "APPROXIMATE",
@@ -45,17 +48,17 @@ __all__ = [
     "SAMPLING_RULES",
     "BallSampler",
     "FixedSampler",
-    "GPSSetup",
     "IdentitySampler",
     "KnnUniformSampler",
     "NeighborTable",
     "PairSampler",
     "SameClassSampler",
     "SamplerBuilder",
+    "SamplingChoice",
     "SamplingRule",
     "adaptive_tau",
-    "build_sampler",
     "build_table",
+    "distinct_columns",
     "faiss_exact",
     "faiss_hnsw",
     "neighbor_table",

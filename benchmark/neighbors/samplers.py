@@ -11,9 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+import numpy as np
 import torch
 
+from benchmark.neighbors.search import adaptive_tau
 from benchmark.registry import Registry
+
+
+def distinct_columns(rows: int, candidates: int, m: int, generator: torch.Generator, device) -> torch.Tensor:
+    """(rows, m) column indices, m different ones of `candidates` per row, every m-subset (and order)
+    equally likely: the first m of a random permutation per row."""
+    keys = torch.rand(rows, candidates, generator=generator, device=device)
+    return keys.argsort(dim=1)[:, :m]
 
 
 class PairSampler(Protocol):
@@ -41,8 +50,6 @@ class KnnUniformSampler:
 
     def draw_distinct(self, anchors: torch.Tensor, generator: torch.Generator, m: int) -> torch.Tensor:
         """(B, m): m different candidates per anchor, without replacement (`positives: m`)."""
-        from benchmark.positives import distinct_columns
-
         column = distinct_columns(len(anchors), self.k + self.include_self, m, generator, anchors.device)
         drawn = self.table[anchors[:, None], column.clamp(max=self.k - 1)]
         return torch.where(column == self.k, anchors[:, None], drawn) if self.include_self else drawn
@@ -146,3 +153,31 @@ def _farthest(table: torch.Tensor, dist: torch.Tensor, k: int, tau: float, inclu
     last = within.long().cumsum(dim=1).argmax(dim=1)  # first column reaching the final count = farthest inside
     rows = torch.arange(len(table), device=table.device)
     return FixedSampler(torch.where(within.any(dim=1), table[rows, last].long(), rows))
+
+
+class SamplingChoice(Protocol):
+    """What a run's config says of its sampling rule (RunConfig's fields of these names)."""
+
+    @property
+    def sampling(self) -> str: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def tau(self) -> float | None: ...
+    @property
+    def tau_neighbors(self) -> int: ...
+    @property
+    def include_self(self) -> bool: ...
+
+
+def rule_sampler(
+    choice: SamplingChoice, index: np.ndarray, dist: np.ndarray, device: torch.device
+) -> tuple[PairSampler, float | None]:
+    """The chosen sampling rule over a neighbour table, and the radius it uses (adaptive tau is
+    computed from this table's distances; None for rules without a radius)."""
+    rule = SAMPLING_RULES.get(choice.sampling)
+    tau = None
+    if rule.needs_radius:
+        tau = choice.tau if choice.tau is not None else adaptive_tau(dist, choice.tau_neighbors)
+    index_t, dist_t = torch.as_tensor(index, device=device), torch.as_tensor(dist, device=device)
+    return rule.build(index_t, dist_t, choice.k, tau, choice.include_self), tau

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.errors import ConfigError
+from benchmark.neighbors import SameClassSampler
 from benchmark.priors.base import PRIORS, Prior
 
 
@@ -56,8 +57,6 @@ class OraclePrior(Prior):
 
     def positives(self, data, device: torch.device):
         """x' uniform among the other images of x's class: every positive shares the label (agreement 1)."""
-        from benchmark.neighbors import SameClassSampler
-
         return SameClassSampler(torch.as_tensor(data.pretrain.labels, device=device)), 1.0
 
 

@@ -1,4 +1,4 @@
-"""A run's sampler from its config (benchmark/neighbors/wiring.py) on real data: the pixel prior, plain SSL,
+"""A run's sampler from its config (benchmark/pairing.py) on real data: the pixel prior, plain SSL,
 the oracle, and the embedding key."""
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ import torch
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.data.base import Split
-from benchmark.neighbors import (
-    IdentitySampler,
-    KnnUniformSampler,
-    SameClassSampler,
-    build_sampler,
-)
+from benchmark.neighbors import IdentitySampler, KnnUniformSampler, SameClassSampler
+from benchmark.pairing import build_sampler
 from benchmark.priors import build_prior, embedding_key
 
 from .draws import CPU, gen

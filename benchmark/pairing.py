@@ -1,16 +1,28 @@
-"""From a run's config to its pair sampler: the prior's embedding, its neighbour table, the rule."""
+"""From a run's config to its pair sampler: the prior's embedding, its neighbour table, the rule.
+
+The pairing of a prior (benchmark/priors) with a sampling rule (benchmark/neighbors) sits above both,
+so neither package imports the other's way up."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from benchmark.config import RunConfig
+from benchmark.data import DatasetSplits, default_data_dir
 from benchmark.errors import ConfigError
-from benchmark.neighbors.samplers import SAMPLING_RULES, IdentitySampler, PairSampler
-from benchmark.neighbors.search import NeighborTable, adaptive_tau, neighbor_table, prior_nn_agreement
+from benchmark.neighbors import (
+    SAMPLING_RULES,
+    IdentitySampler,
+    NeighborTable,
+    PairSampler,
+    neighbor_table,
+    prior_nn_agreement,
+    rule_sampler,
+)
+from benchmark.priors import PriorContext, build_prior, prior_embeddings
 from benchmark.rundir import default_results_dir
 
 
@@ -25,15 +37,16 @@ class GPSSetup:
 
 
 def build_sampler(
-    config, data, device: torch.device, cache_root: Path | None = None, results_dir: Path | None = None
+    config: RunConfig,
+    data: DatasetSplits,
+    device: torch.device,
+    cache_root: Path | None = None,
+    results_dir: Path | None = None,
 ) -> GPSSetup:
     """The pair sampler of a run: identity for plain SSL, the prior's own for a prior that needs no k
     (the oracle's same-class draw), else the rule over the prior's cached neighbour table."""
     if not config.is_gps:
         return GPSSetup(IdentitySampler())
-    from benchmark.data import default_data_dir
-    from benchmark.priors import PriorContext, build_prior, prior_embeddings
-
     results_dir = Path(results_dir or default_results_dir())
     prior = build_prior(config.prior, config.prior_args, PriorContext(results_dir))
     if not prior.needs_k:
@@ -66,14 +79,3 @@ def build_sampler(
         "tau": tau,
     }
     return GPSSetup(sampler, agreement, report, table)
-
-
-def rule_sampler(config, index: np.ndarray, dist: np.ndarray, device: torch.device) -> tuple[PairSampler, float | None]:
-    """The config's sampling rule over a neighbour table, and the radius it uses (adaptive tau is
-    computed from this table's distances; None for rules without a radius)."""
-    rule = SAMPLING_RULES.get(config.sampling)
-    tau = None
-    if rule.needs_radius:
-        tau = config.tau if config.tau is not None else adaptive_tau(dist, config.tau_neighbors)
-    index_t, dist_t = torch.as_tensor(index, device=device), torch.as_tensor(dist, device=device)
-    return rule.build(index_t, dist_t, config.k, tau, config.include_self), tau
