@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def load_backbone(path):
-    """An exported backbone (`gpsbench export`) as a ready nn.Module in eval mode (benchmark/export.py)."""
-    from benchmark.export import load_backbone as load
+    """An exported backbone (`gpsbench export`) as a ready nn.Module in eval mode (benchmark/backbone_file.py)."""
+    from benchmark.backbone_file import load_backbone as load
 
     return load(path)

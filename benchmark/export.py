@@ -1,7 +1,6 @@
-"""A trained backbone people can take away: one .safetensors file of its tensors, and in its metadata
-what rebuilds it (the suite's backbone name, the timm model, the stem, the image size and the
-normalisation it was trained on). Safetensors holds tensors and strings only, so loading an exported
-file runs no code from it (docs/design.md, Contracts)."""
+"""A trained backbone people can take away (`gpsbench export`): one .safetensors file of its tensors,
+and in its metadata what rebuilds it (the suite's backbone name, the timm model, the stem, the image
+size and the normalisation it was trained on). Reading such a file back is benchmark/backbone_file.py."""
 
 from __future__ import annotations
 
@@ -12,12 +11,12 @@ from pathlib import Path
 import torch.nn as nn
 
 import benchmark
+from benchmark.backbone_file import FORMAT, FORMAT_KEY
 from benchmark.backbones import BACKBONES, CIFAR_STEM_MAX_SIZE, TIMM_PREFIX, build_backbone, load_state
-from benchmark.errors import ConfigError, DamagedFile
+from benchmark.config import RunConfig
+from benchmark.data import load_run_data
+from benchmark.errors import ConfigError
 from benchmark.rundir import RunDir, read_object
-
-FORMAT = "gps-bench-backbone/1"  # metadata["format"] of every exported file
-FORMAT_KEY = "format"
 
 
 def stem_description(model: nn.Module) -> str:
@@ -45,9 +44,6 @@ def timm_model_name(name: str, model: nn.Module) -> str:
 
 def _data_facts(config: dict) -> tuple[int, list[float], list[float]]:
     """Image size and normalisation the run trained on: its data, loaded as the run loaded it (cached)."""
-    from benchmark.config import RunConfig
-    from benchmark.data import load_run_data
-
     data = load_run_data(RunConfig.from_dict(config))
     return data.image_size, list(data.mean), list(data.std)
 
@@ -97,56 +93,6 @@ def export_backbone(run_dir: str | Path, out: str | Path) -> dict[str, str]:
     save_file(tensors, str(partial), metadata=metadata)
     os.replace(partial, out)
     return metadata
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of an exported backbone; ConfigError when the file is not one."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"backbone file {str(path)!r} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise DamagedFile(path, f"not a safetensors file ({' '.join(str(err).split())[:200]})") from None
-    if metadata.get(FORMAT_KEY) != FORMAT:
-        raise ConfigError(
-            f"{str(path)!r} is not a gps-bench backbone export (its metadata has no format {FORMAT!r}); "
-            "make one with: gpsbench export RUN_DIR --out FILE.safetensors"
-        )
-    return metadata
-
-
-def is_export(path: str | Path) -> bool:
-    """Whether `path` is a .safetensors file written by export_backbone."""
-    try:
-        read_metadata(path)
-    except (ConfigError, DamagedFile):
-        return False
-    return True
-
-
-def load_backbone(path: str | Path) -> nn.Module:
-    """An exported backbone, rebuilt from its metadata and loaded strictly, in eval mode: images
-    (N, 3, H, W) normalised with metadata mean/std -> (N, feature_dim) features."""
-    from benchmark.safeload import load_safetensors
-
-    metadata = read_metadata(path)
-    model, feat_dim = build_backbone(
-        metadata["backbone"], int(metadata["image_size"]), cifar_stem=json.loads(metadata["cifar_stem"])
-    )
-    tensors = load_safetensors(Path(path))
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        raise DamagedFile(
-            Path(path), f"its tensors do not fit {metadata['backbone']} ({' '.join(str(err).split())[:200]})"
-        ) from None
-    if str(feat_dim) != metadata["feature_dim"]:
-        raise DamagedFile(Path(path), f"feature_dim {metadata['feature_dim']} but the backbone gives {feat_dim}")
-    return model.eval()
 
 
 def export_summary(path: str | Path, metadata: dict[str, str]) -> str:

@@ -11,13 +11,14 @@ from conftest import small_method_args
 from safetensors.torch import save_file
 
 import benchmark
+from benchmark.backbone_file import read_metadata
 from benchmark.backbones import build_backbone, load_weights
 from benchmark.cli import main
 from benchmark.config import RunConfig
 from benchmark.data import load_run_data
 from benchmark.errors import ConfigError, DamagedFile
 from benchmark.evaluate import extract_features
-from benchmark.export import export_backbone, read_metadata, timm_model_name
+from benchmark.export import export_backbone, timm_model_name
 from benchmark.priors import build_prior
 from benchmark.train import train_run
 

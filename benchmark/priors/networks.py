@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from benchmark.backbone_file import is_export, load_backbone, read_metadata
 from benchmark.backbones import (
     CIFAR_STEM_MAX_SIZE,
     build_backbone,
@@ -21,7 +22,6 @@ from benchmark.backbones import (
 )
 from benchmark.errors import ConfigError, DamagedFile, choice_error
 from benchmark.evaluate import extract_features
-from benchmark.export import is_export, load_backbone, read_metadata
 from benchmark.priors.base import PRIORS, Prior, file_digest
 from benchmark.rundir import read_object
 
@@ -118,7 +118,7 @@ def _torchvision_state(model_name: str, spec: str) -> dict:
 class TimmPrior(Prior):
     """`timm:<model>`: pooled features of a pretrained timm model, on images at the model's resolution
     and normalisation (`input: model`) or at the dataset's own (`input: native`, the paper's way).
-    `weights` may be a backbone exported by `gpsbench export` (benchmark/export.py)."""
+    `weights` may be a backbone exported by `gpsbench export` (benchmark/backbone_file.py reads it)."""
 
     Params = TimmParams
     needs_arg = True
