@@ -196,12 +196,14 @@ class RunConfig:
         check(lambda: METHODS.get(self.method))
         check(lambda: resolve_method_params(self.method, self.method_args) if self.method in METHODS else None)
         if self.method in METHODS:
-            check(lambda: resolve_aug_params(self.aug, self.aug_args, image_size=32, method=self.method))
+            check(lambda: resolve_aug_params(self.aug, self.aug_args, 32, METHODS.get(self.method).recipe.strong))
         check(lambda: check_backbone(self.backbone))
         if self.optimizer is not None:
             check(lambda: OPTIMIZERS.get(self.optimizer))
         if self.method in METHODS and (self.optimizer is None or self.optimizer in OPTIMIZERS):
-            check(lambda: resolve_optim(self))  # optimizer_args against the optimiser that will run
+            check(
+                lambda: resolve_optim(self, METHODS.get(self.method).recipe)
+            )  # optimizer_args against the optimiser that will run
         if self.precision not in PRECISIONS:
             problems.append(choice_error("precision", self.precision, PRECISIONS))
         if self.wandb_mode is not None and self.wandb_mode not in WANDB_MODES:
@@ -262,7 +264,7 @@ class RunConfig:
 
     def resolved(self) -> dict[str, Any]:
         """Result fields with every default made explicit (method parameters, optimiser recipe)."""
-        from benchmark.methods import resolve_method_params
+        from benchmark.methods import METHODS, resolve_method_params
         from benchmark.optim import resolve_optim
 
         values = self.result_fields()
@@ -277,7 +279,7 @@ class RunConfig:
         for f in fields(self):
             if f.metadata.get(NEW_KEY) and f.name in values and values[f.name] == f.default:
                 values.pop(f.name)
-        values.update(resolve_optim(self))
+        values.update(resolve_optim(self, METHODS.get(self.method).recipe))
         return values
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 import torch.nn as nn
@@ -160,15 +160,50 @@ def build_optimizer(
     return spec.build(groups, lr, params)
 
 
-def resolve_optim(config) -> dict:
-    """Optimiser, lr (base lr x batch / 256, as solo-learn scales it), weight decay, optimiser settings
-    and warm-up from the method's recipe wherever the config leaves them unset. The recipe's optimiser
-    settings apply only to the recipe's optimiser. The warm-up is the recipe's 10 epochs in every run
-    of 100 epochs or more (all reference runs); shorter runs warm up for a tenth of their epochs, so
-    that a 30-epoch CPU run is not a third warm-up."""
-    from benchmark.methods import METHODS
+class OptimRecipe(Protocol):
+    """What optimiser set-up reads of a method's recipe (methods.Recipe has these fields)."""
 
-    recipe = METHODS.get(config.method).recipe
+    @property
+    def optimizer(self) -> str: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def optimizer_args(self) -> Mapping[str, Any]: ...
+    @property
+    def warmup_epochs(self) -> int: ...
+    @property
+    def warmup_start_lr(self) -> float: ...
+
+
+class OptimChoices(Protocol):
+    """What a run's config says of its optimiser (RunConfig has these fields); None: the recipe's."""
+
+    @property
+    def optimizer(self) -> str | None: ...
+    @property
+    def optimizer_args(self) -> Mapping[str, Any]: ...
+    @property
+    def lr(self) -> float | None: ...
+    @property
+    def weight_decay(self) -> float | None: ...
+    @property
+    def warmup_epochs(self) -> int | None: ...
+    @property
+    def warmup_start_lr(self) -> float | None: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+
+
+def resolve_optim(config: OptimChoices, recipe: OptimRecipe) -> dict:
+    """Optimiser, lr (base lr x batch / 256, as solo-learn scales it), weight decay, optimiser settings
+    and warm-up from the method's recipe (handed in: `METHODS.get(name).recipe`) wherever the config
+    leaves them unset. The recipe's optimiser settings apply only to the recipe's optimiser. The
+    warm-up is the recipe's 10 epochs in every run of 100 epochs or more (all reference runs); shorter
+    runs warm up for a tenth of their epochs, so that a 30-epoch CPU run is not a third warm-up."""
     name = config.optimizer or recipe.optimizer
     defaults = dict(recipe.optimizer_args) if name == recipe.optimizer else {}
     args = resolve_optimizer_args(name, {**defaults, **config.optimizer_args})

@@ -79,7 +79,7 @@ def _view(params: AugmentParams) -> str:
 
 
 def _views(name: str, image_size: int) -> str:
-    pair = resolve_aug_params("strong", {}, image_size, name)
+    pair = resolve_aug_params("strong", {}, image_size, METHODS.get(name).recipe.strong)
     if pair.symmetric:
         return f"both: {_view(pair.view1)}"
     return f"view 1: {_view(pair.view1)}; view 2: {_view(pair.view2)}"

@@ -121,9 +121,9 @@ def build_parts(
     context = MethodContext(num_train=n_images, epochs=config.epochs)
     method = build_method(config.method, backbone, feat_dim, config.method_args, context).to(device)
     method = method.to(memory_format=torch.channels_last)
-    optim = resolve_optim(config)
+    optim = resolve_optim(config, method.recipe)
     optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"], optim["optimizer_args"])
-    views = resolve_aug_params(config.aug, config.aug_args, data.image_size, config.method)
+    views = resolve_aug_params(config.aug, config.aug_args, data.image_size, method.recipe.strong)
     stream_seed = config.seed + RANK_SEED_STRIDE * ranks.rank
     generator = torch.Generator(device=device)
     generator.manual_seed(stream_seed)

@@ -12,12 +12,13 @@ import torch
 import torchvision.transforms.functional as TF
 from torchvision.transforms import RandomResizedCrop
 
-import benchmark.augment as augment
+import benchmark.augment.kernel as kernel
 from benchmark.augment import (
     LARGE_IMAGE_SIZE,
     LUMA,
     AugmentParams,
     BatchAugment,
+    StrongRecipe,
     ViewPair,
     normalize,
     resolve_aug_params,
@@ -33,6 +34,11 @@ ZERO, ONE = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def strong(method: str = "simclr") -> StrongRecipe:
+    """The method's own strong recipe, which the caller hands to resolve_aug_params."""
+    return METHODS.get(method).recipe.strong
+
+
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -44,7 +50,7 @@ def images(n: int, size: int = 8, seed: int = 0, low: int = 0, high: int = 256) 
 
 def augmenter(preset: str = "none", image_size: int = 8, mean=MEAN, std=STD, **overrides) -> BatchAugment:
     """The preset for `image_size` with `overrides` (aug_args, e.g. size=... for the output side)."""
-    return BatchAugment(resolve_aug_params(preset, overrides, image_size), mean, std)
+    return BatchAugment(resolve_aug_params(preset, overrides, image_size, strong()), mean, std)
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
@@ -98,15 +104,15 @@ def test_flip_p_one_and_zero():
 
 @pytest.mark.parametrize("method", METHODS.names())
 def test_weak_crop_and_none_mean_the_same_for_every_method(method):
-    assert resolve_aug_params("none", {}, 32, method) == ViewPair.both(AugmentParams())
-    assert resolve_aug_params("weak", {}, 32, method) == ViewPair.both(AugmentParams(flip_p=0.5))
-    assert resolve_aug_params("crop", {}, 32, method) == ViewPair.both(AugmentParams(flip_p=0.5, crop=True))
+    assert resolve_aug_params("none", {}, 32, strong(method)) == ViewPair.both(AugmentParams())
+    assert resolve_aug_params("weak", {}, 32, strong(method)) == ViewPair.both(AugmentParams(flip_p=0.5))
+    assert resolve_aug_params("crop", {}, 32, strong(method)) == ViewPair.both(AugmentParams(flip_p=0.5, crop=True))
 
 
 def test_strong_is_each_methods_reference_pipeline():
     """solo-learn's CIFAR files below 96 px, its ImageNet-100 files from 96 px (the values are pinned
     against their sources in tests/test_recipes.py)."""
-    simclr = resolve_aug_params("strong", {}, 32, "simclr")
+    simclr = resolve_aug_params("strong", {}, 32, strong("simclr"))
     assert simclr.symmetric and simclr.view1.blur_p == 0.5
     assert (simclr.view1.brightness, simclr.view1.contrast, simclr.view1.saturation, simclr.view1.hue) == (
         0.8,
@@ -115,21 +121,21 @@ def test_strong_is_each_methods_reference_pipeline():
         0.2,
     )
     for method in ("byol", "nnclr", "barlow"):
-        pair = resolve_aug_params("strong", {}, 32, method)
+        pair = resolve_aug_params("strong", {}, 32, strong(method))
         assert (pair.view1.solarize_p, pair.view2.solarize_p) == (0.0, 0.2)
         assert (pair.view1.blur_p, pair.view2.blur_p) == (0.0, 0.0)
-        large = resolve_aug_params("strong", {}, LARGE_IMAGE_SIZE, method)
+        large = resolve_aug_params("strong", {}, LARGE_IMAGE_SIZE, strong(method))
         assert (large.view1.blur_p, large.view2.blur_p) == (1.0, 0.1)
-        assert resolve_aug_params("strong", {}, LARGE_IMAGE_SIZE - 1, method) == pair
-    vicreg = resolve_aug_params("strong", {}, 32, "vicreg")
+        assert resolve_aug_params("strong", {}, LARGE_IMAGE_SIZE - 1, strong(method)) == pair
+    vicreg = resolve_aug_params("strong", {}, 32, strong("vicreg"))
     assert vicreg.symmetric and vicreg.view1.crop_scale == (0.2, 1.0) and vicreg.view1.solarize_p == 0.1
-    assert resolve_aug_params("strong", {}, 224, "vicreg").view1.blur_p == 0.5
+    assert resolve_aug_params("strong", {}, 224, strong("vicreg")).view1.blur_p == 0.5
 
 
 def test_overrides_set_both_views_or_one():
-    pair = resolve_aug_params("strong", {"blur_p": 1.0}, 32, "byol")  # plain keys win in both views
+    pair = resolve_aug_params("strong", {"blur_p": 1.0}, 32, strong("byol"))  # plain keys win in both views
     assert (pair.view1.blur_p, pair.view2.blur_p) == (1.0, 1.0)
-    pair = resolve_aug_params("strong", {"solarize_p": 0.0, "view2": {"solarize_p": 0.5}}, 32, "byol")
+    pair = resolve_aug_params("strong", {"solarize_p": 0.0, "view2": {"solarize_p": 0.5}}, 32, strong("byol"))
     assert (pair.view1.solarize_p, pair.view2.solarize_p) == (0.0, 0.5)
     pair = resolve_aug_params("weak", {"view1": {"jitter_p": 1.0, "crop_scale": [0.5, 1]}}, 32)
     assert (pair.view1.jitter_p, pair.view2.jitter_p) == (1.0, 0.0) and pair.view1.crop_scale == (0.5, 1.0)
@@ -253,7 +259,7 @@ def test_crop_box_is_cut_out_and_resized_exactly(monkeypatch):
     x = images(3, size=16, seed=11)
     plain = as_float(x)
     boxes = torch.tensor([[2.0, 4.0, 8.0, 8.0], [0.0, 0.0, 8.0, 8.0], [8.0, 6.0, 8.0, 8.0]])
-    monkeypatch.setattr(augment, "sample_crop_boxes", lambda n, *a, **k: boxes[:n])
+    monkeypatch.setattr(kernel, "sample_crop_boxes", lambda n, *a, **k: boxes[:n])
     aug = BatchAugment(
         resolve_aug_params("crop", {"flip_p": 0.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE
     )
@@ -268,7 +274,7 @@ def test_crop_box_is_cut_out_and_resized_exactly(monkeypatch):
     for i, (top, left, h, w) in enumerate(boxes.int().tolist()):
         torch.testing.assert_close(out[i], plain[i, :, top : top + h, left : left + w].flip(-1), rtol=0, atol=1e-5)
     # the whole 16 x 16 image onto 8 x 8: bilinear at the centre of each 2 x 2 block = its mean
-    monkeypatch.setattr(augment, "sample_crop_boxes", lambda n, *a, **k: torch.tensor([[0.0, 0.0, 16.0, 16.0]] * n))
+    monkeypatch.setattr(kernel, "sample_crop_boxes", lambda n, *a, **k: torch.tensor([[0.0, 0.0, 16.0, 16.0]] * n))
     aug = BatchAugment(
         resolve_aug_params("crop", {"flip_p": 0.0, "size": 8, "interpolation": "bilinear"}, 16), ZERO, ONE
     )
@@ -288,12 +294,12 @@ def test_bicubic_upsampling_matches_torch_bicubic_inside_the_crop():
     the cut-out, clamped to [0, 1] as an 8-bit image would be."""
     x = images(3, size=16, seed=32)
     monkey_boxes = torch.tensor([[4.0, 2.0, 8.0, 8.0]] * 3)
-    original = augment.sample_crop_boxes
-    augment.sample_crop_boxes = lambda n, *a, **k: monkey_boxes[:n]
+    original = kernel.sample_crop_boxes
+    kernel.sample_crop_boxes = lambda n, *a, **k: monkey_boxes[:n]
     try:
         out = augmenter("crop", image_size=16, mean=ZERO, std=ONE, flip_p=0.0)(x, gen(0))
     finally:
-        augment.sample_crop_boxes = original
+        kernel.sample_crop_boxes = original
     cut = as_float(x)[:, :, 4:12, 2:10]
     expected = torch.nn.functional.interpolate(cut, size=(16, 16), mode="bicubic", align_corners=False).clamp(0, 1)
     torch.testing.assert_close(out[:, :, 3:-3, 3:-3], expected[:, :, 3:-3, 3:-3], rtol=0, atol=1e-5)
@@ -376,11 +382,11 @@ def test_shift_hue_matches_torchvision_adjust_hue():
     x[3, 1] = x[3, 2]  # ties on g and b
     x[4, :, :, :3] = 1.0  # white patch
     shifts = torch.linspace(-0.5, 0.5, n)
-    got = augment._shift_hue(x, shifts.view(n, 1, 1, 1))
+    got = kernel._shift_hue(x, shifts.view(n, 1, 1, 1))
     for i in range(n):
         expected = TF.adjust_hue(x[i], shifts[i].item())
         torch.testing.assert_close(got[i], expected, rtol=0, atol=1e-5, msg=f"sample {i}, shift {shifts[i]}")
-    torch.testing.assert_close(augment._shift_hue(x, torch.zeros(n, 1, 1, 1)), x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(kernel._shift_hue(x, torch.zeros(n, 1, 1, 1)), x, rtol=0, atol=1e-5)
 
 
 def test_hue_jitter_path_matches_adjust_hue_per_sample():
@@ -481,7 +487,7 @@ def test_jitter_order_comes_from_the_augmenters_own_seed():
     """The order of the colour ops is drawn on the host from `seed` (no device read-back): same seed,
     same outputs call after call; another seed, another order somewhere in a few calls."""
     x = images(16, size=32, seed=24)
-    params = resolve_aug_params("strong", {"jitter_p": 1.0}, 32, "byol")
+    params = resolve_aug_params("strong", {"jitter_p": 1.0}, 32, strong("byol"))
     one, same, other = (BatchAugment(params, MEAN, STD, seed=s) for s in (1, 1, 2))
     outputs = [(one(x, gen(i)), same(x, gen(i)), other(x, gen(i))) for i in range(4)]
     assert all(torch.equal(a, b) for a, b, _ in outputs)
@@ -491,7 +497,7 @@ def test_jitter_order_comes_from_the_augmenters_own_seed():
 @pytest.mark.parametrize("method", METHODS.names())
 def test_strong_output_stays_in_normalised_range(method):
     x = images(64, size=32, seed=25)
-    aug = BatchAugment(resolve_aug_params("strong", {"blur_p": 0.5}, 32, method), ZERO, ONE)
+    aug = BatchAugment(resolve_aug_params("strong", {"blur_p": 0.5}, 32, strong(method)), ZERO, ONE)
     out = aug(x, gen(7))
     assert out.min() >= -1e-6 and out.max() <= 1 + 1e-6
 
@@ -505,7 +511,7 @@ def test_resolve_aug_params_coerces_values():
 
 def test_resolve_aug_params_rejects_unknown_key():
     with pytest.raises(ConfigError) as err:
-        resolve_aug_params("strong", {"flip_prob": 0.5}, 32)
+        resolve_aug_params("strong", {"flip_prob": 0.5}, 32, strong())
     message = str(err.value)
     assert "unknown aug_args key 'flip_prob'" in message and "did you mean 'flip_p'" in message
     for valid in ("blur_p", "crop_scale", "grayscale_p", "hue", "jitter_p", "size", "solarize_p", "view1", "view2"):
@@ -542,6 +548,6 @@ def test_resolve_aug_params_rejects_unknown_preset():
 )
 def test_resolve_aug_params_rejects_bad_values(overrides, fragments):
     with pytest.raises(ConfigError) as err:
-        resolve_aug_params("strong", overrides, 32)
+        resolve_aug_params("strong", overrides, 32, strong())
     for fragment in fragments:
         assert fragment in str(err.value)

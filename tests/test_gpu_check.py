@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.augment import resolve_aug_params
+from benchmark.augment import StrongRecipe, resolve_aug_params
 from benchmark.backbones import resolve_backbone_name
 from benchmark.cli import build_parser
+from benchmark.methods import METHODS
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
 from gpu.check import bundle, closure, commands, offline, plan, projection, runs, steps, summary
@@ -27,6 +28,10 @@ from gpu.check.watch import SweepWatch
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_SH = REPO / "gpu" / "check.sh"
+
+
+def strong_of(method: str) -> StrongRecipe:
+    return METHODS.get(method).recipe.strong
 
 
 def test_options_pick_the_device_sizes_and_route_the_sets():
@@ -85,7 +90,9 @@ def test_sweep_file_plans_three_runs_and_the_gps_run_takes_the_strong_run_as_pri
     strong, weak, gps = cells["strong", "none"], cells["weak", "none"], cells["weak", "run"]
     assert gps.depends_on == strong.run_id and gps.config.prior == f"run:{strong.run_id}" and gps.config.k == 5
     assert weak.depends_on is None and weak.config.k == 0 and gps.config.aug == weak.config.aug == "weak"
-    pipelines = {repr(resolve_aug_params(c.aug, c.aug_args, 32, c.method)) for c in (weak.config, gps.config)}
+    pipelines = {
+        repr(resolve_aug_params(c.aug, c.aug_args, 32, strong_of(c.method))) for c in (weak.config, gps.config)
+    }
     assert len(pipelines) == 1  # the GPS run and its plain twin augment alike
     for cell in planned.cells:
         c = cell.config

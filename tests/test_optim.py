@@ -19,6 +19,11 @@ from benchmark.optim import LARS, OPTIMIZERS, build_optimizer, lr_at, param_grou
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def optim_of(config: RunConfig) -> dict:
+    """The config's optimiser settings, its method's recipe handed in as train hands it."""
+    return resolve_optim(config, METHODS.get(config.method).recipe)
+
+
 # ------------------------------------------------------------------------------ schedule
 def solo_learn_lr(step: int, total: int, warmup: int, base: float, start: float) -> float:
     """solo-learn's LinearWarmupCosineAnnealingLR in closed form (solo/utils/lr_scheduler.py,
@@ -278,7 +283,7 @@ def test_lars_skips_params_without_grad():
 @pytest.mark.parametrize("batch_size", [64, 256, 512])
 def test_resolve_optim_scales_recipe_lr_by_batch(method, batch_size):
     recipe = METHODS.get(method).recipe
-    resolved = resolve_optim(RunConfig(method=method, batch_size=batch_size))
+    resolved = optim_of(RunConfig(method=method, batch_size=batch_size))
     assert resolved["lr"] == pytest.approx(recipe.lr * batch_size / 256)
     assert resolved["optimizer"] == recipe.optimizer
     assert resolved["weight_decay"] == recipe.weight_decay
@@ -289,7 +294,7 @@ def test_resolve_optim_scales_recipe_lr_by_batch(method, batch_size):
 
 def test_resolve_optim_keeps_explicit_values_and_derives_warmup():
     config = RunConfig(method="byol", batch_size=512, lr=0.05, optimizer="sgd", weight_decay=0.0, warmup_epochs=3)
-    assert resolve_optim(config) == {
+    assert optim_of(config) == {
         "optimizer": "sgd",
         "lr": 0.05,
         "weight_decay": 0.0,
@@ -297,14 +302,14 @@ def test_resolve_optim_keeps_explicit_values_and_derives_warmup():
         "optimizer_args": {"momentum": 0.9},
         "warmup_start_lr": 3e-5,
     }
-    assert resolve_optim(RunConfig(method="byol", batch_size=512))["lr"] == pytest.approx(2.0)
-    assert resolve_optim(RunConfig(method="simclr", batch_size=128))["lr"] == pytest.approx(0.2)
-    assert resolve_optim(RunConfig(method="simclr", lr=0.0))["lr"] == 0.0  # 0 is set, not unset
+    assert optim_of(RunConfig(method="byol", batch_size=512))["lr"] == pytest.approx(2.0)
+    assert optim_of(RunConfig(method="simclr", batch_size=128))["lr"] == pytest.approx(0.2)
+    assert optim_of(RunConfig(method="simclr", lr=0.0))["lr"] == 0.0  # 0 is set, not unset
     for epochs, warmup in ((100, 10), (400, 10), (99, 9), (30, 3), (12, 1), (5, 0)):
-        assert resolve_optim(RunConfig(epochs=epochs))["warmup_epochs"] == warmup
+        assert optim_of(RunConfig(epochs=epochs))["warmup_epochs"] == warmup
     from_dict = RunConfig.from_dict({"method": "vicreg", "batch_size": 1024})
-    assert resolve_optim(from_dict)["lr"] == pytest.approx(0.3 * 4)
-    own = resolve_optim(RunConfig(optimizer_args={"eta": 0.001, "clip_lr": False}, warmup_start_lr=0.0))
+    assert optim_of(from_dict)["lr"] == pytest.approx(0.3 * 4)
+    own = optim_of(RunConfig(optimizer_args={"eta": 0.001, "clip_lr": False}, warmup_start_lr=0.0))
     assert own["optimizer_args"]["eta"] == 0.001 and not own["optimizer_args"]["clip_lr"]
     assert own["optimizer_args"]["exclude_bias_n_norm"] and own["warmup_start_lr"] == 0.0
 

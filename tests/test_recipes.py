@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.augment import LARGE_IMAGE_SIZE, resolve_aug_params
+from benchmark.augment import LARGE_IMAGE_SIZE, StrongRecipe, resolve_aug_params
 from benchmark.config import RunConfig
 from benchmark.methods import METHODS
 from benchmark.optim import LARSParams, resolve_optim
@@ -171,6 +171,15 @@ STRONG_VALUES += [
 ]
 
 
+def strong_of(method: str) -> StrongRecipe:
+    return METHODS.get(method).recipe.strong
+
+
+def optim_of(config: RunConfig) -> dict:
+    """The config's optimiser settings, its method's recipe handed in as train hands it."""
+    return resolve_optim(config, METHODS.get(config.method).recipe)
+
+
 def test_the_pinned_tables_cover_every_method():
     for table in (OPTIMISER_VALUES, HEAD_AND_LOSS_VALUES, STRONG_VALUES):
         assert {row[0] for row in table} == set(METHODS.names())
@@ -185,7 +194,7 @@ def test_optimiser_values(method, key, value, source):
 
 @pytest.mark.parametrize("method", METHODS.names())
 def test_optimiser_settings_and_schedule_values(method):
-    resolved = resolve_optim(RunConfig(method=method, epochs=200))
+    resolved = optim_of(RunConfig(method=method, epochs=200))
     if resolved["optimizer"] == "lars":
         assert resolved["optimizer_args"] == {**dataclasses.asdict(LARSParams()), **LARS_VALUES, "momentum": MOMENTUM}
     else:  # solo-learn's SGD recipes set no optimizer.kwargs: momentum 0.9 (solo/args/pretrain.py)
@@ -200,7 +209,7 @@ def test_head_and_loss_values(method, key, value, source):
 
 @pytest.mark.parametrize("method, size, view1, view2, source", STRONG_VALUES)
 def test_strong_augmentation_values(method, size, view1, view2, source):
-    pair = resolve_aug_params("strong", {}, size, method)
+    pair = resolve_aug_params("strong", {}, size, METHODS.get(method).recipe.strong)
     for view, expected in ((pair.view1, view1), (pair.view2, view2)):
         got = {key: getattr(view, key) for key in expected}
         assert got == expected, f"{method} strong at {size} px should follow {source}"
@@ -228,6 +237,6 @@ def test_a_gps_cell_and_its_plain_twin_train_with_the_same_augmentation(sweep):
     for cell in plan.cells:
         key = tuple((axis, value) for axis, value in cell.axes.items() if axis != "prior")
         c = cell.config
-        twins.setdefault(key, set()).add(repr(resolve_aug_params(c.aug, c.aug_args, 32, c.method)))
+        twins.setdefault(key, set()).add(repr(resolve_aug_params(c.aug, c.aug_args, 32, strong_of(c.method))))
     assert len(twins) * len(load_sweep(REPO / "sweeps" / f"{sweep}.yaml").grid["prior"]) == len(plan.cells)
     assert all(len(pipelines) == 1 for pipelines in twins.values())
