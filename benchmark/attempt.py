@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 from benchmark.claim import Claim, ClaimedRunDir, RunBusy, claim, holder
+from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, DamagedFile, StorageError
 from benchmark.liveness import this_process
 from benchmark.rundir import RunDir, atomic_write_json
 from benchmark.runstate import RunState
 
 
-def config_record(config) -> dict:
+def config_record(config: RunConfig) -> dict:
     """config.json: the resolved config (recipe defaults explicit), loadable with --config."""
     return {**config.to_dict(), **config.resolved()}
 
@@ -39,7 +40,7 @@ class Attempt:
     def __init__(
         self,
         run: RunDir,
-        config,
+        config: RunConfig,
         run_id: str,
         *,
         resume: bool,

@@ -130,9 +130,9 @@ def cmd_prior(args: argparse.Namespace) -> int:
     """Build (or load) a prior's embedding and neighbour table, and report its quality and costs."""
     import torch
 
+    from benchmark.assembly import select_device
     from benchmark.data import load_run_data
     from benchmark.pairing import build_sampler
-    from benchmark.train import select_device
 
     config = config_from_args(args)
     if not config.is_gps:

@@ -1,7 +1,9 @@
 """RunConfig: the typed, validated description of one training run, and its stable run_id.
 
 Everything a user can set arrives here first (CLI flags, `--set key=value`, YAML files, sweep cells)
-and is checked before any data is loaded, so a typo costs a second, not a training run.
+and is checked before any data is loaded, so a typo costs a second, not a training run. The checks
+live here and read the registries below the config (datasets, methods, augmentations, optimisers,
+backbones, priors, sampling rules); nothing below the config imports it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
+from benchmark.augment import resolve_aug_params
+from benchmark.backbones import check_backbone
+from benchmark.data import DATASETS
+from benchmark.data.identity import content_fingerprint
 from benchmark.errors import ConfigError, Problem, Problems, choice_error
+from benchmark.methods import METHODS, SOURCES, resolve_method_params
+from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
+from benchmark.optim import OPTIMIZERS, resolve_optim
 from benchmark.params import coerce, type_hints
+from benchmark.priors import PRIORS, check_prior, gives_gps, is_plain, parse_prior, prior_class
 from benchmark.yamlfiles import load_yaml
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -175,35 +185,25 @@ class RunConfig:
     # ---------------------------------------------------------------- validation
     def validate(self) -> None:
         """Check every choice against its registry and every number against its range."""
-        from benchmark.augment import resolve_aug_params
-        from benchmark.backbones import check_backbone
-        from benchmark.data import DATASETS
-        from benchmark.methods import METHODS, resolve_method_params
-        from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
-        from benchmark.optim import OPTIMIZERS, resolve_optim
-        from benchmark.priors import check_prior, is_plain
-        from benchmark.refresh import SOURCES, check_refresh
+        problems = self._choice_problems() + self._value_problems()
+        if problems:
+            raise Problems(problems, subject="the config")
 
+    def _choice_problems(self) -> list[Problem]:
+        """Each named choice against its registry, and the method's settings against its recipe."""
         problems: list[Problem] = []
-
-        def check(fn) -> None:
-            try:
-                fn()
-            except ConfigError as err:
-                problems.append(err)
-
+        check = _collect(problems)
         check(lambda: DATASETS.get(self.dataset))
         check(lambda: METHODS.get(self.method))
         check(lambda: resolve_method_params(self.method, self.method_args) if self.method in METHODS else None)
         if self.method in METHODS:
             check(lambda: resolve_aug_params(self.aug, self.aug_args, 32, METHODS.get(self.method).recipe.strong))
         check(lambda: check_backbone(self.backbone))
-        if self.optimizer is not None:
-            check(lambda: OPTIMIZERS.get(self.optimizer))
+        if (optimizer := self.optimizer) is not None:
+            check(lambda: OPTIMIZERS.get(optimizer))
         if self.method in METHODS and (self.optimizer is None or self.optimizer in OPTIMIZERS):
-            check(
-                lambda: resolve_optim(self, METHODS.get(self.method).recipe)
-            )  # optimizer_args against the optimiser that will run
+            # optimizer_args against the optimiser that will run
+            check(lambda: resolve_optim(self, METHODS.get(self.method).recipe))
         if self.precision not in PRECISIONS:
             problems.append(choice_error("precision", self.precision, PRECISIONS))
         if self.wandb_mode is not None and self.wandb_mode not in WANDB_MODES:
@@ -215,6 +215,12 @@ class RunConfig:
         check(lambda: METRICS.get(self.metric))
         check(lambda: INDEXES.get(self.knn_index))
         check(self.check_positives)
+        return problems
+
+    def _value_problems(self) -> list[Problem]:
+        """Each number against its range, and the settings that must agree (k and prior, refresh)."""
+        problems: list[Problem] = []
+        check = _collect(problems)
         if self.k < 0 or self.tau_neighbors < 1:
             problems.append(
                 f"k must be >= 0 and tau_neighbors >= 1, got k={self.k}, tau_neighbors={self.tau_neighbors}"
@@ -224,7 +230,7 @@ class RunConfig:
                 f"k={self.k} needs a prior to find neighbours in; prior is {self.prior!r} (set --prior, or k 0)"
             )
         check(lambda: SOURCES.get(self.refresh_from))
-        check(lambda: check_refresh(self))
+        check(self.check_refresh)
         if self.tau is not None and self.tau <= 0:
             problems.append(f"tau must be > 0 (or null for adaptive), got {self.tau}")
         for name, low in (("epochs", 0), ("batch_size", 2), ("checkpoint_every", 1), ("val_max", 1)):
@@ -248,14 +254,52 @@ class RunConfig:
             value = getattr(self, f.name)
             if f.name != "tau" and isinstance(value, float) and math.isinf(value):
                 problems.append(f"{f.name} must be finite, got {value}")
-        if problems:
-            raise Problems(problems, subject="the config")
+        return problems
 
     def check_positives(self) -> None:
-        """positives >= 1, and no more than a rule that draws them distinct has candidates."""
-        from benchmark.positives import check_positives
+        """positives >= 1; with a rule that draws distinct positives, no more than its candidates."""
+        m = self.positives
+        if m < 1:
+            raise ConfigError(f"positives must be >= 1 (positives drawn per anchor), got {m}")
+        if m == 1 or self.sampling not in SAMPLING_RULES or parse_prior(self.prior)[0] not in PRIORS:
+            return  # unknown names are reported by their own checks
+        if not (self.is_gps and prior_class(self.prior).needs_k):
+            return
+        if SAMPLING_RULES.get(self.sampling).distinct_positives:
+            candidates = self.k + int(self.include_self)
+            if m > candidates:
+                raise ConfigError(
+                    f"positives={m} draws different neighbours, without replacement, among the {candidates} "
+                    f"candidates of sampling {self.sampling!r} (k={self.k}, include_self={self.include_self}); "
+                    f"valid: positives from 1 to {candidates}, or a larger k"
+                )
 
-        check_positives(self)
+    def check_refresh(self) -> None:
+        """Config-time checks: refresh_every >= 0; a refresh needs a GPS run with a neighbour table and an
+        epoch left after it."""
+        every = self.refresh_every
+        if every < 0:
+            raise ConfigError(f"refresh_every must be >= 0 (0: never), got {every}")
+        if every == 0:
+            return
+        if parse_prior(self.prior)[0] not in PRIORS:
+            return  # the prior check names the unknown prior
+        if not self.is_gps:
+            raise ConfigError(
+                f"refresh_every={every} rebuilds the neighbour table of a GPS run, but this run is plain SSL "
+                f"(prior {self.prior!r}, k={self.k}); valid: refresh_every 0, or a prior with k >= 1"
+            )
+        if not prior_class(self.prior).needs_k:
+            raise ConfigError(
+                f"refresh_every={every} rebuilds a neighbour table, but prior {self.prior!r} draws its positives "
+                f"without one; valid: refresh_every 0, or a prior with a neighbour table (pixel, timm:<model>, run:...)"
+            )
+        if every >= self.epochs:
+            valid = f"0 or 1 to {self.epochs - 1}" if self.epochs > 1 else "0"
+            raise ConfigError(
+                f"refresh_every={every} never refreshes in a run of {self.epochs} epochs (the table is rebuilt "
+                f"after epochs r, 2r, ... before the last); valid: {valid}"
+            )
 
     # ------------------------------------------------------------------ identity
     def result_fields(self) -> dict[str, Any]:
@@ -264,9 +308,6 @@ class RunConfig:
 
     def resolved(self) -> dict[str, Any]:
         """Result fields with every default made explicit (method parameters, optimiser recipe)."""
-        from benchmark.methods import METHODS, resolve_method_params
-        from benchmark.optim import resolve_optim
-
         values = self.result_fields()
         values["method_args"] = dataclasses.asdict(resolve_method_params(self.method, self.method_args))
         if not self.is_gps:  # plain SSL: the neighbour settings change nothing, so they do not enter run_id
@@ -286,8 +327,6 @@ class RunConfig:
     def is_gps(self) -> bool:
         """GPS positives: a prior that is not plain and k >= 1 (none for a prior that needs no k, the
         oracle); otherwise plain SSL."""
-        from benchmark.priors import gives_gps
-
         return gives_gps(self.prior, self.k)
 
     @property
@@ -296,11 +335,21 @@ class RunConfig:
         config and, for data given by path, the data's content."""
         identity = self.resolved()
         if self.data_path is not None:
-            from benchmark.data.identity import content_fingerprint
-
             identity["data_content"] = content_fingerprint(self.data_path)
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _collect(problems: list[Problem]) -> Callable[[Callable[[], object]], None]:
+    """A checker that runs a check and keeps its ConfigError in `problems`, so all are reported at once."""
+
+    def check(fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except ConfigError as err:
+            problems.append(err)
+
+    return check

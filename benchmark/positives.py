@@ -18,15 +18,10 @@ multi-positive NT-Xent (benchmark/methods/simclr.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 
-from benchmark.errors import ConfigError
-
-if TYPE_CHECKING:
-    from benchmark.methods.base import SSLMethod
+from benchmark.methods import SSLMethod
 
 
 def draw_positives(sampler, anchors: torch.Tensor, generator: torch.Generator, m: int) -> torch.Tensor:
@@ -37,28 +32,6 @@ def draw_positives(sampler, anchors: torch.Tensor, generator: torch.Generator, m
     if distinct is not None:
         return distinct(anchors, generator, m).T.reshape(-1)
     return torch.cat([sampler(anchors, generator) for _ in range(m)])
-
-
-def check_positives(config) -> None:
-    """positives >= 1; with a rule that draws distinct positives, no more than its candidates."""
-    from benchmark.neighbors import SAMPLING_RULES
-    from benchmark.priors import PRIORS, parse_prior, prior_class
-
-    m = config.positives
-    if m < 1:
-        raise ConfigError(f"positives must be >= 1 (positives drawn per anchor), got {m}")
-    if m == 1 or config.sampling not in SAMPLING_RULES or parse_prior(config.prior)[0] not in PRIORS:
-        return  # unknown names are reported by their own checks
-    if not (config.is_gps and prior_class(config.prior).needs_k):
-        return
-    if SAMPLING_RULES.get(config.sampling).distinct_positives:
-        candidates = config.k + int(config.include_self)
-        if m > candidates:
-            raise ConfigError(
-                f"positives={m} draws different neighbours, without replacement, among the {candidates} "
-                f"candidates of sampling {config.sampling!r} (k={config.k}, include_self={config.include_self}); "
-                f"valid: positives from 1 to {candidates}, or a larger k"
-            )
 
 
 class MultiPositive(nn.Module):

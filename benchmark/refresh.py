@@ -7,73 +7,25 @@ Proposition 1). Here a refresh embeds every pretraining image with the current m
 augmentation, on the run's device; BatchNorm statistics untouched), builds the table with the same
 search code, metric and index choice as the prior's (`neighbors.build_table`), and swaps the sampler
 between epochs. The table is part of the checkpoint, so a resumed run draws from the table it had.
+What may be refreshed (refresh_every, refresh_from) the config checks (RunConfig.check_refresh).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
+from benchmark.assembly import RunParts
+from benchmark.config import RunConfig
 from benchmark.distributed import broadcast
-from benchmark.errors import ConfigError
 from benchmark.evaluate import extract_features
+from benchmark.methods import SOURCES
 from benchmark.neighbors import NeighborTable, build_table, prior_nn_agreement, rule_sampler
-from benchmark.registry import Registry
-
-if TYPE_CHECKING:
-    from benchmark.methods import SSLMethod
-    from benchmark.train import RunParts
-
-Embedder = Callable[["SSLMethod", torch.Tensor], torch.Tensor]
-SOURCES: Registry[Embedder] = Registry("refresh_from")
 
 
-@SOURCES.register("backbone")
-def _backbone(method: SSLMethod, x: torch.Tensor) -> torch.Tensor:
-    """The backbone's features, as the kNN evaluation sees them (the official code's `feats`)."""
-    return method.backbone(x)
-
-
-@SOURCES.register("projector")
-def _projector(method: SSLMethod, x: torch.Tensor) -> torch.Tensor:
-    """The method's projector head on the backbone's features (the official code's `z`)."""
-    return method.projector(method.backbone(x))
-
-
-def check_refresh(config) -> None:
-    """Config-time checks: refresh_every >= 0; a refresh needs a GPS run with a neighbour table and an
-    epoch left after it."""
-    every = config.refresh_every
-    if every < 0:
-        raise ConfigError(f"refresh_every must be >= 0 (0: never), got {every}")
-    if every == 0:
-        return
-    from benchmark.priors import PRIORS, parse_prior, prior_class
-
-    if parse_prior(config.prior)[0] not in PRIORS:
-        return  # the prior check names the unknown prior
-    if not config.is_gps:
-        raise ConfigError(
-            f"refresh_every={every} rebuilds the neighbour table of a GPS run, but this run is plain SSL "
-            f"(prior {config.prior!r}, k={config.k}); valid: refresh_every 0, or a prior with k >= 1"
-        )
-    if not prior_class(config.prior).needs_k:
-        raise ConfigError(
-            f"refresh_every={every} rebuilds a neighbour table, but prior {config.prior!r} draws its positives "
-            f"without one; valid: refresh_every 0, or a prior with a neighbour table (pixel, timm:<model>, run:...)"
-        )
-    if every >= config.epochs:
-        valid = f"0 or 1 to {config.epochs - 1}" if config.epochs > 1 else "0"
-        raise ConfigError(
-            f"refresh_every={every} never refreshes in a run of {config.epochs} epochs (the table is rebuilt "
-            f"after epochs r, 2r, ... before the last); valid: {valid}"
-        )
-
-
-def refresh_due(config, epoch: int) -> bool:
+def refresh_due(config: RunConfig, epoch: int) -> bool:
     """After epochs r, 2r, ... that leave at least one epoch to train with the new table."""
     return config.refresh_every > 0 and epoch % config.refresh_every == 0 and epoch < config.epochs
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.errors import ConfigError, DamagedFile
+from benchmark.manifest import read_manifest
 from benchmark.rundir import RESULT_KEYS, RunDir, parse_object
 from benchmark.runstate import RECORDED, RunState
 
@@ -117,8 +118,6 @@ def run_row(folder: str, axes: dict[str, str], with_config: bool) -> tuple[dict[
 def planned(folder: Path) -> tuple[dict[str, dict[str, str]], list[str] | None]:
     """run_id -> axes from sweep.json, plus every run folder it does not list; and the run_ids
     sweep.json plans (None without a sound one)."""
-    from benchmark.sweep.status import read_manifest
-
     manifest = read_manifest(folder)
     runs = {run["run_id"]: run["axes"] for run in manifest["runs"]} if manifest else {}
     listed = list(runs) if manifest else None

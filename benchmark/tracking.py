@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from benchmark.config import RunConfig
+from benchmark.data.identity import content_fingerprint
 from benchmark.rundir import RunDir
 
 
@@ -157,13 +159,13 @@ def _short_prior(prior: str) -> str:
     return f"{kind}:{Path(arg).name}" if kind == "run" and "=" not in arg and arg else prior
 
 
-def _prior_label(config, labels: Labels) -> str:
+def _prior_label(config: RunConfig, labels: Labels) -> str:
     """The prior as the sweep names it: a `run:method=simclr` axis value is the same for every seed,
     while the config holds each seed's own source run."""
     return str(labels.axes.get("prior", config.prior if config.is_gps else "none"))
 
 
-def cell_group(config, labels: Labels = SINGLE_RUN) -> str:
+def cell_group(config: RunConfig, labels: Labels = SINGLE_RUN) -> str:
     """The run's group: the cell without its seed. A readable prefix and 10 hex digits of the run's
     identity (config.resolved(), as run_id) without the seed, so seeds of one cell share it and cells
     that differ anywhere (lr, k, an args block) do not. An explicit `wandb_group` wins."""
@@ -174,8 +176,6 @@ def cell_group(config, labels: Labels = SINGLE_RUN) -> str:
     if "prior" in labels.axes:
         identity["prior"] = _prior_label(config, labels)
     if config.data_path is not None:
-        from benchmark.data.identity import content_fingerprint
-
         identity["data_content"] = content_fingerprint(config.data_path)
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
@@ -183,7 +183,7 @@ def cell_group(config, labels: Labels = SINGLE_RUN) -> str:
     return f"{config.method}-{prior}-{config.aug}-{config.dataset}-{digest}"[-128:]  # W&B's limit
 
 
-def run_name(config, labels: Labels = SINGLE_RUN) -> str:
+def run_name(config: RunConfig, labels: Labels = SINGLE_RUN) -> str:
     """`simclr-pixel-weak-digits-s0`, with the values of any other axis (`-lr0.1`) or the trial."""
     others = [f"{axis.rsplit('.', 1)[-1]}{value}" for axis, value in labels.axes.items() if axis not in NAMED]
     if labels.trial is not None:
@@ -200,7 +200,7 @@ def wandb_run_id(run_path: Path, run_id: str) -> str:
     return f"{run_id}-{folder}"
 
 
-def wandb_config(config, run_id: str, labels: Labels = SINGLE_RUN) -> dict[str, Any]:
+def wandb_config(config: RunConfig, run_id: str, labels: Labels = SINGLE_RUN) -> dict[str, Any]:
     """Every config key at the top level (the resolved values: each default explicit), the run_id, the
     sweep and, where the cell names the prior differently from the config (`run:method=simclr`), that
     name as `prior_label`; a trial's number as `trial`."""
@@ -213,7 +213,7 @@ def wandb_config(config, run_id: str, labels: Labels = SINGLE_RUN) -> dict[str, 
 
 
 class Tracker:
-    def __init__(self, run: RunDir, config, run_id: str, labels: Labels = SINGLE_RUN, enabled: bool = True):
+    def __init__(self, run: RunDir, config: RunConfig, run_id: str, labels: Labels = SINGLE_RUN, enabled: bool = True):
         """`enabled=False`: a process other than rank 0 of a distributed run, which records nothing."""
         self.run = run
         self.enabled = enabled

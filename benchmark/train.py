@@ -1,8 +1,7 @@
-"""The training loop of one run, with the data on the device.
+"""The training loop of one run, with the data on the device: epochs of PairStep (benchmark/assembly.py,
+which builds what the run trains with), checkpoints, resuming, the online evaluation and the result.
 
-Each step: anchor indices (a permutation per epoch) -> pair sampler -> gather both images from the
-uint8 tensor on the device -> one batched augmentation call -> method loss -> optimiser. No host
-syncs inside an epoch: the loss is summed on the device and read once per epoch.
+No host syncs inside an epoch: the loss is summed on the device and read once per epoch.
 """
 
 from __future__ import annotations
@@ -16,22 +15,18 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.profiler import record_function
 
+from benchmark.assembly import RANK_SEED_STRIDE, PairStep, RunParts, build_parts, select_device
 from benchmark.attempt import Attempt
-from benchmark.augment import BatchAugment, resolve_aug_params
-from benchmark.backbones import build_backbone, resolve_backbone_name
+from benchmark.backbones import resolve_backbone_name
 from benchmark.claim import RunBusy
 from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits, load_run_data
-from benchmark.distributed import Ranks, any_rank, barrier, convert_batchnorm, init_from_env, mean_over_ranks
-from benchmark.errors import ConfigError, TrainingError
+from benchmark.distributed import any_rank, init_from_env, mean_over_ranks
+from benchmark.errors import TrainingError
 from benchmark.evaluate import evaluate_backbone, extract_features, knn_accuracy
 from benchmark.lifecycle import RunInterrupted, RunLifecycle
-from benchmark.methods import MethodContext, SSLMethod, build_method
-from benchmark.optim import build_optimizer, lr_at, resolve_optim, set_lr
-from benchmark.pairing import GPSSetup, build_sampler
-from benchmark.positives import MultiPositive, draw_positives
+from benchmark.optim import lr_at
 from benchmark.progress import StepBar, epoch_line, say
 from benchmark.quality import label_free_quality
 from benchmark.refresh import refresh_due, refresh_table, restore_table, table_state
@@ -39,175 +34,7 @@ from benchmark.run_result import RunResult
 from benchmark.rundir import ReadOnlyRunDir, RunDir
 from benchmark.tracking import SINGLE_RUN, Labels, Tracker
 
-RANK_SEED_STRIDE = 1_000_003  # process r draws from seed + r * stride (rank 0: the seed itself)
 STOP_POLL_STEPS = 10
-
-
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """The run's device; with several processes on a node, process i takes GPU i."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available; valid: cpu, auto")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA by default; fp32 on the CPU, where bf16 matmuls are slow on most chips."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-@dataclass
-class RunParts:
-    """Everything a run trains with, built from a config and its data (shared with `gpsbench perf`)."""
-
-    config: RunConfig
-    data: DatasetSplits
-    device: torch.device
-    images: torch.Tensor  # training images, uint8 NHWC, on the device
-    method: SSLMethod
-    optimizer: torch.optim.Optimizer
-    gps: GPSSetup  # the pair sampler and what building it cost
-    augment: BatchAugment
-    generator: torch.Generator  # this process's draws: positives and augmentations
-    amp_dtype: torch.dtype | None
-    optim: dict
-    ranks: Ranks = Ranks()
-    forward: torch.nn.Module | None = None  # the method, wrapped in DistributedDataParallel when distributed
-    order_generator: torch.Generator | None = None  # several processes: the epoch order they all share
-    refreshed_at: int = 0  # the epoch after which the neighbour table was last rebuilt (0: the prior's)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.images) // self.config.batch_size
-
-    def anchors(self, order: torch.Tensor, step: int) -> torch.Tensor:
-        """This process's share of the step's global batch."""
-        per_rank = self.config.batch_size // self.ranks.world_size
-        start = step * self.config.batch_size + self.ranks.rank * per_rank
-        return order[start : start + per_rank]
-
-
-def build_parts(
-    config: RunConfig,
-    data: DatasetSplits,
-    device: torch.device,
-    results_dir: Path | None = None,
-    ranks: Ranks | None = None,
-) -> RunParts:
-    """`batch_size` is the global batch: with W processes each trains on batch_size / W pairs a step,
-    so the run (and its run_id, and its lr scaled by the batch) is the same on 1 or W GPUs."""
-    ranks = ranks if ranks is not None else Ranks()
-    n_images = len(data.pretrain)  # pretraining sees every training image (labels unused)
-    if config.batch_size > n_images:
-        raise ConfigError(
-            f"batch_size {config.batch_size} exceeds the {n_images} training images of "
-            f"{config.dataset}; valid: 2 to {n_images}"
-        )
-    if config.batch_size % ranks.world_size:
-        raise ConfigError(
-            f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
-            f"valid: a multiple of {ranks.world_size}"
-        )
-    torch.manual_seed(config.seed)
-    if device.type == "cuda":  # every step has the same shapes: let cuDNN time its convolution algorithms once
-        torch.backends.cudnn.benchmark = True
-    backbone, feat_dim = build_backbone(config.backbone, data.image_size, config.pretrained, config.weights)
-    context = MethodContext(num_train=n_images, epochs=config.epochs)
-    method = build_method(config.method, backbone, feat_dim, config.method_args, context).to(device)
-    method = method.to(memory_format=torch.channels_last)
-    optim = resolve_optim(config, method.recipe)
-    optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"], optim["optimizer_args"])
-    views = resolve_aug_params(config.aug, config.aug_args, data.image_size, method.recipe.strong)
-    stream_seed = config.seed + RANK_SEED_STRIDE * ranks.rank
-    generator = torch.Generator(device=device)
-    generator.manual_seed(stream_seed)
-    forward: torch.nn.Module
-    order_generator: torch.Generator | None
-    forward, order_generator = method, None
-    if config.positives > 1:  # the step's loss: the method's multi_positive_loss (benchmark/positives.py)
-        forward = MultiPositive(method, config.positives)
-    if ranks.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        convert_batchnorm(method)
-        forward = DistributedDataParallel(
-            forward, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
-        )  # BatchNorm is global, queues are gathered
-        order_generator = torch.Generator(device=device)
-        order_generator.manual_seed(config.seed)
-    if not ranks.is_main:
-        barrier()  # rank 0 computes the prior embedding and neighbour table; the others read its cache
-    gps = build_sampler(config, data, device, results_dir=results_dir)
-    if ranks.is_main:
-        barrier()
-    return RunParts(
-        config=config,
-        data=data,
-        device=device,
-        images=torch.from_numpy(data.pretrain.images).to(device),
-        method=method,
-        optimizer=optimizer,
-        gps=gps,
-        augment=BatchAugment(views, data.mean, data.std, device, seed=stream_seed),
-        generator=generator,
-        amp_dtype=autocast_dtype(config.precision, device),
-        optim=optim,
-        ranks=ranks,
-        forward=forward,
-        order_generator=order_generator,
-    )
-
-
-class PairStep:
-    """One training step on a batch of anchor indices; also exposes the data path alone (`views`)."""
-
-    def __init__(self, parts: RunParts):
-        self.parts = parts
-        forward: Callable[..., torch.Tensor] = parts.forward or parts.method
-        if parts.config.compile:
-            forward = torch.compile(forward)
-        self.forward = forward
-
-    def views(self, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The anchors' and the positives' augmented views and the positives' indices (one gather, one
-        augmentation call); with `positives: m` the positives' m * B rows, laid out as benchmark/positives.py says."""
-        p = self.parts
-        with record_function("gps.sample"):
-            positives = draw_positives(p.gps.sampler, anchors, p.generator, p.config.positives)
-        with record_function("gps.gather"):
-            both = p.images[torch.cat([anchors, positives])]
-        with record_function("gps.augment"):
-            if p.config.positives == 1:
-                v1, v2 = p.augment(both, p.generator).chunk(2)
-            else:
-                v1, v2 = p.augment(both, p.generator, anchors=len(anchors)).split([len(anchors), len(positives)])
-        return v1, v2, positives
-
-    def loss(self, v1: torch.Tensor, v2: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor):
-        p = self.parts
-        extra = {"ids": (anchors, positives)} if p.method.uses_pair_ids else {}
-        with torch.autocast(p.device.type, dtype=p.amp_dtype or torch.bfloat16, enabled=p.amp_dtype is not None):
-            return self.forward(v1, v2, **extra)
-
-    def __call__(self, anchors: torch.Tensor, lr: float, progress: float) -> torch.Tensor:
-        p = self.parts
-        v1, v2, positives = self.views(anchors)
-        set_lr(p.optimizer, lr, p.optim["lr"])
-        with record_function("model.forward"):
-            loss = self.loss(v1, v2, anchors, positives)
-        with record_function("model.backward"):
-            p.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        with record_function("model.optimizer"):
-            p.optimizer.step()
-            p.method.after_step(progress)
-        return loss.detach()
 
 
 @dataclass

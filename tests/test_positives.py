@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import small_method_args
 
+from benchmark.assembly import PairStep, build_parts
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
@@ -17,7 +18,6 @@ from benchmark.methods import METHODS
 from benchmark.methods.simclr import multi_positive_nt_xent, nt_xent_loss
 from benchmark.neighbors import BallSampler, IdentitySampler, KnnUniformSampler, distinct_columns
 from benchmark.positives import draw_positives
-from benchmark.train import PairStep, build_parts
 
 
 @pytest.fixture(scope="module")

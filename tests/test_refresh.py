@@ -14,6 +14,7 @@ import torch
 import torch.multiprocessing as mp
 from conftest import small_method_args
 
+from benchmark.assembly import build_parts
 from benchmark.backbones import build_backbone
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
@@ -23,7 +24,7 @@ from benchmark.methods import METHODS, MethodContext, build_method
 from benchmark.neighbors import build_table, prior_nn_agreement
 from benchmark.refresh import SOURCES, embed_for_refresh, table_overlap
 from benchmark.rundir import RunDir
-from benchmark.train import RunInterrupted, build_parts, train_run
+from benchmark.train import RunInterrupted, train_run
 
 GPS = {"dataset": "digits", "prior": "pixel", "k": 5, "batch_size": 128, "progress": False}
 

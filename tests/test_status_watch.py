@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
+from benchmark.manifest import MANIFEST
 from benchmark.rundir import atomic_write_json
 from benchmark.sweep import watch as watching
 from benchmark.sweep.executors import mark_submitted
 from benchmark.sweep.launch import manifest
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
-from benchmark.sweep.status import MANIFEST
 
 REPO = Path(__file__).resolve().parent.parent
 EPOCH_LINE = re.compile(

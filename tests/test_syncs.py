@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import small_method_args
 
+from benchmark.assembly import PairStep, build_parts
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.evaluate import knn_accuracy
 from benchmark.methods import METHODS
 from benchmark.syncs import HOST_READS, record_host_syncs, summarize
-from benchmark.train import PairStep, build_parts
 
 BATCH = 32
 

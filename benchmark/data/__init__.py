@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -80,7 +81,26 @@ def load_dataset(
     return splits
 
 
-def load_run_data(config) -> DatasetSplits:
+class DataChoice(Protocol):
+    """What a run's config says of its data (RunConfig has these fields)."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def data_dir(self) -> str | None: ...
+    @property
+    def data_path(self) -> str | None: ...
+    @property
+    def subset(self) -> int | None: ...
+    @property
+    def image_size(self) -> int | None: ...
+    @property
+    def val_fraction(self) -> float: ...
+    @property
+    def val_max(self) -> int: ...
+
+
+def load_run_data(config: DataChoice) -> DatasetSplits:
     """The data of a run as its RunConfig describes it: train, the prior command, perf and the GPU check
     read it here, so they all see the same images and splits."""
     return load_dataset(

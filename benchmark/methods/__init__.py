@@ -12,9 +12,19 @@ from typing import Any, Callable, Mapping, cast
 
 from benchmark.methods import barlow, byol, dino, mocov3, nnclr, simclr, simsiam, vicreg  # noqa: F401  (registers them)
 from benchmark.methods.base import METHODS, MethodContext, Recipe, SSLMethod
+from benchmark.methods.outputs import SOURCES
 from benchmark.params import resolve_params
 
-__all__ = ["METHODS", "MethodContext", "Recipe", "SSLMethod", "build_method", "display_names", "resolve_method_params"]
+__all__ = [
+    "METHODS",
+    "SOURCES",
+    "MethodContext",
+    "Recipe",
+    "SSLMethod",
+    "build_method",
+    "display_names",
+    "resolve_method_params",
+]
 
 
 def display_names() -> dict[str, str]:

@@ -60,12 +60,12 @@ def run_perf(
     """Every measure, one phase after another, into one JSON report. `precision_steps` > 0 adds the
     bf16-vs-fp32 check of the run's first steps (precision.py); `on_phase(name, figures, seconds)`
     sees each phase's figures as soon as they are measured (phases.py)."""
+    from benchmark.assembly import select_device
     from benchmark.data import load_run_data
     from benchmark.perf.bookkeeping import registry_seconds
     from benchmark.perf.knn import knn_figures
     from benchmark.perf.precision import precision_check
     from benchmark.perf.step import step_figures
-    from benchmark.train import select_device
 
     started = time.perf_counter()
     device = select_device(config.device)

@@ -37,10 +37,10 @@ def sweep_file(seeds: int = SEEDS) -> dict:
 def write_finished_runs(plan, sweep_dir: Path, seed: int = 0) -> None:
     """Every planned run as a finished run directory, and the sweep's manifest. Written without the
     fsync per file of a real run (atomic_write_json): a fixture, not a run."""
+    from benchmark.manifest import MANIFEST
     from benchmark.rundir import RESULT_KEYS, RunDir, json_text
     from benchmark.runstate import RunState
     from benchmark.sweep.launch import manifest
-    from benchmark.sweep.status import MANIFEST
 
     rng = np.random.default_rng(seed)
     epochs = range(1, FIXED["epochs"] + 1)

@@ -36,8 +36,8 @@ def strict_fp32(device: torch.device) -> Iterator[None]:
 def first_losses(config, data, device: torch.device, steps: int) -> tuple[list[tuple[float, float]], float]:
     """(lr, loss) of the run's first `steps` training steps (the real step, the run's lr schedule and
     anchor order), and the seconds they took."""
+    from benchmark.assembly import PairStep, build_parts
     from benchmark.optim import lr_at
-    from benchmark.train import PairStep, build_parts
 
     parts = build_parts(config, data, device)
     step = PairStep(parts)

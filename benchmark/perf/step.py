@@ -17,10 +17,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from benchmark.assembly import PairStep, build_parts
 from benchmark.augment import AugmentParams
+from benchmark.config import RunConfig
+from benchmark.data import DatasetSplits
 from benchmark.perf.profile import profile_steps
 from benchmark.syncs import record_host_syncs, summarize
-from benchmark.train import PairStep, build_parts
 
 
 class PILGaussianBlur:
@@ -112,7 +114,9 @@ class StepMeasures:
     host_syncs: dict[str, int]  # host syncs in one pipeline step, where they are (none: the host runs ahead)
 
 
-def step_figures(config, data, device: torch.device, quick: bool, workers: int) -> StepMeasures:
+def step_figures(
+    config: RunConfig, data: DatasetSplits, device: torch.device, quick: bool, workers: int
+) -> StepMeasures:
     """Images/s of each measure, the setup they were measured with, the pipeline step's profile and
     its host syncs."""
     compiles_before = _compile_counts()

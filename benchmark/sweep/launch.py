@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from benchmark.manifest import MANIFEST
 from benchmark.results import sweep_table
 from benchmark.rundir import atomic_write_json, read_json
 from benchmark.runstate import LIVE, SWEEP_STATES, TO_RUN, RunState
@@ -22,7 +23,6 @@ from benchmark.sweep.job import RunJob
 from benchmark.sweep.plan import Cell, Plan, expand
 from benchmark.sweep.run_views import RunView, states
 from benchmark.sweep.spec import load_sweep
-from benchmark.sweep.status import MANIFEST
 from benchmark.sweep.summary import log_summary, summary_mode
 from benchmark.tracking import Labels
 

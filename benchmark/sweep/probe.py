@@ -30,8 +30,8 @@ def probe(config: RunConfig) -> Probe:
     """Time TIMED_STEPS training steps of `config`'s kind on this machine (after WARMUP_STEPS)."""
     import torch
 
+    from benchmark.assembly import PairStep, build_parts, select_device
     from benchmark.data import load_run_data
-    from benchmark.train import PairStep, build_parts, select_device
 
     plain = dataclasses.replace(config, prior="none", k=0, compile=False, wandb_mode="disabled", progress=False)
     data = load_run_data(plain)

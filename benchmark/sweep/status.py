@@ -4,39 +4,15 @@ state `corrupt` with the file and the reason; a damaged sweep.json as one warnin
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.errors import DamagedFile
+from benchmark.manifest import MANIFEST, read_manifest
 from benchmark.rundir import RunDir, read_object
 from benchmark.runstate import LIVE, SWEEP_STATES, RunState
 from benchmark.sweep.run_views import JobProbe, run_state
-
-MANIFEST = "sweep.json"
-
-
-def read_manifest(sweep_dir: Path) -> dict | None:
-    """sweep.json as the sweep wrote it; None (after one warning line) when it is missing or damaged:
-    then the run folders alone say what the sweep holds, and the next `gpsbench sweep` rewrites it."""
-    path = Path(sweep_dir) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        plan = read_object(path)
-        runs = [(run["run_id"], {axis: str(run["axes"][axis]) for axis in plan["axes"]}) for run in plan["runs"]]
-    except DamagedFile as err:
-        problem = err.reason
-    except (KeyError, TypeError) as err:
-        problem = f"lacks {err}" if isinstance(err, KeyError) else f"malformed ({err})"
-    else:
-        return {**plan, "runs": [{"run_id": run_id, "axes": axes} for run_id, axes in runs]}
-    print(
-        f"gpsbench: warning: {path}: {problem}; listing the run folders instead (the next gpsbench sweep rewrites it)",
-        file=sys.stderr,
-    )
-    return None
 
 
 def planned_runs(sweep_dir: Path) -> dict[str, dict]:
