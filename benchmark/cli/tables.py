@@ -1,0 +1,82 @@
+"""The command of the paper-style tables: `table`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmark.cli.common import Commands
+from benchmark.errors import ConfigError
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from benchmark.results import FORMATTERS, build_table, collect, compare_paper, load_reference, prior_table
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ConfigError(f"no sweep folder {str(folder)!r}")
+    started = time.perf_counter()
+    frame, counts = collect(folder)
+    if frame.empty:
+        raise ConfigError(
+            f"{folder}: no done runs to tabulate ({counts['failed']} failed, {counts['corrupt']} "
+            f"corrupt, {counts['missing']} missing); see gpsbench status {folder}"
+        )
+    split = lambda text: [axis.strip() for axis in text.split(",")] if text else None  # noqa: E731
+    if args.kind == "priors":
+        text = prior_table(frame, args.metric)
+    else:
+        table = build_table(frame, counts, args.metric, split(args.rows), split(args.cols))
+        text = FORMATTERS[args.format](table)
+        if args.save:
+            from benchmark.plots import write_plots
+
+            for fmt, suffix in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+                (folder / f"table-{args.metric}.{suffix}").write_text(FORMATTERS[fmt](table) + "\n")
+            written = [folder / f"table-{args.metric}.{s}" for s in ("md", "tex", "csv")]
+            plots, notes = write_plots(folder, args.metric)
+            print("wrote " + ", ".join(str(p) for p in written + plots), file=sys.stderr)
+            for note in notes:
+                print(f"gpsbench: note: {note}", file=sys.stderr)
+    if args.compare == "paper":
+        text += "\n\nBeside the paper (results/reference/paper.csv):\n\n" + compare_paper(
+            frame, args.metric, load_reference()
+        )
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    print(f"({len(frame)} runs collected and tabulated in {time.perf_counter() - started:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def add_table(commands: Commands) -> None:
+    """table: the paper-style table of a sweep."""
+    from benchmark.results import FORMATS, METRICS
+
+    table = commands.add_parser("table", help="the paper-style table of a sweep (mean ± std over seeds)")
+    table.add_argument("folder", help="the sweep's folder, e.g. results/digits")
+    table.add_argument(
+        "--metric",
+        default="linear_acc",
+        help=f"any numeric key of result.json: {', '.join(METRICS)}, rankme, alignment, uniformity, val_knn_acc, ...",
+    )
+    table.add_argument("--rows", help="comma-separated axes (default: method with its plain and GPS variants)")
+    table.add_argument("--cols", help="comma-separated axes (default: dataset,aug)")
+    table.add_argument("--format", default="markdown", choices=FORMATS)
+    table.add_argument(
+        "--kind",
+        default="cells",
+        choices=("cells", "priors"),
+        help="priors: prior x dataset with prior_nn_agreement and the gain of GPS over plain SSL",
+    )
+    table.add_argument("--compare", choices=("paper",), help="add the paper's published numbers beside ours")
+    table.add_argument("--out", help="write the table to this file instead of printing it")
+    table.add_argument(
+        "--save",
+        action="store_true",
+        help="also write table-<metric>.md/.tex/.csv and the plots (PNG) into the sweep folder",
+    )
+    table.set_defaults(func=cmd_table)
