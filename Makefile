@@ -21,11 +21,15 @@ $(BIN)/gpsbench: pyproject.toml
 
 install: $(BIN)/gpsbench
 
-# ruff (lint and format, settings in pyproject.toml) and mypy; .ci/run runs it before the tests
+# ruff (lint and format, settings in pyproject.toml), mypy, and the layer contract (pyproject.toml, import-linter:
+# imports run downward, no cycle; tools/layers.py prints the layers and fails on a function over 60 lines
+# without a `# long:` reason); .ci/run runs it before the tests
 lint: install
-	$(BIN)/ruff check benchmark tests gpu
-	$(BIN)/ruff format --check benchmark tests gpu
+	$(BIN)/ruff check benchmark tests gpu tools
+	$(BIN)/ruff format --check benchmark tests gpu tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/python tools/layers.py --check-sizes
 
 test: install
 	$(BIN)/python -m pytest -q

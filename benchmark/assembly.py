@@ -79,6 +79,20 @@ class RunParts:
         return order[start : start + per_rank]
 
 
+def check_batch(config: RunConfig, n_images: int, ranks: Ranks) -> None:
+    """The global batch fits the training images and splits evenly over the processes."""
+    if config.batch_size > n_images:
+        raise ConfigError(
+            f"batch_size {config.batch_size} exceeds the {n_images} training images of "
+            f"{config.dataset}; valid: 2 to {n_images}"
+        )
+    if config.batch_size % ranks.world_size:
+        raise ConfigError(
+            f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
+            f"valid: a multiple of {ranks.world_size}"
+        )
+
+
 def build_parts(
     config: RunConfig,
     data: DatasetSplits,
@@ -90,16 +104,7 @@ def build_parts(
     so the run (and its run_id, and its lr scaled by the batch) is the same on 1 or W GPUs."""
     ranks = ranks if ranks is not None else Ranks()
     n_images = len(data.pretrain)  # pretraining sees every training image (labels unused)
-    if config.batch_size > n_images:
-        raise ConfigError(
-            f"batch_size {config.batch_size} exceeds the {n_images} training images of "
-            f"{config.dataset}; valid: 2 to {n_images}"
-        )
-    if config.batch_size % ranks.world_size:
-        raise ConfigError(
-            f"batch_size {config.batch_size} does not split over {ranks.world_size} processes; "
-            f"valid: a multiple of {ranks.world_size}"
-        )
+    check_batch(config, n_images, ranks)
     torch.manual_seed(config.seed)
     if device.type == "cuda":  # every step has the same shapes: let cuDNN time its convolution algorithms once
         torch.backends.cudnn.benchmark = True

@@ -102,6 +102,7 @@ def _exact_block(
     return scores.topk(k, dim=1, largest=False).indices
 
 
+# long: one IVF pass (centroids, nprobe, lists, batched search) over tensors the steps share
 @torch.no_grad()
 def ivf_self_join(
     vectors: torch.Tensor,

@@ -186,36 +186,46 @@ def train_run(
             start_epoch, clock, position = _restore(parts, attempt.checkpoint, run_id)
         life.begin(start_epoch)
         if attempt.checkpoint is not None and ranks.is_main:
-            where = f", step {position.step} of epoch {start_epoch + 1}" if position else ""
-            print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
+            _say_resuming(run_id, start_epoch, position)
         tracker = life.tracker = Tracker(run, config, run_id, labels=wandb_labels or SINGLE_RUN, enabled=ranks.is_main)
         _train_epochs(parts, run, tracker, run_id, start_epoch, clock, position, interrupt, epoch_callback)
         if not ranks.is_main:
             return {}  # rank 0 evaluates and writes the result
-        eval_start = time.perf_counter()
-        scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
-        life.result = result = RunResult(
-            run_id=run_id,
-            method=config.method,
-            aug=config.aug,
-            dataset=config.dataset,
-            prior=config.prior,
-            seed=config.seed,
-            epochs=config.epochs,
-            k=config.k,
-            scores=scores,
-            prior_nn_agreement=parts.gps.prior_nn_agreement,
-            sampling=config.sampling if config.is_gps else None,
-            gps=parts.gps.report,
-            train_seconds=clock.seconds,
-            images_per_s=clock.views / clock.seconds if clock.seconds > 0 else None,
-            eval_seconds=time.perf_counter() - eval_start,
-            backbone=resolve_backbone_name(config.backbone, data.image_size, config.pretrained, config.weights),
-            num_train=len(data.pretrain),
-            device=str(device),
-            world_size=ranks.world_size,
-        )
+        life.result = result = _evaluate(parts, run_id, clock)
     return result.as_dict()  # written to result.json, status `done`, as the block ended
+
+
+def _say_resuming(run_id: str, start_epoch: int, position: EpochPosition | None) -> None:
+    where = f", step {position.step} of epoch {start_epoch + 1}" if position else ""
+    print(f"run {run_id}: resuming after epoch {start_epoch}{where}", file=sys.stderr, flush=True)
+
+
+def _evaluate(parts: RunParts, run_id: str, clock: TrainClock) -> RunResult:
+    """The trained backbone's scores, and the run's result record."""
+    config, data, device = parts.config, parts.data, parts.device
+    eval_start = time.perf_counter()
+    scores = evaluate_backbone(parts.method.backbone, data, device, config.knn_temperature, parts.amp_dtype)
+    return RunResult(
+        run_id=run_id,
+        method=config.method,
+        aug=config.aug,
+        dataset=config.dataset,
+        prior=config.prior,
+        seed=config.seed,
+        epochs=config.epochs,
+        k=config.k,
+        scores=scores,
+        prior_nn_agreement=parts.gps.prior_nn_agreement,
+        sampling=config.sampling if config.is_gps else None,
+        gps=parts.gps.report,
+        train_seconds=clock.seconds,
+        images_per_s=clock.views / clock.seconds if clock.seconds > 0 else None,
+        eval_seconds=time.perf_counter() - eval_start,
+        backbone=resolve_backbone_name(config.backbone, data.image_size, config.pretrained, config.weights),
+        num_train=len(data.pretrain),
+        device=str(device),
+        world_size=parts.ranks.world_size,
+    )
 
 
 def _train_epochs(
@@ -263,22 +273,7 @@ def _train_epochs(
         clock.views += (1 + config.positives) * steps * config.batch_size
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
-        lr = lr_at(
-            epoch * steps - 1, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"]
-        )  # the epoch's last step's,
-        # also when a run stopped after that step resumes with no step of the epoch left to train
-        metrics = {
-            "epoch": epoch,
-            "loss": loss,
-            "lr": lr,
-            "images_per_s": (1 + config.positives) * steps * config.batch_size / elapsed,
-            "epoch_seconds": elapsed,
-        }
-        if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
-            metrics.update(_online_knn(parts))
-        if refresh_due(config, epoch):  # before the checkpoint, so that it holds the new table
-            metrics.update(refresh_table(parts, epoch))
-            clock.seconds += metrics["refresh_seconds"]
+        metrics = _epoch_metrics(parts, epoch, loss, elapsed, clock)
         tracker.log_epoch(metrics)
         if parts.ranks.is_main:  # one line per epoch in every job's log, from the numbers read above
             per_epoch = (time.perf_counter() - loop_started) / (epoch - start_epoch)
@@ -289,6 +284,28 @@ def _train_epochs(
             run.save_checkpoint(_checkpoint_state(parts, run_id, epoch, clock))
         bar.epoch_end(epoch, config.epochs, loss, metrics["images_per_s"])
     bar.close()
+
+
+def _epoch_metrics(parts: RunParts, epoch: int, loss: float, elapsed: float, clock: TrainClock) -> dict:
+    """The epoch's line of metrics.jsonl: loss, lr and speed, the online evaluation when due, and the
+    neighbour table's refresh when due (before the checkpoint, so that it holds the new table)."""
+    config, steps = parts.config, parts.steps_per_epoch
+    total_steps, warmup_steps = steps * config.epochs, parts.optim["warmup_epochs"] * steps
+    # the epoch's last step's lr, also when a run stopped after that step resumes with no step of it left
+    lr = lr_at(epoch * steps - 1, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"])
+    metrics = {
+        "epoch": epoch,
+        "loss": loss,
+        "lr": lr,
+        "images_per_s": (1 + config.positives) * steps * config.batch_size / elapsed,
+        "epoch_seconds": elapsed,
+    }
+    if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
+        metrics.update(_online_knn(parts))
+    if refresh_due(config, epoch):
+        metrics.update(refresh_table(parts, epoch))
+        clock.seconds += metrics["refresh_seconds"]
+    return metrics
 
 
 def _stop_requested(parts: RunParts, interrupt: Callable[[], bool], step: int) -> bool:

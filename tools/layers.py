@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nfunctions over {MAX_FUNCTION_LINES} lines: {len(long)}")
         for lines, where, reason in long:
             print(f"  {lines:4d} {where}: {reason or 'NO REASON GIVEN'}")
-        if args.check_sizes and any(reason is None for _, _, reason in long):
+        # the check holds the package to it; gpu/ and tools/ are measured, not checked
+        if args.check_sizes and any(reason is None and where.startswith(PACKAGE) for _, where, reason in long):
             failed = True
     return 1 if failed else 0
 

@@ -114,6 +114,7 @@ class StepMeasures:
     host_syncs: dict[str, int]  # host syncs in one pipeline step, where they are (none: the host runs ahead)
 
 
+# long: each measure in the report's order, all sharing the one assembled run, its anchors and its budget
 def step_figures(
     config: RunConfig, data: DatasetSplits, device: torch.device, quick: bool, workers: int
 ) -> StepMeasures:

@@ -112,6 +112,7 @@ def _source_axes(spec: SweepSpec, axes: dict[str, Any], selector: str) -> dict[s
     return target
 
 
+# long: every cell expanded and validated in one pass, all problems gathered into one error
 def expand(spec: SweepSpec, overrides: Sequence[str] = ()) -> Plan:
     """Every run of the sweep, validated; all problems are reported together in one ConfigError."""
     problems: dict[str, list[str]] = {}  # message -> labels of the cells that have it

@@ -151,6 +151,7 @@ def _param(name: str, raw: Any, problems: list[Problem]) -> Param | None:
     return Param(name, kind, float(low), float(high), log, step)
 
 
+# long: every key of a tuning file checked in the file's order, all problems gathered into one error
 def parse_tune(raw: Any, path: Path | None = None) -> TuneSpec:
     where, name, problems = check_header(raw, path, "tuning file", TUNE_KEYS)
     fixed = raw.get("fixed") or {}
