@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, choice_error
+from benchmark.methods import METHODS
+from benchmark.optim import OPTIMIZERS
+from benchmark.yamlfiles import load_yaml
 
 # solo-learn's scheduler names this suite's schedule reproduces (solo/methods/base.py, configure_optimizers)
 SCHEDULERS = ("warmup_cosine",)
@@ -66,8 +70,6 @@ def _leaves(values: Mapping, prefix: str = "") -> dict[str, Any]:
 
 
 def _method(name: Any) -> str:
-    from benchmark.methods import METHODS
-
     by_solo = {METHODS.get(here).solo_name or here: here for here in METHODS}
     if name not in by_solo:
         raise choice_error("solo-learn method", name, sorted(by_solo))
@@ -76,9 +78,6 @@ def _method(name: Any) -> str:
 
 def translate(raw: Mapping[str, Any]) -> SoloImport:
     """The RunConfig values of a solo-learn pretraining file and the fields left out."""
-    from benchmark.methods import METHODS
-    from benchmark.optim import OPTIMIZERS
-
     leaves = _leaves({key: value for key, value in raw.items() if key != "defaults"})
     if "method" not in leaves:
         raise ConfigError("solo-learn config has no `method`: which SSL method to train")
@@ -191,12 +190,9 @@ def _ignored(raw: Mapping[str, Any], leaves: dict[str, Any], taken: set[str]) ->
     return ignored
 
 
-def load_config_file(path: str | Path, base=None):
+def load_config_file(path: str | Path, base: RunConfig | None = None) -> RunConfig:
     """A --config file as a RunConfig: this suite's keys, or a solo-learn pretraining file (detected by
     its blocks), translated with what was mapped and ignored said on stderr."""
-    from benchmark.config import RunConfig
-    from benchmark.yamlfiles import load_yaml
-
     path = Path(path)
     if path.is_file():
         raw = load_yaml(path, "config file")

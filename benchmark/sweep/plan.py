@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, Problem, Problems, UnknownChoice
+from benchmark.priors import is_plain
 from benchmark.sweep.spec import ARG_SECTIONS, SweepSpec, format_problems
 
 SELECTOR = "run:"
@@ -80,8 +81,6 @@ def cell_values(spec: SweepSpec, axes: dict[str, Any]) -> dict[str, Any]:
 
 def drop_k_without_prior(values: dict[str, Any]) -> dict[str, Any]:
     """k means nothing without a prior: such cells (or trials) are one plain-SSL run."""
-    from benchmark.priors import is_plain
-
     if is_plain(values.get("prior", RunConfig.prior)):
         values["k"] = 0
     return values

@@ -13,6 +13,7 @@ from benchmark import shipped
 from benchmark.config import WANDB_MODES, RunConfig
 from benchmark.errors import ConfigError, Problem, Problems, choice_error
 from benchmark.params import resolve_params
+from benchmark.tracking import sweep_wandb_mode
 from benchmark.yamlfiles import load_yaml
 
 SWEEP_KEYS = ("name", "description", "include", "grid", "fixed", "per", "exclude", "resources", "wandb")
@@ -58,8 +59,6 @@ class WandbSettings:
     def apply(self, config: RunConfig) -> RunConfig:
         """A sweep's or study's run: its W&B settings, no progress bar. The W&B group stays the cell's
         (tracking.cell_group) unless the config sets `wandb_group`."""
-        from benchmark.tracking import sweep_wandb_mode
-
         return dataclasses.replace(
             config,
             wandb_mode=sweep_wandb_mode(config.wandb_mode or self.mode),

@@ -17,6 +17,7 @@ import submitit
 from benchmark.errors import TrainingError
 from benchmark.liveness import JobProbe
 from benchmark.runstate import RunState
+from benchmark.scheduler import current_job_id
 from benchmark.sweep.executors import Executor, Workers
 from benchmark.sweep.job import use_threads
 from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
@@ -135,8 +136,6 @@ class TuneWorker(submitit.helpers.Checkpointable):
         return ran
 
     def worker_info(self) -> dict:
-        from benchmark.scheduler import current_job_id
-
         return {"host": socket.gethostname(), "pid": os.getpid(), "job_id": current_job_id(), "executor": self.executor}
 
     def objective(self, trial: optuna.Trial) -> float:

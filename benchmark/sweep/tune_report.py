@@ -9,6 +9,7 @@ import optuna
 import yaml
 
 from benchmark.config import RunConfig
+from benchmark.errors import ConfigError
 from benchmark.sweep.plan import set_key
 from benchmark.sweep.tuning import TuneSpec
 
@@ -114,8 +115,6 @@ def export(study: optuna.Study, spec: TuneSpec, path: Path) -> str:
     """The best trial's parameters as a `per:` block keyed by the tuned method, for a sweep's `include:`."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
-        from benchmark.errors import ConfigError
-
         raise ConfigError(f"study {spec.name} has no complete trial to export yet (run gpsbench tune first)")
     best = study.best_trial
     block: dict = {}
