@@ -120,9 +120,9 @@ def _row(p: AugmentParams) -> list[float]:
 class BatchAugment:
     """Augments a batch of uint8 NHWC images on their own device; per-sample randomness from the given
     generator. With two different view pipelines the batch's first half takes view1's and its second
-    half view2's (train.py stacks anchors, then positives). The colour-jitter order, which Python
-    control flow needs, comes from a host RNG (`order_rng`, seeded with `seed`): drawing it on the
-    device and reading it back would make the host wait for the GPU at every step."""
+    half view2's (PairStep, benchmark/assembly.py, stacks anchors, then positives). The colour-jitter
+    order, which Python control flow needs, comes from a host RNG (`order_rng`, seeded with `seed`):
+    drawing it on the device and reading it back would make the host wait for the GPU at every step."""
 
     def __init__(self, views: ViewPair | AugmentParams, mean, std, device: torch.device | str = "cpu", seed: int = 0):
         self.views = views if isinstance(views, ViewPair) else ViewPair.both(views)
