@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.augment import normalize
+from benchmark.data import DatasetSplits
 from benchmark.progress import progress
 from benchmark.quality import label_free_quality
 
@@ -157,7 +158,7 @@ def linear_probe(
 
 def evaluate_backbone(
     backbone: nn.Module,
-    data,
+    data: DatasetSplits,
     device: torch.device,
     knn_temperature: float = 0.07,
     autocast_dtype: torch.dtype | None = None,

@@ -22,9 +22,10 @@ import torch
 import torch.nn as nn
 
 from benchmark.methods import SSLMethod
+from benchmark.neighbors import PairSampler
 
 
-def draw_positives(sampler, anchors: torch.Tensor, generator: torch.Generator, m: int) -> torch.Tensor:
+def draw_positives(sampler: PairSampler, anchors: torch.Tensor, generator: torch.Generator, m: int) -> torch.Tensor:
     """The positives' indices, flat (m * B,) (see the module's docstring for the rule)."""
     if m == 1:
         return sampler(anchors, generator)

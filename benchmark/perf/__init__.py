@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from benchmark.config import RunConfig
     from benchmark.perf.phases import PhaseCallback
     from benchmark.perf.step import StepMeasures
 
@@ -48,7 +49,7 @@ class PerfSizes:
 
 
 def run_perf(
-    config,
+    config: RunConfig,
     quick: bool,
     workers: int | None,
     out: str | None,
