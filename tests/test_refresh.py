@@ -20,9 +20,9 @@ from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.evaluate import extract_features
-from benchmark.methods import METHODS, MethodContext, build_method
+from benchmark.methods import METHODS, SOURCES, MethodContext, build_method
 from benchmark.neighbors import build_table, prior_nn_agreement
-from benchmark.refresh import SOURCES, embed_for_refresh, table_overlap
+from benchmark.refresh import embed_for_refresh, table_overlap
 from benchmark.rundir import RunDir
 from benchmark.train import RunInterrupted, train_run
 
