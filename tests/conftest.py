@@ -1,4 +1,5 @@
-"""Shared fixtures: W&B off unless a test turns it on, real data from ../shared/data when present."""
+"""Shared fixtures: an environment of the suite's own (W&B off unless a test turns it on), real data
+from ../shared/data when present."""
 
 from __future__ import annotations
 
@@ -10,13 +11,45 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("WANDB_MODE", "disabled")
-os.environ.setdefault("WANDB_SILENT", "true")
+
+# Where the user's shell may point the tests at resources (a running localhost SLURM, the CIFAR-10
+# archive): read once here, then cleared with everything else below, so they only ever say where a
+# resource is and never change what a command under test does.
+RESOURCES = {name: os.environ.get(name) for name in ("GPSBENCH_SLURM_DIR", "GPSBENCH_CIFAR10_ARCHIVE")}
+# Variables the suite, W&B, SLURM, submitit, torch.distributed or CUDA read: a user's exported WANDB_MODE,
+# GPSBENCH_RESULTS or CUDA_VISIBLE_DEVICES must change no test's outcome
+CLEARED_PREFIXES = ("WANDB_", "GPSBENCH_", "SLURM_", "SUBMITIT_", "TORCHELASTIC_")
+CLEARED = ("CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR")
+CLEARED += ("MASTER_PORT", "NETRC")
+SET = {"WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
+
+
+def resource(name: str) -> str | None:
+    """A resource location the user's environment gave (see RESOURCES)."""
+    return RESOURCES[name]
+
+
+def hermetic(environ) -> None:
+    """Clear what would change results and set what the tests rely on, in `environ` (a MonkeyPatch)."""
+    for name in list(os.environ):
+        if name.startswith(CLEARED_PREFIXES) or name in CLEARED:
+            environ.delenv(name)
+    for name, value in SET.items():
+        environ.setenv(name, value)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_environment():
+    """Set for the whole session, before any other fixture: subprocesses the tests start inherit it;
+    tests that need a variable set it with monkeypatch on top."""
+    with pytest.MonkeyPatch.context() as environ:
+        hermetic(environ)
+        yield
 
 
 def cifar_archive() -> Path | None:
     """The JPEG CIFAR-10 archive: $GPSBENCH_CIFAR10_ARCHIVE or ../shared/data beside the repository."""
-    candidates = [os.environ.get("GPSBENCH_CIFAR10_ARCHIVE"), REPO.parent / "shared/data/cifar10-jpeg.tar.gz"]
+    candidates = [resource("GPSBENCH_CIFAR10_ARCHIVE"), REPO.parent / "shared/data/cifar10-jpeg.tar.gz"]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import resource
 
 from benchmark.cli import main
 from benchmark.rundir import RunDir, read_json
@@ -41,7 +42,7 @@ def _free_port_pair() -> int:
 def slurm_env(tmp_path_factory):
     """SLURM_CONF and PATH of a running localhost cluster: $GPSBENCH_SLURM_DIR (.ci/run starts one),
     else one started here under a temporary folder and stopped afterwards."""
-    given = os.environ.get("GPSBENCH_SLURM_DIR")
+    given = resource("GPSBENCH_SLURM_DIR")
     folder = Path(given) if given else tmp_path_factory.mktemp("slurm")
     env = {**os.environ}
     if not given:
