@@ -75,3 +75,30 @@ def test_one_content_at_two_paths_is_one_data_set(tmp_path):
     assert config(root).run_id == config(tmp_path / "elsewhere" / "copy").run_id
     assert config(archive).run_id != config(root).run_id  # an archive is its bytes
     assert RunConfig.from_dict({"dataset": "digits"}).run_id == RunConfig.from_dict({"dataset": "digits"}).run_id
+
+
+def test_train_folders_that_link_to_different_images_are_two_data_sets(tmp_path):
+    """The loader follows links, so the fingerprint does: two trees whose train/ link to different
+    images (their test/ equal) are two runs and two decode caches, not one run done twice."""
+    images_a, images_b = tree(tmp_path / "images_a", 0), tree(tmp_path / "images_b", 100)
+    roots = []
+    for name, images in (("a", images_a), ("b", images_b)):
+        root = tmp_path / name
+        shutil.copytree(images_a / "test", root / "test")
+        (root / "train").symlink_to(images / "train")
+        roots.append(root)
+    assert config(roots[0]).run_id != config(roots[1]).run_id
+    one = load_dataset("imagefolder", data_dir=tmp_path / "cache", data_path=roots[0])
+    two = load_dataset("imagefolder", data_dir=tmp_path / "cache", data_path=roots[1])
+    assert not np.array_equal(one.pretrain.images, two.pretrain.images)
+    assert len(list((tmp_path / "cache" / "cache").iterdir())) == 2
+
+
+def test_a_linked_folder_counts_as_its_images_and_a_loop_ends(tmp_path):
+    real = tree(tmp_path / "real", 0)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "test").symlink_to(real / "test")
+    (linked / "train").symlink_to(real / "train")
+    (real / "train" / "a" / "loop").symlink_to(real)  # a link back up the tree is walked once
+    assert config(linked).run_id == config(tmp_path / "real").run_id

@@ -1,8 +1,10 @@
 """What identifies a data set given by path (`data_path`: an archive, an .npz, a folder of images): a
 hash of its content. It enters the run_id of every run on that data and keys the decoded-image cache,
 so two different folders never share a run or a cache (whatever their names, sizes and dates), and
-replacing images inside a folder gives new runs instead of stale ones. Hashed once per process and path
-(a sweep plans many cells on one data set; the data is not expected to change while a command runs).
+replacing images inside a folder gives new runs instead of stale ones. Symbolic links are followed, as
+the loader follows them: a `train/` that links to other images is hashed by those images (a link that
+leads back into the tree is walked once). Hashed once per process and path (a sweep plans many cells
+on one data set; the data is not expected to change while a command runs).
 """
 
 from __future__ import annotations
@@ -24,6 +26,20 @@ def _update_with_file(digest, path: Path) -> None:
             digest.update(block)
 
 
+def _walk_following_links(root: Path):
+    """(folder, file names) under root, through linked folders too, each real folder once (a link to an
+    ancestor would otherwise loop)."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        dirs.sort()  # the same folders first on every walk, so a folder reached twice is hashed at one place
+        yield folder, names
+
+
 @functools.lru_cache(maxsize=64)
 def _fingerprint(path: str, signature: tuple) -> str:
     digest = hashlib.sha256()
@@ -33,7 +49,7 @@ def _fingerprint(path: str, signature: tuple) -> str:
     else:
         files = sorted(
             os.path.relpath(os.path.join(folder, name), root)
-            for folder, _, names in os.walk(root)
+            for folder, names in _walk_following_links(root)
             for name in names
             if name.lower().endswith(IMAGE_SUFFIXES)
         )
@@ -45,7 +61,7 @@ def _fingerprint(path: str, signature: tuple) -> str:
 
 def content_fingerprint(path: str | Path) -> str:
     """16 hex digits of SHA-256 over the bytes of a file, or over the relative paths and bytes of every
-    image under a folder."""
+    image under a folder, linked folders and files followed."""
     path = Path(path)
     try:
         resolved = path.resolve(strict=True)
