@@ -15,6 +15,7 @@ from benchmark.claim import Claim, ClaimedRunDir, RunBusy, claim, holder
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, DamagedFile, StorageError
 from benchmark.liveness import this_process
+from benchmark.ownership import check_owner
 from benchmark.rundir import RunDir, atomic_write_json
 from benchmark.runstate import RunState
 
@@ -57,18 +58,13 @@ class Attempt:
 
     # ---------------------------------------------------------------- before any work, read-only
     def finished(self) -> dict | None:
-        """Refuse another run's folder; leave a run a live writer trains; return a finished run's
-        result (repairing its damaged companions under a claim)."""
+        """Refuse another run's folder (benchmark/ownership.py); leave a run a live writer trains; return
+        a finished run's result (repairing its damaged companions under a claim)."""
         run = self.run
         if not run.path.is_dir():
             return None
+        check_owner(run, self.run_id, self.restart)  # from every file that names a run, not status.json alone
         status = run.status_or_none()
-        owner = (status or {}).get("run_id")
-        if owner and owner != self.run_id:
-            raise ConfigError(
-                f"{run.path} holds run {owner}, not {self.run_id}: the config changed; use a new --out "
-                f"(or remove that folder)"
-            )
         training = holder(run.path)  # every rank asks, so that all of them leave a run another job trains
         if training is not None and training.get("purpose") == "train":
             raise RunBusy(run.path, training)
@@ -135,6 +131,9 @@ class Attempt:
         if not self.writer:
             return
         run = self.run
+        removed = run.clear_leftovers()  # a killed write's temporary files, an empty folder in a file's place
+        if removed:
+            print(f"run {self.run_id}: removed {', '.join(removed)} left by an earlier attempt", file=sys.stderr)
         status = run.status_or_none()
         if status is None and run.status.is_file():
             self.note = self.note or "status.json was damaged: attempts counted from here"
@@ -176,6 +175,7 @@ class Attempt:
         damage = run.damage(status)
         if damage is None and status.get("state") == RunState.DONE:
             return result
+        run.clear_leftovers()
         atomic_write_json(run.config, config_record(self.config))
         lost = run.truncate_metrics(result["epochs"])
         why = f"repaired {damage.path.name}: {damage.reason}" if damage else "repaired status.json"

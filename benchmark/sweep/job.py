@@ -20,6 +20,7 @@ import submitit
 from benchmark.claim import RunBusy, update_status
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, TrainingError
+from benchmark.ownership import ForeignRun
 from benchmark.rundir import RunDir
 from benchmark.runstate import RunState
 from benchmark.scheduler import in_submitit_job, submitit_preemption
@@ -117,7 +118,8 @@ class RunJob(submitit.helpers.Checkpointable):
                 self.run_dir,
                 resume=True,
                 restart_damaged=True,
-                results_dir=self.results_root,
+                # a cell's `run:` source is a cell of this sweep: looked up in its folder only
+                results_dir=self.run_dir.parent if self.depends_on else self.results_root,
                 interrupt=_either(preempted, stop),
                 wandb_labels=self.labels,
             )
@@ -131,7 +133,7 @@ class RunJob(submitit.helpers.Checkpointable):
                 raise
             return None  # stopped by a signal: the run is `pending`, the next sweep resumes it
         except ConfigError as err:  # found before the run could start: the run fails with the reason
-            if int(os.environ.get("RANK", 0)) == 0:
+            if int(os.environ.get("RANK", 0)) == 0 and not isinstance(err, ForeignRun):  # never into another's folder
                 update_status(self.run_dir, RunState.FAILED, run_id=self.run_id, error=f"{type(err).__name__}: {err}")
             raise TrainingError(str(err)) from None
         finally:
