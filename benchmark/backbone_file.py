@@ -12,39 +12,48 @@ import torch.nn as nn
 
 from benchmark.backbones import build_backbone
 from benchmark.errors import ConfigError, DamagedFile
+from benchmark.export_header import header_problem
 from benchmark.safeload import load_safetensors
 
 FORMAT = "gps-bench-backbone/1"  # metadata["format"] of every exported file
 FORMAT_KEY = "format"
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of an exported backbone; ConfigError when the file is not one."""
+def _header(path: Path) -> dict[str, str]:
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"backbone file {str(path)!r} does not exist")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            return handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise DamagedFile(path, f"not a safetensors file ({' '.join(str(err).split())[:200]})") from None
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of an exported backbone, every key checked (benchmark/export_header.py); ConfigError
+    when the file is not one, DamagedFile when its header was edited into something that rebuilds nothing."""
+    path = Path(path)
+    metadata = _header(path)
     if metadata.get(FORMAT_KEY) != FORMAT:
         raise ConfigError(
             f"{str(path)!r} is not a gps-bench backbone export (its metadata has no format {FORMAT!r}); "
             "make one with: gpsbench export RUN_DIR --out FILE.safetensors"
         )
+    problem = header_problem(metadata)
+    if problem:
+        raise DamagedFile(path, f"its export header is damaged: {problem}")
     return metadata
 
 
 def is_export(path: str | Path) -> bool:
-    """Whether `path` is a .safetensors file written by export_backbone."""
+    """Whether `path` is a .safetensors file that says it was written by export_backbone (a damaged
+    header included: loading it then says what is wrong, instead of reading it as plain weights)."""
     try:
-        read_metadata(path)
+        return _header(Path(path)).get(FORMAT_KEY) == FORMAT
     except (ConfigError, DamagedFile):
         return False
-    return True
 
 
 def load_backbone(path: str | Path) -> nn.Module:

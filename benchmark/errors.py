@@ -5,6 +5,14 @@ import difflib
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
+SHOWN = 100  # characters of a bad value an error message repeats
+
+
+def shown(value: object) -> str:
+    """repr(value), cut to SHOWN characters: a message names the bad value, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else f"{text[: SHOWN - 15]}... ({len(text):,} characters)"
+
 
 class ConfigError(ValueError):
     """Bad user input: raised before any data is loaded or any work starts."""
@@ -31,6 +39,10 @@ class StorageError(RuntimeError):
     folder is not writable. The message names the path and what it needs."""
 
 
+class ClusterError(RuntimeError):
+    """The cluster did not take a submission (its controller went away, sbatch refused): one line, exit 1."""
+
+
 class UnknownChoice(ConfigError):
     """An unknown name. Alone, its message names the closest valid choice and all valid ones; among
     other problems (`Problems`) it takes one short line and the valid choices are listed once."""
@@ -39,7 +51,7 @@ class UnknownChoice(ConfigError):
         self.kind, self.value, self.choices = kind, value, sorted(choices)
         close = difflib.get_close_matches(str(value), self.choices, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        self.brief = f"{where + ': ' if where else ''}unknown {kind} {value!r}{hint}{note}"
+        self.brief = f"{where + ': ' if where else ''}unknown {kind} {shown(value)}{hint}{note}"
         super().__init__(f"{self.brief}; valid: {', '.join(self.choices)}")
 
 

@@ -5,7 +5,6 @@ size and the normalisation it was trained on). Reading such a file back is bench
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch.nn as nn
@@ -16,7 +15,7 @@ from benchmark.backbones import BACKBONES, CIFAR_STEM_MAX_SIZE, TIMM_PREFIX, bui
 from benchmark.config import RunConfig
 from benchmark.data import load_run_data
 from benchmark.errors import ConfigError
-from benchmark.rundir import RunDir, read_object
+from benchmark.rundir import RunDir, atomic_write_bytes, read_object
 
 
 def stem_description(model: nn.Module) -> str:
@@ -51,7 +50,7 @@ def _data_facts(config: dict) -> tuple[int, list[float], list[float]]:
 def export_backbone(run_dir: str | Path, out: str | Path) -> dict[str, str]:
     """Write the backbone of a done run (its final checkpoint.pt) to `out` (.safetensors); return the
     metadata written. Checks come first: the run is done, its checkpoint and config are there."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     run, out = RunDir(run_dir), Path(out)
     if out.suffix != ".safetensors":
@@ -88,10 +87,9 @@ def export_backbone(run_dir: str | Path, out: str | Path) -> dict[str, str]:
         "gps_bench_version": benchmark.__version__,
     }
     tensors = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    save_file(tensors, str(partial), metadata=metadata)
-    os.replace(partial, out)
+    # serialised in memory, then written atomically: a full disk is one line naming the file and the
+    # size it needed, and never leaves a partial file
+    atomic_write_bytes(out, save(tensors, metadata=metadata))
     return metadata
 
 

@@ -10,11 +10,12 @@ import types
 import typing
 from typing import Any, Mapping
 
-from benchmark.errors import ConfigError, choice_error
+from benchmark.errors import ConfigError, choice_error, shown
 
 # a decimal number as people write it: 1e-5, 5E-4, 1.0e-6, .5, 3., 1_000
 NUMBER = re.compile(r"^[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?$")
 INFINITY = re.compile(r"^[-+]?\.?inf(inity)?$", re.IGNORECASE)
+INT64 = (-(2**63), 2**63 - 1)  # integers as torch (torch.manual_seed, tensors) and numpy take them
 
 
 def parse_number(value: Any) -> float | None:
@@ -40,6 +41,8 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         if number is not None and not math.isnan(number):
             return number
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            if not INT64[0] <= value <= INT64[1]:  # torch, numpy and JSON readers stop at 64 bits
+                raise ConfigError(f"{key} must be a 64-bit integer (-2**63 to 2**63 - 1), got {shown(value)}")
             return value
         if kind in (str, bool) and isinstance(value, kind):
             return value
@@ -48,7 +51,7 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         if kind is list and isinstance(value, list):
             return list(value)
     names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
-    raise ConfigError(f"{key} must be {names}, got {value!r} ({type(value).__name__})")
+    raise ConfigError(f"{key} must be {names}, got {shown(value)} ({type(value).__name__})")
 
 
 @functools.cache

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 from PIL import Image
 
@@ -33,6 +34,20 @@ SMALL = [
     "--set",
     "progress=false",
 ]
+
+
+BOMB = (
+    "["
+    + ", ".join(["&a0 [x, x, x, x, x, x, x, x, x]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)])
+    + "]"
+)
+
+
+def _read_export(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata()
 
 
 class Crafted:
@@ -100,6 +115,30 @@ def ws(tmp_path_factory) -> Path:
     (crafted_run / "config.json").write_text((runs / "done" / "config.json").read_text())
     torch.save({"run_id": "x", "epoch": 1, "method": {"backbone.x": Crafted(marker)}}, crafted_run / "checkpoint.pt")
 
+    # inputs that cost without bound: nine levels of nine aliases stand for 387,420,489 values
+    (inputs / "bomb.yaml").write_text(f"epochs: {BOMB}\n")
+    (inputs / "deep.yaml").write_text("epochs: " + "[" * 200 + "]" * 200 + "\n")
+    (inputs / "large.yaml").write_text("epochs: 1\n" + "# padding\n" * 120_000)
+    # an export whose header was edited: a key removed, a number that is not one
+    assert main(["export", str(runs / "done"), "--out", str(inputs / "backbone.safetensors")]) == 0
+    tensors, header = _read_export(inputs / "backbone.safetensors")
+    safetensors.torch.save_file(
+        tensors, inputs / "no-size.safetensors", {k: v for k, v in header.items() if k != "image_size"}
+    )
+    safetensors.torch.save_file(tensors, inputs / "bad-dim.safetensors", {**header, "feature_dim": "wide"})
+    # folders that are not this run's: a finished run without or with a damaged status.json and another
+    # config, a user's own files, a config.json that names another run beside a status.json of this one
+    owned = ws / "owned"
+    for name in ("nostatus", "badstatus", "otherconfig"):
+        shutil.copytree(runs / "done", owned / name)
+    (owned / "nostatus" / "status.json").unlink()
+    (owned / "badstatus" / "status.json").write_text('{"state": "do')
+    (owned / "otherconfig" / "config.json").write_text(json.dumps({**edited, "seed": 7}))
+    (owned / "mine").mkdir()
+    (owned / "mine" / "config.json").write_text('{"my": "own config"}\n')
+    (owned / "mine" / "result.json").write_text('{"my": "own result"}\n')
+    (owned / "mine" / "metrics.jsonl").write_text('{"epoch": 1, "note": "my own log"}\n')
+
     sweeps = ws / "sweeps"
     sweeps.mkdir()
     good = "grid: {seed: [0, 1]}\nfixed: {dataset: digits, epochs: 1}\n"
@@ -113,6 +152,8 @@ def ws(tmp_path_factory) -> Path:
         "include": "include: [missing.yaml]\n" + good,
         "badinclude": "include: [malformed.yaml]\n" + good,
         "perval": good + "per: {seed: {7: {epochs: 2}}}\n",
+        "bomb": f"grid: {{seed: [0]}}\nfixed: {{dataset: digits, epochs: {BOMB}}}\n",
+        "hugeseed": f"grid: {{seed: [{2**70}]}}\nfixed: {{dataset: digits, epochs: 1}}\n",
         "good": good,
     }.items():
         (sweeps / f"{name}.yaml").write_text(f"name: {name}\n{text}")
@@ -121,6 +162,7 @@ def ws(tmp_path_factory) -> Path:
     (sweeps / "tune-bounds.yaml").write_text(tune.replace("low: 0.1, high: 1.0", "low: 1.0, high: 0.1"))
     (sweeps / "tune-malformed.yaml").write_text("name: t\nspace: {lr: {type: float\n")
     (sweeps / "tune-good.yaml").write_text(tune)
+    (sweeps / "tune-sampler-seed.yaml").write_text(tune + f"sampler: {{name: tpe, seed: {2**40}}}\n")
     return ws
 
 
@@ -193,6 +235,30 @@ CASES = [
     ("prior-run-missing", ["train", "--prior", "run:0123456789ab", "--k", "5"], "0123456789ab"),
     # train: where results go
     ("out-under-a-file", ["train", *SMALL, "--epochs", "1", "--out", "in/afile/run"], "afile"),
+    # train: folders that hold another run or files nothing says are this run's
+    ("out-finished-run-status-missing", ["train", *SMALL, "--epochs", "2", "--out", "owned/nostatus"], "holds run"),
+    ("out-finished-run-status-damaged", ["train", *SMALL, "--epochs", "2", "--out", "owned/badstatus"], "holds run"),
+    ("out-config-names-another-run", ["train", *SMALL, "--epochs", "1", "--out", "owned/otherconfig"], "holds run"),
+    ("out-users-own-folder", ["train", *SMALL, "--epochs", "1", "--out", "owned/mine"], "no config of this suite"),
+    # input that would cost without bound, and numbers beyond what is accepted
+    ("config-alias-bomb", ["train", "--config", "in/bomb.yaml"], "bomb.yaml"),
+    ("config-nested-too-deep", ["train", "--config", "in/deep.yaml"], "deep.yaml"),
+    ("config-too-large", ["train", "--config", "in/large.yaml"], "large.yaml"),
+    ("set-alias-bomb", ["train", "--set", f"epochs={BOMB}"], "expands to more than"),
+    ("set-too-long", ["train", "--set", "epochs=" + "9" * (2 << 20)], "characters"),
+    ("seed-beyond-64-bits", ["train", "--seed", str(2**70)], str(2**70)),
+    ("seed-beyond-64-bits-set", ["train", "--set", f"seed=-{2**64}"], str(2**64)),
+    ("subset-above-the-data", ["train", *SMALL, "--epochs", "1", "--subset", "100000"], "100000"),
+    (
+        "export-header-missing-key",
+        ["train", "--prior", "timm:resnet18", "--k", "5", "--set", "prior_args.weights=in/no-size.safetensors"],
+        "image_size",
+    ),
+    (
+        "export-header-wrong-type",
+        ["train", "--prior", "timm:resnet18", "--k", "5", "--set", "prior_args.weights=in/bad-dim.safetensors"],
+        "feature_dim",
+    ),
     # prior, data
     ("prior-k-larger-than-train", ["prior", "--prior", "pixel", "--k", "5000"], "k=5000"),
     ("prior-plain-ssl", ["prior", "--dataset", "digits"], "plain SSL"),
@@ -217,12 +283,15 @@ CASES = [
         ["sweep", "sweeps/good.yaml", "--executor", "slurm", "--profile", "in/profile.yaml"],
         "profile.yaml",
     ),
+    ("sweep-alias-bomb", ["sweep", "sweeps/bomb.yaml"], "bomb.yaml"),
+    ("sweep-seed-beyond-64-bits", ["sweep", "sweeps/hugeseed.yaml"], str(2**70)),
     ("sweep-results-under-a-file", ["sweep", "sweeps/good.yaml", "--results-dir", "in/afile"], "afile"),
     # tune
     ("tune-missing", ["tune", "sweeps/none.yaml"], "none.yaml"),
     ("tune-test-objective", ["tune", "sweeps/tune-test-objective.yaml"], "'linear_acc'"),
     ("tune-bounds", ["tune", "sweeps/tune-bounds.yaml"], "low must be below high"),
     ("tune-malformed-yaml", ["tune", "sweeps/tune-malformed.yaml"], "tune-malformed.yaml"),
+    ("tune-sampler-seed-beyond-numpy", ["tune", "sweeps/tune-sampler-seed.yaml"], "sampler.seed"),
     ("tune-workers-zero", ["tune", "sweeps/tune-good.yaml", "--workers", "0"], "--workers"),
     # status, table
     ("status-missing-folder", ["status", "results/nowhere"], "nowhere"),

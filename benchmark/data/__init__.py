@@ -22,6 +22,7 @@ from benchmark.data.base import (
     default_data_dir,
     table_name,
 )
+from benchmark.errors import ConfigError
 
 __all__ = [
     "DATASETS",
@@ -64,6 +65,10 @@ def load_dataset(
         train, test = _resize(train, image_size), _resize(test, image_size)
         val = _resize(val, image_size) if val is not None else None
     if subset is not None:
+        if subset > len(train):  # all of it under another run_id: refused, as a batch larger than the data is
+            raise ConfigError(
+                f"subset {subset} is more than the {len(train)} training images of {name}; valid: 1 to {len(train)}"
+            )
         train = train.take(class_balanced_subset(train.labels, subset, VAL_SEED + 1))
     carved = val is None
     if val is None:

@@ -66,11 +66,18 @@ class Param:
         return [cast(self.low), cast(self.high)]
 
 
+SAMPLER_SEED_MAX = 2**32 - 1 - 1024  # optuna's samplers seed numpy (below 2**32); worker i adds i
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     name: str = "tpe"
     seed: int = 0
     n_startup_trials: int = 4
+
+    def validate(self) -> None:
+        if self.seed > SAMPLER_SEED_MAX:
+            raise ConfigError(f"sampler.seed must be at most {SAMPLER_SEED_MAX} (numpy's seeds), got {self.seed}")
 
 
 @dataclass(frozen=True)
