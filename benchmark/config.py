@@ -22,13 +22,15 @@ from benchmark.augment import resolve_aug_params
 from benchmark.backbones import check_backbone
 from benchmark.data import DATASETS
 from benchmark.data.identity import content_fingerprint
-from benchmark.errors import ConfigError, Problem, Problems, choice_error
+from benchmark.errors import ConfigError, Problem, Problems, choice_error, shown
 from benchmark.methods import METHODS, SOURCES, resolve_method_params
 from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
 from benchmark.optim import OPTIMIZERS, resolve_optim
 from benchmark.params import coerce, type_hints
 from benchmark.priors import PRIORS, check_prior, gives_gps, is_plain, parse_prior, prior_class
+from benchmark.sources import content_identity
 from benchmark.yamlfiles import load_yaml
+from benchmark.yamllimits import load_bounded
 
 PRECISIONS = ("auto", "bf16", "fp32")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -162,12 +164,14 @@ class RunConfig:
         for text in assignments:
             key, sep, raw = text.partition("=")
             if not sep or not key:
-                raise ConfigError(f"--set expects key=value, got {text!r}")
-            try:
-                value = yaml.safe_load(raw) if raw else ""
+                raise ConfigError(f"--set expects key=value, got {shown(text)}")
+            try:  # within bounds: an alias bomb is refused before it expands (benchmark/yamllimits.py)
+                value = load_bounded(raw, f"--set {shown(text)}") if raw else ""
             except yaml.YAMLError as err:
                 problem = " ".join(str(err).split())
-                raise ConfigError(f"--set {text!r}: the value {raw!r} is not valid YAML ({problem})") from None
+                raise ConfigError(
+                    f"--set {shown(text)}: the value {shown(raw)} is not valid YAML ({problem})"
+                ) from None
             if "." in key:  # method_args.temperature=0.5
                 section, sub = key.split(".", 1)
                 if section not in ARGS_BLOCKS:
@@ -332,8 +336,9 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Stable 12-hex hash of what changes the result (not paths, devices or logging): the resolved
-        config and, for data given by path, the data's content."""
-        identity = self.resolved()
+        config and, for data given by path, the data's content; a weights file or a `run:<dir>` prior
+        counts by its content too (benchmark/sources.py)."""
+        identity = content_identity(self, self.resolved())
         if self.data_path is not None:
             identity["data_content"] = content_fingerprint(self.data_path)
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,14 @@ RESULT_KEYS = (
     "train_seconds",
     "images_per_s",
 )
+
+
+RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def is_run_id(name: str) -> bool:
+    """Whether a name is a run_id (12 hex digits), as the folders of sweeps and of `runs/` are named."""
+    return bool(RUN_ID.match(name))
 
 
 def default_results_dir() -> Path:

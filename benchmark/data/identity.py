@@ -59,18 +59,18 @@ def _fingerprint(path: str, signature: tuple) -> str:
     return digest.hexdigest()[:16]
 
 
-def content_fingerprint(path: str | Path) -> str:
+def content_fingerprint(path: str | Path, what: str = "data_path") -> str:
     """16 hex digits of SHA-256 over the bytes of a file, or over the relative paths and bytes of every
-    image under a folder, linked folders and files followed."""
+    image under a folder, linked folders and files followed. `what` names the path in errors."""
     path = Path(path)
     try:
         resolved = path.resolve(strict=True)
         stat = resolved.stat()
     except OSError:
-        raise DataMissingError(f"data_path {str(path)!r} does not exist") from None
+        raise DataMissingError(f"{what} {str(path)!r} does not exist") from None
     try:
         return _fingerprint(str(resolved), (stat.st_ino, stat.st_size, stat.st_mtime_ns))
     except OSError as err:
         raise DataMissingError(
-            f"data_path {str(path)!r} cannot be read: {err.strerror or err} ({err.filename or path})"
+            f"{what} {str(path)!r} cannot be read: {err.strerror or err} ({err.filename or path})"
         ) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from benchmark.backbones import (
 from benchmark.errors import ConfigError, DamagedFile, choice_error
 from benchmark.evaluate import extract_features
 from benchmark.priors.base import PRIORS, Prior, file_digest
-from benchmark.rundir import read_object
+from benchmark.rundir import is_run_id, read_object
+from benchmark.safeload import load_torch
 
 
 @dataclass(frozen=True)
@@ -243,13 +243,11 @@ class RunParams:
     pass
 
 
-RUN_ID = re.compile(r"^[0-9a-f]{12}$")
-
-
 @PRIORS.register("run")
 class RunPrior(Prior):
     """`run:<run dir or run_id>`: the backbone of an earlier run's checkpoint.pt; a run_id (12 hex
-    digits, never a pattern) is looked up under the results dir."""
+    digits, never a pattern) is looked up under the results dir (a sweep's cell: in its own sweep
+    folder only, which the sweep gives as the results dir), and its checkpoint must be that run's."""
 
     Params = RunParams
     needs_arg = True
@@ -271,20 +269,36 @@ class RunPrior(Prior):
         path = Path(self.arg)
         if (path / "checkpoint.pt").is_file():
             return path
-        if not RUN_ID.match(self.arg):
+        if not is_run_id(self.arg):
             raise ConfigError(
                 f"prior run:{self.arg}: no checkpoint.pt in that directory, and it is not a run_id "
                 f"(12 hex digits) to look up under {str(self.context.results_dir)!r}"
             )
         root = self.context.results_dir
-        # a sweep's runs sit at <results>/<sweep>/<run_id>: look there before walking the whole tree
-        found = sorted(root.glob(f"*/{self.arg}/checkpoint.pt")) or sorted(root.glob(f"**/{self.arg}/checkpoint.pt"))
+        # a sweep's own folder holds its cells at <sweep>/<run_id>; a results tree at <results>/<sweep>/<run_id>:
+        # look there before walking the whole tree
+        direct = root / self.arg / "checkpoint.pt"
+        found = (
+            [direct]
+            if direct.is_file()
+            else sorted(root.glob(f"*/{self.arg}/checkpoint.pt")) or sorted(root.glob(f"**/{self.arg}/checkpoint.pt"))
+        )
         if not found:
             raise ConfigError(
                 f"prior run:{self.arg}: no checkpoint.pt at {str(path)!r} nor under "
                 f"{str(self.context.results_dir)!r}/**/{self.arg}/ (train that run first)"
             )
         return found[0].parent
+
+    def _check_source(self, checkpoint: Path) -> None:
+        """A source named by its run_id must be that run: a checkpoint of another run put in its place
+        (or found under its name in another folder) is refused, never embedded under this run's name."""
+        if not is_run_id(str(self.arg)):
+            return
+        held = load_torch(checkpoint, "checkpoint")
+        named = held.get("run_id") if isinstance(held, dict) else None
+        if named != self.arg:
+            raise DamagedFile(checkpoint, f"holds run {named}'s weights, not those of the source run {self.arg}")
 
     def identity(self, data) -> dict:
         return {"checkpoint": file_digest(self.run_dir() / "checkpoint.pt"), "mean": data.mean, "std": data.std}
@@ -305,6 +319,7 @@ class RunPrior(Prior):
             name = read_object(run / "result.json").get("backbone", name)
         stem = data.image_size <= CIFAR_STEM_MAX_SIZE and not pretrained_init
         model, _ = build_backbone(name, data.image_size, cifar_stem=stem)
+        self._check_source(run / "checkpoint.pt")
         load_weights(model, run / "checkpoint.pt")
         return extract_features(
             model.to(device), data.pretrain.images, data.mean, data.std, device, label=f"prior run:{run.name}"
