@@ -17,7 +17,7 @@ def read_manifest(sweep_dir: Path) -> dict | None:
     """sweep.json as the sweep wrote it; None (after one warning line) when it is missing or damaged:
     then the run folders alone say what the sweep holds, and the next `gpsbench sweep` rewrites it."""
     path = Path(sweep_dir) / MANIFEST
-    if not path.is_file():
+    if not path.exists():  # (a folder in its place is damage, said as such)
         return None
     try:
         plan = read_object(path)

@@ -42,12 +42,13 @@ def order_key(axis: str):
 REFERENCE = (shipped.folder("reference") or Path("results/reference")) / "paper.csv"  # checkout or wheel
 
 
-def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+def collect(sweep_dir: Path, earlier: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """The done runs of `load(sweep_dir)` (a result.json with every contract key, the cell's axes from
     sweep.json), and the counts of done, failed, corrupt (a damaged file where the result should be)
-    and missing runs of the plan."""
-    runs = load(sweep_dir)
-    states = runs["state"].value_counts() if not runs.empty else pd.Series(dtype=int)
+    and missing runs of the plan (`earlier`: an earlier plan's done runs too, not counted)."""
+    runs = load(sweep_dir, earlier=earlier)
+    current = runs[runs["plan"] == "current"] if "plan" in runs else runs
+    states = current["state"].value_counts() if not current.empty else pd.Series(dtype=int)
     frame = runs[runs["state"] == RunState.DONE].reset_index(drop=True)
     frame.attrs = dict(runs.attrs)
     done, failed, corrupt = (int(states.get(state, 0)) for state in (RunState.DONE, RunState.FAILED, RunState.CORRUPT))
@@ -58,7 +59,7 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
         "corrupt": corrupt,
         "missing": max(0, total - done - failed - corrupt),
         "planned": total,
-        "planned_seeds": int(runs["axis_seed"].nunique()) if "axis_seed" in runs else 0,
+        "planned_seeds": int(current["axis_seed"].nunique()) if "axis_seed" in current else 0,
     }
     return frame, counts
 
@@ -207,10 +208,12 @@ def _split_other_axes(frame: pd.DataFrame) -> list[str]:
     """Grid axes other than the seed that vary inside a cell (an lr or a k the rows and columns do not
     name) go into the row label, so that every cell aggregates over seeds only, as its footer says."""
     split = []
-    for column in [c for c in frame.columns if c.startswith("axis_") and c != "axis_seed"]:
+    columns = [c for c in frame.columns if c.startswith("axis_") and c != "axis_seed"]
+    for column in columns + (["plan"] if "plan" in frame else []):  # an earlier plan's runs: rows of their own
         if frame.groupby(["_row", "_col"])[column].nunique(dropna=False).max() > 1:
-            frame["_row"] = frame["_row"] + f", {column[5:]}=" + frame[column].astype(str)
-            split.append(column[5:])
+            name = column.removeprefix("axis_")
+            frame["_row"] = frame["_row"] + f", {name}=" + frame[column].astype(str)
+            split.append(name)
     return split
 
 

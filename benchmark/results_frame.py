@@ -15,24 +15,12 @@ from typing import Any
 import pandas as pd
 
 from benchmark.errors import ConfigError, DamagedFile
-from benchmark.manifest import read_manifest
-from benchmark.rundir import RESULT_KEYS, RunDir, parse_object
+from benchmark.planscope import flatten, scope
+from benchmark.rundir import RESULT_KEYS, RunDir, is_run_id, parse_object, read_bytes, result_problem
 from benchmark.runstate import RECORDED, RunState
 
 # what every per-epoch row carries from its run (merge with load(folder) on run_id for the rest)
 EPOCH_RUN_COLUMNS = ("run_id", "state", "method", "aug", "dataset", "dataset_name", "prior", "prior_label", "seed", "k")
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    """{"method_args": {"temperature": 0.2}} -> {"method_args.temperature": 0.2}; an empty block
-    gives no column."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def _typed(value: str) -> Any:
@@ -55,12 +43,9 @@ def dataset_name(dataset: str, data_path: str | None) -> str:
 def _object(path: str, problems: list[str]) -> dict | None:
     """The JSON object in `path`; None when the file is absent, or damaged (then in `problems`)."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        return parse_object(read_bytes(path), path)
     except FileNotFoundError:
         return None
-    try:
-        return parse_object(data, path)
     except DamagedFile as err:
         problems.append(f"{err.path.name}: {err.reason}")
         return None
@@ -96,6 +81,13 @@ def run_row(folder: str, axes: dict[str, str], with_config: bool) -> tuple[dict[
     if missing:
         problems.append(f"result.json: lacks keys {missing[:4]}{' ...' if len(missing) > 4 else ''}")
         result = None
+    problem = result_problem(result) if result is not None else None
+    name = os.path.basename(folder)
+    if problem is None and result is not None and is_run_id(name) and result["run_id"] != name:
+        problem = f"is the result of run {result['run_id']}, not {name}"
+    if problem:
+        problems.append(f"result.json: {problem}")
+        result = None
     state = _state(folder, status, result, problems)
     config = flatten(raw_config) if with_config else {}
     row.update({key: _typed(value) for key, value in axes.items()})
@@ -115,39 +107,52 @@ def run_row(folder: str, axes: dict[str, str], with_config: bool) -> tuple[dict[
     return row, list(result or ())
 
 
-def planned(folder: Path) -> tuple[dict[str, dict[str, str]], list[str] | None]:
-    """run_id -> axes from sweep.json, plus every run folder it does not list; and the run_ids
-    sweep.json plans (None without a sound one)."""
-    manifest = read_manifest(folder)
-    runs = {run["run_id"]: run["axes"] for run in manifest["runs"]} if manifest else {}
-    listed = list(runs) if manifest else None
-    with os.scandir(folder) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.is_dir() and not entry.name.startswith("."):
-                runs.setdefault(entry.name, {})
-    return runs, listed
-
-
-def load(folder: str | Path, config: bool = True, metrics: bool = False) -> pd.DataFrame:
+def load(folder: str | Path, config: bool = True, metrics: bool = False, earlier: bool = False) -> pd.DataFrame:
     """One tidy frame of a sweep folder (see the module's docstring; docs/tables.md).
 
     config=False leaves out the config columns (result keys, axes and state only); metrics=True gives
     the per-epoch frame instead: run_id, epoch, every logged key (loss, lr, val_knn_acc, ...) and the
-    run's identifying columns (EPOCH_RUN_COLUMNS and the axes). `frame.attrs["result_keys"]` lists the
-    columns that came from result.json, `frame.attrs["planned"]` the runs sweep.json plans.
+    run's identifying columns (EPOCH_RUN_COLUMNS and the axes). The rows are the runs of the sweep's
+    current plan, each once (benchmark/planscope.py); `earlier=True` adds those of an earlier plan
+    with `plan` = "earlier" (the plan's: "current"). `frame.attrs["result_keys"]` lists the columns
+    that came from result.json, `frame.attrs["planned"]` the runs sweep.json plans,
+    `frame.attrs["notes"]` what was left out or counted once, and why.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"no sweep folder {str(folder)!r}")
-    runs, manifest = planned(folder)
+    runs = scope(folder, earlier)
     rows, result_keys = [], set()
-    for run_id, axes in runs.items():
-        row, keys = run_row(os.path.join(folder, run_id), axes, config)
+    for name, axes in runs.runs.items():
+        row, keys = run_row(os.path.join(folder, name), axes, config)
+        if earlier:
+            row["plan"] = "earlier" if name in runs.earlier else "current"
         rows.append(row)
         result_keys.update(keys)
+    _mark_non_numbers(rows, result_keys)
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "state", "problem"])
-    frame.attrs.update(result_keys=sorted(result_keys), planned=len(manifest) if manifest is not None else len(runs))
+    frame.attrs.update(result_keys=sorted(result_keys), planned=runs.planned, notes=runs.notes)
     return epochs(folder, frame) if metrics else frame
+
+
+def _mark_non_numbers(rows: list[dict[str, Any]], keys: set[str]) -> None:
+    """A result key that is a number in some runs and something else in others: those others are
+    damaged (`corrupt`, the key named), so that one run never turns a metric's column into text."""
+    numeric = {k for k in keys if any(_is_number(row.get(k)) for row in rows if row["state"] == RunState.DONE)}
+    for row in rows:
+        bad = [k for k in sorted(numeric) if row["state"] == RunState.DONE and not _is_number(row.get(k), True)]
+        if bad:
+            row["state"] = RunState.CORRUPT
+            note = f"result.json: {bad[0]} is {row.get(bad[0])!r:.60}, not a number"
+            row["problem"] = "; ".join(filter(None, [row.get("problem"), note]))
+            for key in bad:
+                row[key] = None
+
+
+def _is_number(value: Any, or_none: bool = False) -> bool:
+    if value is None or (isinstance(value, float) and value != value):
+        return or_none
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def epochs(folder: Path, runs: pd.DataFrame) -> pd.DataFrame:

@@ -61,8 +61,37 @@ def read_json(path: Path) -> Any:
 
 
 def read_object(path: Path) -> dict:
-    """A JSON object from `path`, or DamagedFile saying what is wrong with it."""
-    return parse_object(Path(path).read_bytes(), path)
+    """A JSON object from `path`, or DamagedFile saying what is wrong with it (a directory where the
+    file belongs included); FileNotFoundError when there is none."""
+    return parse_object(read_bytes(path), path)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes; DamagedFile when something else stands where it belongs or it cannot be read
+    (a directory, no permission), FileNotFoundError when nothing is there."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise DamagedFile(path, "a directory, not a file") from None
+    except OSError as err:
+        raise DamagedFile(path, f"cannot be read ({err.strerror or err})") from None
+
+
+# contract keys of result.json that hold numbers (null where a run has none: no prior, no timing)
+NUMERIC_RESULT_KEYS = tuple(key for key in RESULT_KEYS if key not in ("run_id", "method", "aug", "dataset", "prior"))
+
+
+def result_problem(result: dict) -> str | None:
+    """What makes a result.json with every key unusable: a number that is not one."""
+    for key in NUMERIC_RESULT_KEYS:
+        value = result[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"{key} is {value!r:.60}, not a number"
+    if not isinstance(result["run_id"], str):
+        return f"run_id is {result['run_id']!r:.60}, not a run_id"
+    return None
 
 
 def parse_object(data: bytes, path: str | Path) -> dict:
@@ -130,7 +159,7 @@ class RunDir:
 
     def read_status(self) -> dict:
         """status.json, or `pending` at attempt 0 when there is none; DamagedFile when unreadable."""
-        if not self.status.is_file():
+        if not self.status.exists():
             return {"state": RunState.PENDING, "attempt": 0}
         status = read_object(self.status)
         if status.get("state") not in RECORDED:
@@ -149,13 +178,16 @@ class RunDir:
         missing = [key for key in RESULT_KEYS if key not in result]
         if missing:
             raise DamagedFile(self.result, f"lacks keys {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+        problem = result_problem(result)
+        if problem:
+            raise DamagedFile(self.result, problem)
         if run_id is not None and result["run_id"] != run_id:
             raise DamagedFile(self.result, f"is the result of run {result['run_id']}, not {run_id}")
         return result
 
     def finished_result(self, run_id: str) -> dict | None:
         """The run's result when result.json is there and sound, else None."""
-        if not self.result.is_file():
+        if not self.result.exists():
             return None
         try:
             return self.read_result(run_id)
@@ -174,6 +206,23 @@ class RunDir:
         if missing:
             raise ValueError(f"result lacks keys {missing}")
         atomic_write_json(self.result, result)
+
+    def clear_leftovers(self) -> list[str]:
+        """For the run's writer, under its claim: the temporary files of writes a kill cut short
+        (`.<file>.<random>.tmp`, fileio.atomic_write_bytes) and empty folders where a run file belongs.
+        A folder that holds something stays (the write there fails and says so). Returns what went."""
+        removed = []
+        for path in (self.config, self.status, self.metrics, self.result, self.checkpoint):
+            for leftover in sorted(self.path.glob(f".{path.name}.*.tmp")):
+                leftover.unlink(missing_ok=True)
+                removed.append(leftover.name)
+            if path.is_dir() and not path.is_symlink():
+                try:
+                    path.rmdir()
+                except OSError:
+                    continue
+                removed.append(f"{path.name}/ (an empty folder)")
+        return removed
 
     def save_checkpoint(self, state: dict) -> None:
         """Serialised in memory, then written atomically: never half-written, and a full disk is
@@ -217,13 +266,17 @@ class RunDir:
     def damage(self, status: dict | None = None) -> DamagedFile | None:
         """The first damaged file of the run, or None: status.json, config.json, result.json (when it
         is there or the run says done) and metrics.jsonl (a bad line before the last, an epoch twice,
-        an epoch missing that status.json does not list as lost; a torn last line only once done)."""
+        an epoch missing that status.json does not list as lost; a torn last line only once done); a
+        directory where one of them belongs is damage too."""
         try:
             status = self.read_status() if status is None else status
-            if self.config.is_file():
+            for path in (self.metrics, self.checkpoint):  # (the JSON files say so as they are read)
+                if path.exists() and not path.is_file():
+                    raise DamagedFile(path, "a directory, not a file")
+            if self.config.exists():
                 read_object(self.config)
             done = status.get("state") == RunState.DONE
-            result = self.read_result(status.get("run_id")) if self.result.is_file() or done else None
+            result = self.read_result(status.get("run_id")) if self.result.exists() or done else None
         except DamagedFile as err:
             return err
         except FileNotFoundError:
@@ -273,6 +326,9 @@ class RunDir:
 class ReadOnlyRunDir(RunDir):
     """The run directory as processes other than rank 0 see it: they read (the checkpoint to resume
     from) and never write, so one run has one writer however many processes train it."""
+
+    def clear_leftovers(self) -> list[str]:
+        return []
 
     def write_status(self, state: RunState, **fields: Any) -> dict:
         return self.status_or_none() or {}

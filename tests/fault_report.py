@@ -46,28 +46,19 @@ def quiet(argv: list[str]) -> tuple[int, str, str]:
 
 
 def corruption(root: Path) -> None:
-    from test_corruption import CELLS, DAMAGE
+    from test_corruption import CELLS, SWEEP, TUNE, apply
 
     path = root / "sweep.yaml"
-    path.write_text(
-        textwrap.dedent("""
-        name: s
-        grid: {seed: [0, 1]}
-        fixed: {dataset: digits, batch_size: 128, epochs: 2, checkpoint_every: 1, progress: false,
-                method_args: {proj_hidden_dim: 64, proj_output_dim: 16}}
-        wandb: {mode: disabled}
-    """)
-    )
+    path.write_text(textwrap.dedent(SWEEP))
     assert quiet(["sweep", str(path), "--executor", "debug", "--results-dir", str(root / "pristine")])[0] == 0
     damaged_id, other_id = (cell.run_id for cell in expand(load_sweep(path)).cells)
     print("| file | damage | `gpsbench status` | `gpsbench table` | next `gpsbench sweep` | other run |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for file, damage in CELLS:
-        results = root / f"{file}-{damage}"
+    for cell in CELLS:
+        results = root / cell.id.replace("/", "_").replace(" ", "_")
         shutil.copytree(root / "pristine", results)
         sweep = results / "s"
-        target = sweep / file if file == "sweep.json" else sweep / damaged_id / file
-        target.write_bytes(DAMAGE[damage](target.read_bytes()))
+        apply(cell, sweep, damaged_id, other_id)
         other = RunDir(sweep / other_id)
         before = {p.name: p.read_bytes() for p in other.path.iterdir() if p.is_file()}
         code, out, err = quiet(["status", str(sweep)])
@@ -78,21 +69,58 @@ def corruption(root: Path) -> None:
         counts = re.search(r"runs: [^|_]*? of \d+", out)
         counts = counts.group(0) if counts else err.strip()[:80]
         table_cell = f"exit {code}: {counts}"
-        result_before = (sweep / damaged_id / "result.json").read_bytes()
-        code, out, err = quiet(["sweep", str(path), "--executor", "debug", "--results-dir", str(results)])
         damaged = RunDir(sweep / damaged_id)
+        result_before = damaged.result.read_bytes() if damaged.result.is_file() else None
+        code, out, err = quiet(["sweep", str(path), "--executor", "debug", "--results-dir", str(results)])
         state = run_state(damaged.path, JobProbe())
-        status = damaged.read_status()
-        kept = "result kept" if damaged.result.read_bytes() == result_before else "re-evaluated"
+        status = damaged.status_or_none() or {}
+        if result_before is not None and damaged.result.is_file() and damaged.result.read_bytes() == result_before:
+            kept = "result kept"
+        else:
+            kept = "re-evaluated" if damaged.result.is_file() else "no result"
         epochs = [m["epoch"] for m in damaged.read_metrics()]
-        sweep_cell = f"exit {code}: {state.state}, attempt {status['attempt']}, {kept}, epochs {epochs}" + (
-            f"; {status['note']}" if status.get("note") else ""
+        leftovers = [p.name for p in damaged.path.glob(".*.tmp")]
+        sweep_cell = (
+            f"exit {code}: {state.state}, attempt {status.get('attempt')}, {kept}, epochs {epochs}"
+            + (f"; {status['note']}" if status.get("note") else "")
+            + (f"; {state.message}" if state.problem else "")
+            + (f"; temporary files left {leftovers}" if leftovers else "")
         )
         untouched = before == {p.name: p.read_bytes() for p in other.path.iterdir() if p.is_file()}
         print(
-            f"| {file} | {damage} | {status_cell} | {table_cell} | {sweep_cell} | "
+            f"| {cell.file} | {cell.damage} | {status_cell} | {table_cell} | {sweep_cell} | "
             f"{'untouched' if untouched else 'CHANGED'} |"
         )
+    journal_rows(root, TUNE)
+
+
+def journal_rows(root: Path, tune: str) -> None:
+    """The study's journal: a torn last line, and a damaged line before it, against `tune --export`."""
+    path = root / "tune.yaml"
+    path.write_text(textwrap.dedent(tune))
+    assert quiet(["tune", str(path), "--executor", "debug", "--results-dir", str(root / "study")])[0] == 0
+    journal = root / "study" / "t" / "journal.log"
+    whole = journal.read_bytes()
+    lines = whole.split(b"\n")
+    damages = {
+        "torn last line": whole + b'{"op_code":5,"worker_id":"a',
+        "damaged line 2 (torn, then appended to)": b"\n".join([lines[0], b'{"op_code":5,"wor' + lines[1], *lines[2:]]),
+    }
+    print("\n| journal.log | `gpsbench tune --export` | journal afterwards |")
+    print("| --- | --- | --- |")
+    for damage, data in damages.items():
+        journal.write_bytes(data)
+        code, out, err = quiet(
+            ["tune", str(path), "--export", str(root / "best.yaml"), "--results-dir", str(root / "study")]
+        )
+        said = err.strip().splitlines()[-1][:160] if err.strip() else ""
+        after = (
+            "as before the damage"
+            if journal.read_bytes() == whole
+            else ("left as it was" if journal.read_bytes() == data else "changed")
+        )
+        print(f"| {damage} | exit {code}: {said} | {after} |")
+    journal.write_bytes(whole)
 
 
 def concurrent(root: Path, trials: int) -> None:
@@ -145,6 +173,10 @@ def disk_full(root: Path) -> None:
         print(f"exit {full.returncode}; stderr's last line:\n  {full.stderr.strip().splitlines()[-1]}")
         print(f"traceback printed: {'Traceback' in full.stderr}")
         show_run(run)
+        code, out, err = quiet(["export", str(root / "ref"), "--out", str(disk / "backbone.safetensors")])
+        print(f"\n$ gpsbench export {root / 'ref'} --out {disk / 'backbone.safetensors'}   (the same full disk)")
+        print(f"exit {code}; stderr: {err.strip()[-300:]}; traceback printed: {'Traceback' in err}")
+        print(f"  left on the disk: {sorted(p.name for p in disk.iterdir() if p.name != 'filler')}")
         filler.unlink()
         resumed = gpsbench(["--epochs", "4", "--resume", "--out", str(run.path)], root)
         print(f"\n$ rm filler; gpsbench train --epochs 4 --resume --out {run.path}")

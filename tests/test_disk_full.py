@@ -162,3 +162,24 @@ def test_a_results_folder_that_cannot_be_written_is_one_line(tmp_path):
     assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
         f"gpsbench: error: cannot write {folder / 'run'}: Read-only file system"
     ]
+
+
+def test_an_export_onto_a_full_disk_is_one_line_and_leaves_no_file(tmp_path, small_disk):
+    """The backbone is serialised in memory, then written atomically: the write that finds no room
+    names the file and the size it needed, and no partial file stays on the disk."""
+    assert gpsbench(["--epochs", "1", "--out", str(tmp_path / "run")], tmp_path).returncode == 0
+    with open(small_disk / "filler", "wb") as handle:
+        handle.write(b"\0" * (shutil.disk_usage(small_disk).free - (4 << 10)))
+    out = small_disk / "backbone.safetensors"
+    export = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "export", str(tmp_path / "run"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "GPSBENCH_DATA": str(tmp_path / "data")},
+        timeout=600,
+    )
+    lines = export.stderr.strip().splitlines()
+    assert export.returncode == 1 and len(lines) == 1 and "Traceback" not in export.stderr, export.stderr
+    assert "no space left on the device writing" in lines[0] and "backbone.safetensors" in lines[0]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

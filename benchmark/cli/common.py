@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,3 +70,9 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> RunC
     flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None}
     config = RunConfig.from_dict(flags, config)
     return config.with_overrides(args.assignments)
+
+
+def print_notes(notes: list[str]) -> None:
+    """What a command left out or counted once (another plan's runs, copies, links), a line each."""
+    for note in notes:
+        print(f"gpsbench: note: {note}", file=sys.stderr)

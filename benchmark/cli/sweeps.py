@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.cli.common import Commands
+from benchmark.cli.common import Commands, print_notes
 from benchmark.errors import ConfigError, TrainingError
 from benchmark.rundir import default_results_dir
 
@@ -28,7 +28,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from benchmark.sweep.status import format_status
+    from benchmark.sweep.status import format_status, status_frame
     from benchmark.sweep.watch import watch
 
     folder = Path(args.folder)
@@ -41,7 +41,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not args.watch > 0:
             raise ConfigError(f"--watch takes a refresh interval in seconds > 0, got {args.watch}")
         return watch(folder, args.watch)
-    print(format_status(folder))
+    frame = status_frame(folder, earlier=args.earlier)
+    print(format_status(folder, frame))
+    print_notes(frame.attrs.get("notes", []))
     return 0
 
 
@@ -140,6 +142,9 @@ def add_status(commands: Commands) -> None:
         const=10.0,
         metavar="SECONDS",
         help="refresh every SECONDS (default 10) until every run is done or failed; Ctrl-C stops watching",
+    )
+    status.add_argument(
+        "--earlier", action="store_true", help="also list runs of an earlier plan of this sweep (marked so)"
     )
     status.set_defaults(func=cmd_status)
 

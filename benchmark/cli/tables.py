@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.cli.common import Commands
+from benchmark.cli.common import Commands, print_notes
 from benchmark.errors import ConfigError
 
 
@@ -18,7 +18,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise ConfigError(f"no sweep folder {str(folder)!r}")
     started = time.perf_counter()
-    frame, counts = collect(folder)
+    frame, counts = collect(folder, earlier=args.earlier)
     if frame.empty:
         raise ConfigError(
             f"{folder}: no done runs to tabulate ({counts['failed']} failed, {counts['corrupt']} "
@@ -49,6 +49,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     else:
         print(text)
     print(f"({len(frame)} runs collected and tabulated in {time.perf_counter() - started:.2f} s)", file=sys.stderr)
+    print_notes(frame.attrs.get("notes", []))
     return 0
 
 
@@ -78,5 +79,10 @@ def add_table(commands: Commands) -> None:
         "--save",
         action="store_true",
         help="also write table-<metric>.md/.tex/.csv and the plots (PNG) into the sweep folder",
+    )
+    table.add_argument(
+        "--earlier",
+        action="store_true",
+        help="also tabulate runs of an earlier plan of this sweep, in rows of their own (plan=earlier)",
     )
     table.set_defaults(func=cmd_table)

@@ -154,7 +154,11 @@ def manifest(plan: Plan, file: Path | None) -> dict:
 
 
 def write_manifest(plan: Plan, sweep_dir: Path, request: SweepRequest) -> None:
-    atomic_write_json(sweep_dir / MANIFEST, manifest(plan, request.file))
+    path = sweep_dir / MANIFEST
+    if path.is_dir() and not path.is_symlink():  # an empty folder in its place goes; one that holds files stays
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    atomic_write_json(path, manifest(plan, request.file))
 
 
 def describe_plan(plan: Plan, selection: Selection, sweep_dir: Path, probe: bool = False) -> str:

@@ -15,16 +15,6 @@ from benchmark.runstate import LIVE, SWEEP_STATES, RunState
 from benchmark.sweep.run_views import JobProbe, run_state
 
 
-def planned_runs(sweep_dir: Path) -> dict[str, dict]:
-    """run_id -> axes, from the manifest the sweep wrote, plus any run folder it does not list."""
-    sweep_dir = Path(sweep_dir)
-    plan = read_manifest(sweep_dir)
-    runs = {run["run_id"]: run["axes"] for run in plan["runs"]} if plan else {}
-    for path in sorted(sweep_dir.glob("*/status.json")):
-        runs.setdefault(path.parent.name, {})
-    return runs
-
-
 def _config_epochs(run: RunDir) -> int | None:
     try:
         return read_object(run.config).get("epochs") if run.config.is_file() else None
@@ -32,11 +22,16 @@ def _config_epochs(run: RunDir) -> int | None:
         return None
 
 
-def status_frame(sweep_dir: Path) -> pd.DataFrame:
+def status_frame(sweep_dir: Path, earlier: bool = False) -> pd.DataFrame:
+    """One row per run of the current plan (benchmark/planscope.py; `earlier`: and of an earlier one,
+    marked so); `frame.attrs["notes"]` says what was left out or counted once."""
+    from benchmark.planscope import scope
+
     sweep_dir = Path(sweep_dir)
     probe = JobProbe()
     rows = []
-    for run_id, axes in planned_runs(sweep_dir).items():
+    runs = scope(sweep_dir, earlier)
+    for run_id, axes in runs.runs.items():
         run = RunDir(sweep_dir / run_id)
         state = run_state(run.path, probe)
         status = state.status
@@ -54,19 +49,25 @@ def status_frame(sweep_dir: Path) -> pd.DataFrame:
                 "epoch": f"{logged[-1]['epoch'] if logged else 0}/{epochs}" if epochs is not None else "",
                 "knn_acc": result.get("knn_acc"),
                 "linear_acc": result.get("linear_acc"),
-                "message": state.message[:100],
+                "message": ("[earlier plan] " if run_id in runs.earlier else "") + state.message[:100],
                 "_state": state.state,
+                "_earlier": run_id in runs.earlier,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["notes"] = runs.notes
+    return frame
 
 
 def counts_line(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "no runs"
-    counts = frame["_state"].value_counts()
+    earlier = frame["_earlier"] if "_earlier" in frame else pd.Series(False, index=frame.index)
+    current = frame[~earlier]
+    counts = current["_state"].value_counts()
     parts = [f"{counts[s]} {s}" for s in SWEEP_STATES if s in counts]
-    return f"{len(frame)} runs: " + ", ".join(parts)
+    also = f" (and {int(earlier.sum())} of an earlier plan, shown above)" if earlier.any() else ""
+    return f"{len(current)} runs: " + ", ".join(parts) + also
 
 
 def format_status(sweep_dir: Path, frame: pd.DataFrame | None = None) -> str:
@@ -74,7 +75,7 @@ def format_status(sweep_dir: Path, frame: pd.DataFrame | None = None) -> str:
     frame = status_frame(sweep_dir) if frame is None else frame
     if frame.empty:
         return f"{sweep_dir}: no runs (no {MANIFEST} and no run folders)"
-    shown = frame.drop(columns="_state")
+    shown = frame.drop(columns=[c for c in ("_state", "_earlier") if c in frame])
     for column in ("knn_acc", "linear_acc"):
         shown[column] = shown[column].map(lambda v: "" if v is None or pd.isna(v) else f"{100 * v:.2f}")
     return shown.to_string(index=False) + "\n" + counts_line(frame)

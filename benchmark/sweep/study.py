@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +21,7 @@ from benchmark.runstate import RunState
 from benchmark.scheduler import current_job_id
 from benchmark.sweep.executors import Executor, Workers
 from benchmark.sweep.job import use_threads
+from benchmark.sweep.journal import repair_journal
 from benchmark.sweep.tuning import OBJECTIVES, TuneSpec
 from benchmark.tracking import Labels
 
@@ -28,9 +30,13 @@ MAX_FAILURES_PER_TRIAL = 2  # a worker gives up when failed trials reach twice t
 
 
 def storage(study_dir: Path) -> optuna.storages.JournalStorage:
+    """The study's journal, its torn last line cut off first (benchmark/sweep/journal.py)."""
     from optuna.storages.journal import JournalFileBackend
 
     study_dir.mkdir(parents=True, exist_ok=True)
+    repaired = repair_journal(study_dir / "journal.log")
+    if repaired:
+        print(f"gpsbench: warning: {repaired}", file=sys.stderr)
     return optuna.storages.JournalStorage(JournalFileBackend(str(study_dir / "journal.log")))
 
 
