@@ -63,27 +63,41 @@ class JobProbe:
         self.host = socket.gethostname()
         self._slurm_jobs: dict[str, str] | None = None
         self._slurm_checked = False
+        self.squeue_problem: str | None = None
 
     def slurm_jobs(self) -> dict[str, str] | None:
-        """This user's queued jobs, id (plain and array form) -> SLURM state; None without squeue."""
+        """This user's queued jobs, id (plain and array form) -> SLURM state; None without squeue (or
+        when it fails: `squeue_problem` says why)."""
         if not self._slurm_checked:
             self._slurm_checked = True
-            if shutil.which("squeue"):
-                try:
-                    out = subprocess.run(
-                        ["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i %A %T"],
-                        capture_output=True,
-                        text=True,
-                        timeout=30,
-                        check=True,
-                    ).stdout
-                    self._slurm_jobs = {}
-                    for line in out.splitlines():
-                        array_id, job_id, state = line.split()
-                        self._slurm_jobs[array_id] = self._slurm_jobs[job_id] = state
-                except (subprocess.SubprocessError, OSError, ValueError):
-                    self._slurm_jobs = None
+            if not shutil.which("squeue"):
+                self.squeue_problem = "no squeue on this machine"
+                return None
+            try:
+                done = subprocess.run(
+                    ["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i %A %T"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+                if done.returncode:
+                    said = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+                    raise ValueError(f"squeue failed: {said[:160]}")
+                self._slurm_jobs = {}
+                for line in done.stdout.splitlines():
+                    array_id, job_id, state = line.split()
+                    self._slurm_jobs[array_id] = self._slurm_jobs[job_id] = state
+            except subprocess.TimeoutExpired:
+                self._slurm_jobs, self.squeue_problem = None, "squeue did not answer within 30 s"
+            except (subprocess.SubprocessError, OSError, ValueError) as err:
+                self._slurm_jobs, self.squeue_problem = None, str(err)
         return self._slurm_jobs
+
+    def unknown_reason(self, status: dict) -> str:
+        """Why alive() could not tell for this record, in words."""
+        if status.get("executor") == "slurm" and status.get("job_id"):
+            return f"SLURM job {status['job_id']}: cannot ask the cluster ({self.squeue_problem or 'squeue failed'})"
+        return f"runs on {status.get('host')}, which this machine cannot check (no SLURM job id)"
 
     def slurm_state(self, status: dict) -> str | None:
         jobs = self.slurm_jobs() if status.get("executor") == "slurm" else None

@@ -10,7 +10,7 @@ import sys
 
 from benchmark.cli import runs, sweeps, tables
 from benchmark.cli.common import Parser, config_from_args
-from benchmark.errors import ConfigError, StorageError, TrainingError
+from benchmark.errors import ClusterError, ConfigError, StorageError, TrainingError
 
 __all__ = ["build_parser", "config_from_args", "main", "one_line"]
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as err:  # the run's status.json holds the error and its traceback
         print(f"gpsbench: run failed: {one_line(err)}", file=sys.stderr)
         return 1
-    except (StorageError, RunBusy) as err:
+    except (StorageError, RunBusy, ClusterError) as err:
         print(f"gpsbench: error: {one_line(err)}", file=sys.stderr)
         return 1
     except OSError as err:  # a file to read or a folder to write that the system refused

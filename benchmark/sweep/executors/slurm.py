@@ -3,14 +3,30 @@ MaxArraySize, a `run:` prior's cells after their source (afterany); it submits a
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ClusterError, ConfigError
+from benchmark.sweep.controller import check_controller
 from benchmark.sweep.executors.base import EXECUTORS, ExecutorOptions, Launch, Progress, Workers, mark_submitted
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.profiles import chunks, cluster_max_array_size, load_profile
 from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import Resources
+
+
+@contextlib.contextmanager
+def submitting(count: int):
+    """sbatch failing under submitit (the controller went away after it answered, a refused option):
+    one line with what sbatch said, instead of submitit's traceback."""
+    from submitit.core.utils import FailedJobError
+
+    try:
+        yield
+    except (FailedJobError, subprocess.SubprocessError, OSError) as err:
+        said = " ".join(str(err).split())[-300:]
+        raise ClusterError(f"SLURM did not take {count} job(s): {said}") from None
 
 
 @EXECUTORS.register("slurm")
@@ -27,6 +43,7 @@ class SlurmExecutor:
                 "--executor slurm needs SLURM's sbatch on this machine (a login node); "
                 "valid executors here: local, debug"
             )
+        check_controller()  # before the plan is written or anything submitted
 
     def run(self, launch: Launch, progress: Progress) -> None:
         import submitit
@@ -56,7 +73,7 @@ class SlurmExecutor:
                 )
                 for job in chunk:
                     job.threads = self.resources.cpus  # torch and faiss keep to the CPUs SLURM gave the task
-                with executor.batch():
+                with submitting(len(chunk)), executor.batch():
                     handles = [executor.submit(job) for job in chunk]
                 for job, handle in zip(chunk, handles):
                     array_of[job.run_id] = handle.job_id.split("_")[0]
@@ -70,7 +87,7 @@ class SlurmExecutor:
         params["time"] = params["time"] * max(1, -(-workers.trials // workers.count))  # a worker runs several trials
         executor = submitit.SlurmExecutor(folder=workers.folder / "%j")
         executor.update_parameters(**params)
-        with executor.batch():
+        with submitting(workers.count), executor.batch():
             return [
                 executor.submit(workers.make(workers.resources.cpus, "slurm", index)) for index in range(workers.count)
             ]
