@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.errors import DamagedFile
-from benchmark.manifest import MANIFEST, read_manifest
+from benchmark.manifest import MANIFEST
 from benchmark.rundir import RunDir, read_object
 from benchmark.runstate import LIVE, SWEEP_STATES, RunState
 from benchmark.sweep.run_views import JobProbe, run_state
