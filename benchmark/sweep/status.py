@@ -10,6 +10,7 @@ import pandas as pd
 
 from benchmark.errors import DamagedFile
 from benchmark.manifest import MANIFEST
+from benchmark.planscope import scope
 from benchmark.rundir import RunDir, read_object
 from benchmark.runstate import LIVE, SWEEP_STATES, RunState
 from benchmark.sweep.run_views import JobProbe, run_state
@@ -25,8 +26,6 @@ def _config_epochs(run: RunDir) -> int | None:
 def status_frame(sweep_dir: Path, earlier: bool = False) -> pd.DataFrame:
     """One row per run of the current plan (benchmark/planscope.py; `earlier`: and of an earlier one,
     marked so); `frame.attrs["notes"]` says what was left out or counted once."""
-    from benchmark.planscope import scope
-
     sweep_dir = Path(sweep_dir)
     probe = JobProbe()
     rows = []
