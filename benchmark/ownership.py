@@ -13,7 +13,7 @@ A damaged file beside files that name this run is this run's damage, which the a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from benchmark.data.base import DataMissingError
 from benchmark.errors import ConfigError, DamagedFile
@@ -47,6 +47,16 @@ def config_run_id(config: dict) -> str | None:
         return None
 
 
+def not_a_config(config: dict, err: ConfigError) -> str:
+    """Why a JSON object is no config: the keys a config does not have, else the first problem."""
+    from benchmark.config import RunConfig
+
+    unknown = sorted(set(config) - {f.name for f in fields(RunConfig)})
+    if unknown:
+        return f"keys no config has: {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}"
+    return " ".join(str(err).split())[:160]
+
+
 def evidence(run: RunDir) -> Evidence:
     found = Evidence(files=[name for name in RUN_FILES if (run.path / name).exists()])
     status = run.status_or_none() if run.status.exists() else None  # (a missing one reads as `pending`)
@@ -62,7 +72,7 @@ def evidence(run: RunDir) -> Evidence:
             try:
                 named = config_run_id(config)
             except ConfigError as err:
-                found.foreign = f"config.json is no config of this suite ({' '.join(str(err).split())[:160]})"
+                found.foreign = f"config.json is no config of this suite ({not_a_config(config, err)})"
             else:
                 if named:
                     found.named["config.json"] = named
