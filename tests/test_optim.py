@@ -92,6 +92,8 @@ def test_simsiam_predictor_keeps_the_base_lr_as_solo_learn_does():
         assert group["lr"] == (0.5 if {id(p) for p in group["params"]} <= static else 0.01)
     # one static group: every tensor decays alike under SGD (solo-learn's exclude_bias_n_norm_wd: False)
     assert sum(g["static_lr"] for g in optimizer.param_groups) == 1
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 1e-5 for p in g["params"]}
+    assert decayed == {id(p) for p in method.parameters()}  # biases and BatchNorm parameters included
 
 
 # ---------------------------------------------------------------------------- groups

@@ -113,7 +113,8 @@ def test_a_secondary_row_is_never_shown_as_the_papers(tmp_path):
     reference.write_text(
         f"{header}\n"
         'cifar10,weak,simclr,False,,online_linear_acc_test_selected,37.51,"arXiv 2401.01990, abstract",paper,method,\n'
-        'cifar10,weak,simclr,True,,online_linear_acc_test_selected,86.00,"A Blog, 2024",secondary,method;aug,read there\n'
+        "cifar10,weak,simclr,True,,online_linear_acc_test_selected,86.00,"
+        '"A Blog, 2024",secondary,method;aug,read there\n'
     )
     frame, _ = collect(write_tree(tmp_path))
     text = compare_paper(frame, load_reference(reference))
