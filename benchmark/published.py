@@ -98,23 +98,29 @@ def compare_paper(frame: pd.DataFrame, reference: pd.DataFrame) -> str:
             continue
         difference = score(metric).scaled(mine[metric].dropna().mean()) - row["value"]
         lines.append(f"{where} | {published} | {_reading(mine, metric)} | {difference:+.2f} | {honest} |")
-    lines += ["", "Columns (mean ± std over seeds, in %):", "- published: the number where the source gives it"]
-    for metric in dict.fromkeys(metrics_used):
+    return "\n".join(lines + _footer(list(dict.fromkeys(metrics_used)), sources, reference))
+
+
+def _footer(metrics: list[str], sources: dict[str, int], reference: pd.DataFrame) -> list[str]:
+    """Under the table: which protocol each column follows, and each source with its kind, what was
+    inferred rather than read there, and its note."""
+    lines = ["", "Columns (mean ± std over seeds, in %):", "- published: the number where the source gives it"]
+    for metric in metrics:
         lines.append(f"- measured as published: `{metric}`: {PROTOCOLS.get(metric, 'as the row names it')}")
     lines.append(f"- offline probe: `linear_acc`: {PROTOCOLS['linear_acc']}")
     lines.append(f"- online on val: `val_online_linear_acc`: {PROTOCOLS['val_online_linear_acc']}")
     if sources:
         lines += ["", "Sources:"]
-        for source, number in sources.items():
-            rows = reference[reference["source"] == source]
-            kinds = sorted(set(rows["source_kind"]))
-            inferred = sorted({part for text in rows["inferred"] for part in str(text).split(";") if part.strip()})
-            lines.append(
-                f"[{number}] {source} ({' and '.join(kinds)})"
-                + (f"; inferred, not read there: {', '.join(inferred)}" if inferred else "")
-                + "".join(f"; {note}" for note in dict.fromkeys(rows["note"]) if note)
-            )
-    return "\n".join(lines)
+    for source, number in sources.items():
+        rows = reference[reference["source"] == source]
+        kinds = sorted(set(rows["source_kind"]))
+        inferred = sorted({part for text in rows["inferred"] for part in str(text).split(";") if part.strip()})
+        lines.append(
+            f"[{number}] {source} ({' and '.join(kinds)})"
+            + (f"; inferred, not read there: {', '.join(inferred)}" if inferred else "")
+            + "".join(f"; {note}" for note in dict.fromkeys(rows["note"]) if note)
+        )
+    return lines
 
 
 def _published(reference: pd.DataFrame, cell: dict, lr: float | None) -> pd.Series | None:

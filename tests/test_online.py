@@ -12,11 +12,12 @@ import pytest
 import torch
 from conftest import small_method_args
 
+from benchmark.assembly import PairStep, build_parts
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.online import HEAD_SEED_OFFSET, SelectionOnTest, classifier_lr
-from benchmark.train import PairStep, build_parts, train_run
+from benchmark.train import train_run
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +103,13 @@ def test_the_heads_train_as_solo_learns_classifier(digits, tmp_path):
     others = [g for g in parts.optimizer.param_groups if g.get("schedule") is None]
     assert all(g["lr"] == 0.05 for g in others)
     # the recipe's classifier lr (solo-learn's classifier_lr, scaled by batch / 256 as lr is)
-    assert classifier_lr(config_of(tmp_path, method="byol", batch_size=128)) == pytest.approx(0.1 * 128 / 256)
-    assert classifier_lr(config_of(tmp_path, method="mocov3", batch_size=256)) == pytest.approx(0.3)
-    assert classifier_lr(config_of(tmp_path, classifier_lr=0.7)) == 0.7
+    for values, expected in (
+        ({"method": "byol", "batch_size": 128}, 0.1 * 128 / 256),
+        ({"method": "mocov3", "batch_size": 256}, 0.3),
+        ({"classifier_lr": 0.7}, 0.7),
+    ):
+        config = config_of(tmp_path, **values)
+        assert classifier_lr(config.classifier_lr, config.recipe, config.batch_size) == pytest.approx(expected)
 
 
 def test_each_view_is_labelled_with_its_images_label_and_the_val_head_sees_no_val_label(digits, tmp_path):

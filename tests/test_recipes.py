@@ -301,8 +301,8 @@ def test_the_neighbours_view_takes_the_pipeline_the_official_code_gives_it(metho
     """What a GPS run builds: anchor and neighbour through the recipe's first pipeline (gps-ssl's
     GPS_Dataset_Wrapper takes the first crop of each); `neighbour_view: second` and a plain run keep
     the recipe's pair. At 8 px (digits) the small-image recipe, at 96 px the large-image one."""
-    from benchmark.data import load_dataset
     from benchmark.assembly import build_parts
+    from benchmark.data import load_dataset
 
     data = load_dataset("digits", data_dir=tmp_path)
     base = {"dataset": "digits", "backbone": "small", "method": method, "batch_size": 64, "data_dir": str(tmp_path)}
