@@ -15,14 +15,15 @@ from typing import Callable
 import torch
 from torch.profiler import record_function
 
-from benchmark.augment import BatchAugment, resolve_aug_params
+from benchmark.augment import BatchAugment, resolve_aug_params, run_views
 from benchmark.backbones import build_backbone
 from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits
 from benchmark.distributed import Ranks, barrier, convert_batchnorm
 from benchmark.errors import ConfigError
 from benchmark.methods import MethodContext, SSLMethod, build_method
-from benchmark.optim import build_optimizer, resolve_optim, set_lr
+from benchmark.online import SCHEDULE, OnlineLinear, WithOnlineLinear
+from benchmark.optim import add_scheduled_group, build_optimizer, resolve_optim, set_lr
 from benchmark.pairing import GPSSetup, build_sampler
 from benchmark.positives import MultiPositive, draw_positives
 
@@ -67,6 +68,7 @@ class RunParts:
     forward: torch.nn.Module | None = None  # the method, wrapped in DistributedDataParallel when distributed
     order_generator: torch.Generator | None = None  # several processes: the epoch order they all share
     refreshed_at: int = 0  # the epoch after which the neighbour table was last rebuilt (0: the prior's)
+    online: OnlineLinear | None = None  # solo-learn's online linear classifier (`online_linear`)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -112,26 +114,18 @@ def build_parts(
     context = MethodContext(num_train=n_images, epochs=config.epochs)
     method = build_method(config.method, backbone, feat_dim, config.method_args, context).to(device)
     method = method.to(memory_format=torch.channels_last)
-    optim = resolve_optim(config, method.recipe)
+    optim = resolve_optim(config, config.recipe)  # the recipe file's values for the data set and size
     optimizer = build_optimizer(optim["optimizer"], method, optim["lr"], optim["weight_decay"], optim["optimizer_args"])
-    views = resolve_aug_params(config.aug, config.aug_args, data.image_size, method.recipe.strong)
+    online = None
+    if config.online_linear:  # its heads: groups of their own in the same optimiser (benchmark/online.py)
+        online = OnlineLinear.build(config, data, feat_dim, device)
+        add_scheduled_group(optimizer, optim["optimizer"], optim["optimizer_args"], online.heads, online.lr)
+    recipe_views = resolve_aug_params(config.aug, config.aug_args, data.image_size, method.recipe.strong)
+    views = run_views(recipe_views, config.is_gps, config.neighbour_view)
     stream_seed = config.seed + RANK_SEED_STRIDE * ranks.rank
     generator = torch.Generator(device=device)
     generator.manual_seed(stream_seed)
-    forward: torch.nn.Module
-    order_generator: torch.Generator | None
-    forward, order_generator = method, None
-    if config.positives > 1:  # the step's loss: the method's multi_positive_loss (benchmark/positives.py)
-        forward = MultiPositive(method, config.positives)
-    if ranks.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        convert_batchnorm(method)
-        forward = DistributedDataParallel(
-            forward, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
-        )  # BatchNorm is global, queues are gathered
-        order_generator = torch.Generator(device=device)
-        order_generator.manual_seed(config.seed)
+    forward, order_generator = _forward(config, method, online, device, ranks)
     if not ranks.is_main:
         barrier()  # rank 0 computes the prior embedding and neighbour table; the others read its cache
     gps = build_sampler(config, data, device, results_dir=results_dir)
@@ -152,7 +146,32 @@ def build_parts(
         ranks=ranks,
         forward=forward,
         order_generator=order_generator,
+        online=online,
     )
+
+
+def _forward(
+    config: RunConfig, method: SSLMethod, online: OnlineLinear | None, device: torch.device, ranks: Ranks
+) -> tuple[torch.nn.Module, torch.Generator | None]:
+    """What the step calls: the method, its multi-positive loss (benchmark/positives.py), with the online
+    classifier beside it, wrapped in DistributedDataParallel with several processes (and then the
+    epoch order they all share)."""
+    forward: torch.nn.Module = method
+    if config.positives > 1:
+        forward = MultiPositive(method, config.positives)
+    if online is not None:
+        forward = WithOnlineLinear(forward, method, online.heads)
+    if not ranks.distributed:
+        return forward, None
+    from torch.nn.parallel import DistributedDataParallel
+
+    convert_batchnorm(method)
+    forward = DistributedDataParallel(
+        forward, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+    )  # BatchNorm is global, queues are gathered
+    order_generator = torch.Generator(device=device)
+    order_generator.manual_seed(config.seed)
+    return forward, order_generator
 
 
 class PairStep:
@@ -180,22 +199,47 @@ class PairStep:
                 v1, v2 = p.augment(both, p.generator, anchors=len(anchors)).split([len(anchors), len(positives)])
         return v1, v2, positives
 
-    def loss(self, v1: torch.Tensor, v2: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor):
+    def losses(
+        self, v1: torch.Tensor, v2: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The method's loss and, with `online_linear`, the online classifier's (None without)."""
         p = self.parts
-        extra = {"ids": (anchors, positives)} if p.method.uses_pair_ids else {}
+        extra: dict = {"ids": (anchors, positives)} if p.method.uses_pair_ids else {}
+        if p.online is not None:
+            extra["labels"] = p.online.step_labels(anchors, positives)
         with torch.autocast(p.device.type, dtype=p.amp_dtype or torch.bfloat16, enabled=p.amp_dtype is not None):
-            return self.forward(v1, v2, **extra)
+            out = self.forward(v1, v2, **extra)
+        if p.online is not None:
+            loss, classifier = out
+            return loss, classifier
+        return out, None
 
-    def __call__(self, anchors: torch.Tensor, lr: float, progress: float) -> torch.Tensor:
+    def loss(self, v1: torch.Tensor, v2: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor):
+        """What one backward pass takes: the method's loss, plus the online classifier's."""
+        loss, classifier = self.losses(v1, v2, anchors, positives)
+        return loss if classifier is None else loss + classifier
+
+    def __call__(
+        self,
+        anchors: torch.Tensor,
+        lr: float,
+        progress: float,
+        classifier_lr: float | None = None,
+        started: float | None = None,
+    ) -> torch.Tensor:
+        """One step at `lr` (the online classifier's groups at `classifier_lr`; None: as they are);
+        `progress`: the share of training done after it, `started`: before it (momentum targets)."""
         p = self.parts
         v1, v2, positives = self.views(anchors)
-        set_lr(p.optimizer, lr, p.optim["lr"])
+        set_lr(p.optimizer, lr, p.optim["lr"], None if classifier_lr is None else {SCHEDULE: classifier_lr})
         with record_function("model.forward"):
-            loss = self.loss(v1, v2, anchors, positives)
+            loss, classifier = self.losses(v1, v2, anchors, positives)
         with record_function("model.backward"):
             p.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if classifier is None else loss + classifier).backward()
         with record_function("model.optimizer"):
             p.optimizer.step()
-            p.method.after_step(progress)
+            p.method.after_step(progress, started)
+        if classifier is not None and p.online is not None:
+            p.online.loss_sum += classifier.detach()
         return loss.detach()

@@ -18,13 +18,15 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from benchmark.augment import resolve_aug_params
+from benchmark.augment import LARGE_IMAGE_SIZE, NEIGHBOUR_VIEWS, resolve_aug_params
 from benchmark.backbones import check_backbone
-from benchmark.data import DATASETS
+from benchmark.data import DATASETS, planned_image_size
 from benchmark.data.identity import content_fingerprint
+from benchmark.data.normalization import reference_normalization
 from benchmark.errors import ConfigError, Problem, Problems, choice_error, shown
-from benchmark.methods import METHODS, SOURCES, resolve_method_params
+from benchmark.methods import METHODS, SOURCES, Recipe, resolve_method_params
 from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
+from benchmark.online import classifier_lr
 from benchmark.optim import OPTIMIZERS, resolve_optim
 from benchmark.params import coerce, type_hints
 from benchmark.priors import PRIORS, check_prior, gives_gps, is_plain, parse_prior, prior_class
@@ -40,14 +42,27 @@ ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args")
 IDENTITY = "identity"  # field metadata: True if the field enters run_id (experiment), False if not (execution)
 GPS_ONLY = "gps_only"  # field metadata: an experiment field that only counts for GPS runs
 # field metadata: an experiment field added after run_ids were published enters run_id only when it is
-# not at its default, so every config that does not use it keeps its id
+# not at its legacy value (what every run trained with before the key existed; by default its default),
+# so every config that trains as before keeps its id
 NEW_KEY = "new_key"
+LEGACY = "legacy"
 
 
-def experiment(default: Any = dataclasses.MISSING, *, gps_only: bool = False, new_key: bool = False, **kwargs) -> Any:
+def experiment(
+    default: Any = dataclasses.MISSING,
+    *,
+    gps_only: bool = False,
+    new_key: bool = False,
+    legacy: Any = dataclasses.MISSING,
+    **kwargs,
+) -> Any:
     """A field that changes the result: it enters run_id (with gps_only, only for GPS runs; with
-    new_key, only when set to something other than its default)."""
-    return field(default=default, metadata={IDENTITY: True, GPS_ONLY: gps_only, NEW_KEY: new_key}, **kwargs)
+    new_key, only when set to something other than its legacy value, which is its default unless
+    `legacy` names the behaviour earlier runs had)."""
+    metadata = {IDENTITY: True, GPS_ONLY: gps_only, NEW_KEY: new_key}
+    if legacy is not dataclasses.MISSING:
+        metadata[LEGACY] = legacy
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 def execution(default: Any = dataclasses.MISSING, **kwargs) -> Any:
@@ -86,6 +101,9 @@ class RunConfig:
     k: int = experiment(0)  # neighbours to draw the positive from; 0 is plain SSL
     # positives drawn per anchor, each with its own augmentation (benchmark/positives.py); 1 is the pair
     positives: int = experiment(1, new_key=True)
+    # the pipeline of a GPS positive's view: `first` (the official code: anchor and neighbour alike) or
+    # `second` (the plain twin's second pipeline, every GPS run before this key); benchmark/augment.py
+    neighbour_view: str = experiment("first", gps_only=True, new_key=True, legacy="second")
     sampling: str = experiment("knn-uniform", gps_only=True)  # a rule of neighbors.SAMPLING_RULES
     include_self: bool = experiment(False, gps_only=True)  # x itself is one more candidate (rules that draw)
     # rules with a radius: the ball radius; None = adaptive (mean distance to tau_neighbors)
@@ -109,11 +127,17 @@ class RunConfig:
     val_fraction: float = experiment(0.1)
     val_max: int = experiment(5000)
     knn_temperature: float = experiment(0.07)
+    # solo-learn's online linear classifier on the detached backbone features of the training views,
+    # evaluated every eval_every epochs and at the end (benchmark/online.py); off: not trained at all
+    online_linear: bool = experiment(False, new_key=True)
+    classifier_lr: float | None = experiment(None, new_key=True)  # None: the recipe's, x batch / 256
     # --- how and where it runs: execution(...) fields are not in run_id ---
     device: str = execution("auto")
     compile: bool = execution(False)
     checkpoint_every: int = execution(10)
-    eval_every: int = execution(0)  # online kNN accuracy on val every n epochs (0: off)
+    # online kNN accuracy on val (and the online classifier) every n epochs (0: off); in run_id with
+    # online_linear, whose test-selected reading it decides
+    eval_every: int = execution(0)
     data_dir: str | None = execution(None)
     data_path: str | None = execution(None)  # the path is not in run_id, the data's content is (see run_id)
     wandb_mode: str | None = execution(None)  # None: env WANDB_MODE, else disabled
@@ -207,7 +231,7 @@ class RunConfig:
             check(lambda: OPTIMIZERS.get(optimizer))
         if self.method in METHODS and (self.optimizer is None or self.optimizer in OPTIMIZERS):
             # optimizer_args against the optimiser that will run
-            check(lambda: resolve_optim(self, METHODS.get(self.method).recipe))
+            check(lambda: resolve_optim(self, self.recipe))
         if self.precision not in PRECISIONS:
             problems.append(choice_error("precision", self.precision, PRECISIONS))
         if self.wandb_mode is not None and self.wandb_mode not in WANDB_MODES:
@@ -216,6 +240,10 @@ class RunConfig:
             problems.append(f"unknown device {self.device!r}; valid: auto, cpu, cuda, cuda:N")
         check(lambda: check_prior(self.prior, self.prior_args))
         check(lambda: SAMPLING_RULES.get(self.sampling))
+        if self.neighbour_view not in NEIGHBOUR_VIEWS:
+            problems.append(choice_error("neighbour_view", self.neighbour_view, NEIGHBOUR_VIEWS))
+        if self.neighbour_view not in NEIGHBOUR_VIEWS:
+            problems.append(choice_error("neighbour_view", self.neighbour_view, NEIGHBOUR_VIEWS))
         check(lambda: METRICS.get(self.metric))
         check(lambda: INDEXES.get(self.knn_index))
         check(self.check_positives)
@@ -248,7 +276,7 @@ class RunConfig:
             problems.append(f"eval_every must be >= 0, got {self.eval_every}")
         if not 0.0 < self.val_fraction < 1.0:
             problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        for name in ("lr", "weight_decay", "warmup_start_lr"):
+        for name in ("lr", "weight_decay", "warmup_start_lr", "classifier_lr"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 problems.append(f"{name} must be >= 0, got {value}")
@@ -321,11 +349,34 @@ class RunConfig:
             values["prior"], values["k"] = "none", 0
         if not self.refresh_every:  # no refresh: what it would embed with changes nothing
             values.pop("refresh_from", None)
+        if "neighbour_view" in values and not self._views_differ():  # one pipeline: the choice changes nothing
+            values.pop("neighbour_view")
         for f in fields(self):
-            if f.metadata.get(NEW_KEY) and f.name in values and values[f.name] == f.default:
+            legacy = f.metadata.get(LEGACY, f.default)
+            if f.metadata.get(NEW_KEY) and f.name in values and values[f.name] == legacy:
                 values.pop(f.name)
-        values.update(resolve_optim(self, METHODS.get(self.method).recipe))
+        values.update(resolve_optim(self, self.recipe))
+        if self.online_linear:  # the classifier's effective lr, and the epochs its test-selected reading is
+            # chosen among (benchmark/online.py)
+            values["classifier_lr"] = classifier_lr(self.classifier_lr, self.recipe, self.batch_size)
+            values["eval_every"] = self.eval_every
+        else:  # no classifier: its lr changes nothing
+            values.pop("classifier_lr", None)
         return values
+
+    def _views_differ(self) -> bool:
+        """Whether the run's two pipelines differ at a small (32 px) or a large (96 px) image size, so
+        that the neighbour's pipeline choice changes what a GPS run trains with."""
+        strong = METHODS.get(self.method).recipe.strong
+        return any(
+            not resolve_aug_params(self.aug, self.aug_args, size, strong).symmetric for size in (32, LARGE_IMAGE_SIZE)
+        )
+
+    @property
+    def recipe(self) -> Recipe:
+        """The method's recipe with the optimiser values of its file for this run's data set and image
+        size, as far as the config tells the size (Recipe.for_data)."""
+        return METHODS.get(self.method).recipe.for_data(self.method, self.dataset, planned_image_size(self))
 
     @property
     def is_gps(self) -> bool:
@@ -336,9 +387,13 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Stable 12-hex hash of what changes the result (not paths, devices or logging): the resolved
-        config and, for data given by path, the data's content; a weights file or a `run:<dir>` prior
-        counts by its content too (benchmark/sources.py)."""
+        config, the references' fixed normalisation constants of a data set that has them, and, for
+        data given by path, the data's content; a weights file or a `run:<dir>` prior counts by its
+        content too (benchmark/sources.py)."""
         identity = content_identity(self, self.resolved())
+        normalization = reference_normalization(self.dataset)
+        if normalization is not None:  # the references' fixed constants (runs before them used estimates)
+            identity["normalization"] = {"mean": normalization.mean, "std": normalization.std}
         if self.data_path is not None:
             identity["data_content"] = content_fingerprint(self.data_path)
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)

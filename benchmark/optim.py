@@ -33,15 +33,22 @@ class LARSParams:
     eps: float = 1e-8  # solo-learn solo/utils/lars.py
 
 
+# solo-learn solo/methods/base.py (add_and_assert_specific_cfg): optimizer.exclude_bias_n_norm_wd defaults
+# to False, so SGD and AdamW decay every tensor, biases and norm parameters included (no recipe sets it)
+SOLO_EXCLUDE_BIAS_N_NORM_WD = False
+
+
 @dataclass(frozen=True)
 class SGDParams:
     momentum: float = 0.9  # solo-learn solo/args/pretrain.py: sgd momentum default
+    exclude_bias_n_norm_wd: bool = SOLO_EXCLUDE_BIAS_N_NORM_WD  # true: no decay on tensors of one dimension
 
 
 @dataclass(frozen=True)
 class AdamWParams:
     beta1: float = 0.9  # solo-learn solo/args/pretrain.py: adamw betas default [0.9, 0.999]
     beta2: float = 0.999
+    exclude_bias_n_norm_wd: bool = SOLO_EXCLUDE_BIAS_N_NORM_WD  # true: no decay on tensors of one dimension
 
     def validate(self) -> None:
         if not (self.beta1 < 1 and self.beta2 < 1):
@@ -153,11 +160,29 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     spec = OPTIMIZERS.get(name)
     params = resolve_optimizer_args(name, args or {})
-    groups = param_groups(model, weight_decay, getattr(params, "exclude_bias_n_norm", True))
+    return spec.build(_groups(spec, params, model, weight_decay), lr, params)
+
+
+def _groups(spec: OptimizerSpec, params, model: nn.Module, weight_decay: float) -> list[dict]:
+    """LARS's `exclude_bias_n_norm` spares tensors of one dimension both the trust ratio and the decay
+    (solo-learn's LARS); SGD's and AdamW's `exclude_bias_n_norm_wd` spares them the decay."""
+    exclude = getattr(params, "exclude_bias_n_norm", None)
+    groups = param_groups(model, weight_decay, exclude if exclude is not None else params.exclude_bias_n_norm_wd)
     if not spec.adapts_layers:
         for group in groups:
             group.pop("lars")
-    return spec.build(groups, lr, params)
+    return groups
+
+
+def add_scheduled_group(
+    optimizer: torch.optim.Optimizer, name: str, args: Mapping[str, Any], module: nn.Module, lr: float
+) -> None:
+    """The parameters of `module` as groups of their own in an existing optimiser, without weight decay
+    and under their own schedule `name` (set_lr), as solo-learn trains its online classifier
+    (solo/methods/base.py, learnable_params: lr classifier_lr, weight_decay 0, in the same optimiser)."""
+    spec = OPTIMIZERS.get(name)
+    for group in _groups(spec, resolve_optimizer_args(name, args), module, 0.0):
+        optimizer.add_param_group({**group, "lr": lr, "schedule": "classifier"})
 
 
 class OptimRecipe(Protocol):
@@ -200,8 +225,9 @@ class OptimChoices(Protocol):
 
 def resolve_optim(config: OptimChoices, recipe: OptimRecipe) -> dict:
     """Optimiser, lr (base lr x batch / 256, as solo-learn scales it), weight decay, optimiser settings
-    and warm-up from the method's recipe (handed in: `METHODS.get(name).recipe`) wherever the config
-    leaves them unset. The recipe's optimiser settings apply only to the recipe's optimiser. The
+    and warm-up from the method's recipe wherever the config leaves them unset; the caller hands the
+    recipe in (RunConfig.recipe: the method's, with its file's lr and weight decay for the run's data
+    set and image size). The recipe's optimiser settings apply only to the recipe's optimiser. The
     warm-up is the recipe's 10 epochs in every run of 100 epochs or more (all reference runs); shorter
     runs warm up for a tenth of their epochs, so that a 30-epoch CPU run is not a third warm-up."""
     name = config.optimizer or recipe.optimizer
@@ -232,7 +258,16 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, start_
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float, base_lr: float) -> None:
-    """The scheduled lr on every group; `static_lr` groups keep the base lr (solo-learn's static_lr)."""
+def set_lr(
+    optimizer: torch.optim.Optimizer, lr: float, base_lr: float, schedules: Mapping[str, float] | None = None
+) -> None:
+    """The scheduled lr on every group; `static_lr` groups keep the base lr (solo-learn's static_lr); a
+    group with a `schedule` of its own (the online classifier's) takes its lr from `schedules`, and
+    keeps the one it has when `schedules` does not name it."""
     for group in optimizer.param_groups:
-        group["lr"] = base_lr if group.get("static_lr") else lr
+        own = group.get("schedule")
+        if own is not None:
+            if schedules and own in schedules:
+                group["lr"] = schedules[own]
+        else:
+            group["lr"] = base_lr if group.get("static_lr") else lr

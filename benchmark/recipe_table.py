@@ -10,7 +10,7 @@ import dataclasses
 
 import torch.nn as nn
 
-from benchmark.augment import AugmentParams, resolve_aug_params
+from benchmark.augment import LARGE_IMAGE_SIZE, NEIGHBOUR_VIEWS, AugmentParams, resolve_aug_params, run_views
 from benchmark.methods import METHODS, MethodContext, build_method
 from benchmark.optim import resolve_optimizer_args
 
@@ -89,6 +89,7 @@ def recipe_table() -> str:
     """Markdown: one row per method, every value of its recipe and where it comes from."""
     header = (
         "| method | optimiser | base lr (batch 256) | weight decay | LARS eta / clip lr / exclude bias, norm "
+        "| online classifier lr | from 96 px: base lr / weight decay "
         "| warm-up | heads (from a 512-d backbone) | loss settings | strong DA below 96 px | strong DA from 96 px "
         "| sources |"
     )
@@ -99,12 +100,13 @@ def recipe_table() -> str:
         lars = (
             f"{args.eta:g} / {str(args.clip_lr).lower()} / {str(args.exclude_bias_n_norm).lower()}"
             if recipe.optimizer == "lars"
-            else ""
+            else ("every tensor decays" if not args.exclude_bias_n_norm_wd else "biases, norms not decayed")
         )
         sources = "; ".join(
             dict.fromkeys(
                 [
                     recipe.source,
+                    recipe.large.source,
                     recipe.strong.small.source,
                     recipe.strong.large.source,
                     recipe.heads_source + " (heads)",
@@ -113,7 +115,33 @@ def recipe_table() -> str:
         )
         lines.append(
             f"| `{name}` | {recipe.optimizer} (momentum {args.momentum:g}) | {recipe.lr:g} | {recipe.weight_decay:g} "
-            f"| {lars} | {recipe.warmup_epochs} epochs from {recipe.warmup_start_lr:g}, then cosine to 0 "
+            f"| {lars} | {recipe.classifier_lr:g} | {recipe.large.lr:g} / {recipe.large.weight_decay:g} "
+            f"| {recipe.warmup_epochs} epochs from {recipe.warmup_start_lr:g}, then cosine to 0 "
             f"| {_heads(name)} | {_loss_settings(name)} | {_views(name, 32)} | {_views(name, 96)} | {sources} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def views_table(aug: str = "strong") -> str:
+    """Markdown: per method, the pipeline each view of a plain cell and of a GPS cell goes through (at
+    both image scales), under each `neighbour_view`: what train builds with run_views."""
+    header = "| method | image size | plain: anchor x / positive x | " + " | ".join(
+        f"GPS, neighbour_view `{choice}`: anchor x / neighbour x'" for choice in NEIGHBOUR_VIEWS
+    )
+    lines = [header + " |", "|" + " --- |" * (3 + len(NEIGHBOUR_VIEWS))]
+    for name in METHODS.names():
+        for size, label in ((32, f"below {LARGE_IMAGE_SIZE} px"), (LARGE_IMAGE_SIZE, f"from {LARGE_IMAGE_SIZE} px")):
+            pair = resolve_aug_params(aug, {}, size, METHODS.get(name).recipe.strong)
+            cells = [_pair_cell(pair, pair)] + [_pair_cell(pair, run_views(pair, True, c)) for c in NEIGHBOUR_VIEWS]
+            lines.append(f"| `{name}` | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pair_cell(recipe, used) -> str:
+    """`1 / 2`: which of the recipe's pipelines (1: first, 2: second) each view takes; one pipeline: `1 / 1`."""
+
+    def which(params: AugmentParams) -> str:
+        return "1" if params == recipe.view1 else "2"
+
+    same = " (one pipeline)" if recipe.symmetric else ""
+    return f"{which(used.view1)} / {which(used.view2)}{same}"

@@ -1,5 +1,6 @@
 """From a sweep folder to the paper's tables: load every run (`load`, pandas), aggregate over seeds, and
-format Markdown / LaTeX / CSV with the best of each column in bold, beside the paper's numbers."""
+format Markdown / LaTeX / CSV with the best of each column in bold (published.py sets them beside the
+paper's numbers)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import shipped
 from benchmark.errors import ConfigError, choice_error
 from benchmark.results_frame import load
 from benchmark.runstate import RunState
 from benchmark.scores import Score, check_metric, score
 
-__all__ = ["load", "collect", "build_table", "to_markdown", "to_latex", "to_csv", "prior_table", "compare_paper"]
+__all__ = ["load", "collect", "build_table", "to_markdown", "to_latex", "to_csv", "prior_table"]
 METRICS = ("linear_acc", "knn_acc", "knn200_acc")  # the usual ones; --metric takes any numeric result key
 FORMATS = ("markdown", "latex", "csv")
 MISSING = "–"
@@ -37,9 +37,6 @@ def order_key(axis: str):
         order = {m: i for i, m in enumerate(method_names())}
         return lambda values: values.map(lambda v: order.get(v, len(order)))
     return None
-
-
-REFERENCE = (shipped.folder("reference") or Path("results/reference")) / "paper.csv"  # checkout or wheel
 
 
 def collect(sweep_dir: Path, earlier: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -292,58 +289,6 @@ def to_csv(table: Table) -> str:
 
 
 FORMATTERS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
-
-
-# ----------------------------------------------------------------------------- paper comparison
-def load_reference(path: Path = REFERENCE) -> pd.DataFrame:
-    return pd.read_csv(path, comment="#")
-
-
-def compare_paper(frame: pd.DataFrame, metric: str, reference: pd.DataFrame) -> str:
-    """Every cell of ours beside the paper's number for the same dataset, augmentation, method, GPS or
-    not (and lr where the paper gives one), with the difference; cells without one say so."""
-    chosen = check_metric(frame, metric)
-    frame = with_variants(frame)
-    keys = ["dataset", "aug", "variant", "method", "gps"]
-    if "axis_lr" in frame:  # a learning-rate axis: the paper gives some numbers per lr
-        frame["lr"] = frame["axis_lr"].astype(float)
-        keys.append("lr")
-    ours = frame.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
-    ours = _sorted(ours, ["dataset", "aug", "method", "gps", "variant"])
-    lines = ["| dataset | aug | variant | ours | paper | difference | source |", "| --- " * 7 + "|"]
-    for row in ours.itertuples(index=False):
-        match = reference[
-            (reference["dataset"] == row.dataset)
-            & (reference["aug"] == row.aug)
-            & (reference["method"] == row.method)
-            & (reference["gps"] == row.gps)
-        ]
-        lr = getattr(row, "lr", None)
-        match = match[match["lr"].isna() | (match["lr"] == lr)] if lr is not None else match[match["lr"].isna()]
-        if lr is not None and (match["lr"] == lr).any():
-            match = match[match["lr"] == lr]
-        mine = chosen.text(row.mean) + (f" ± {chosen.text(row.std)}" if row.count > 1 else "")
-        where = f"{row.dataset} | {row.aug} | {row.variant}" + (f" (lr {lr:g})" if lr is not None else "")
-        exact = match[match["metric"] == metric]
-        low, high = match[match["metric"] == f"{metric}_min"], match[match["metric"] == f"{metric}_max"]
-        ours_pct = chosen.scaled(row.mean)
-        if not exact.empty:
-            paper = exact.iloc[0]
-            lines.append(
-                f"| {where} | {mine} | {paper['value']:.2f} | {ours_pct - paper['value']:+.2f} | {paper['source']} |"
-            )
-        elif not low.empty and not high.empty:  # the paper gives a range over settings
-            lo, hi = low.iloc[0]["value"], high.iloc[0]["value"]
-            off = ours_pct - hi if ours_pct > hi else ours_pct - lo if ours_pct < lo else 0.0
-            lines.append(
-                f"| {where} | {mine} | {lo:.2f}–{hi:.2f} (range) | {off:+.2f} outside the range "
-                f"| {low.iloc[0]['source']} |"
-                if off
-                else f"| {where} | {mine} | {lo:.2f}–{hi:.2f} (range) | within | {low.iloc[0]['source']} |"
-            )
-        else:
-            lines.append(f"| {where} | {mine} | no published number | | |")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- prior table

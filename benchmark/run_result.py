@@ -7,7 +7,7 @@ cost and where it ran). Tables, tuning and W&B read that dict; `as_dict` is the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
@@ -36,6 +36,8 @@ class RunResult:
     num_train: int  # images pretraining saw
     device: str
     world_size: int
+    # solo-learn's online linear classifier's readings (benchmark/online.py), with `online_linear`
+    online: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """result.json's flat dict, in the order the file has always listed its keys."""
@@ -49,6 +51,7 @@ class RunResult:
             "epochs": self.epochs,
             "k": self.k,
             **self.scores,
+            **self.online,
             "prior_nn_agreement": self.prior_nn_agreement,
             "sampling": self.sampling,
             **{f"gps_{key}": value for key, value in self.gps.items() if key != "prior"},

@@ -35,6 +35,11 @@ SCORES = {
     "val_knn_acc": ACCURACY,
     "val_linear_acc": ACCURACY,
     "prior_nn_agreement": ACCURACY,  # the share of a prior's k nearest that share the label
+    # online.py: solo-learn's online linear classifier, last epoch on test and on val, and the
+    # references' reading, chosen on test (for comparison with published numbers only)
+    "online_linear_acc": ACCURACY,
+    "val_online_linear_acc": ACCURACY,
+    "online_linear_acc_test_selected": ACCURACY,
     # quality.py: RankMe is an effective rank (higher: less collapse); alignment is the mean squared
     # distance of two views of an image, uniformity the log mean Gaussian potential of pairs (Wang and
     # Isola 2020: both lower is better)

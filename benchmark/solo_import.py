@@ -6,8 +6,9 @@ What maps: `method` (by each method's `solo_name`), `method_kwargs` and `momentu
 weight_decay, kwargs}`, `scheduler.{warmup_epochs, warmup_start_lr}`, `max_epochs`, `data.dataset`
 and `seed`. solo-learn's batch_size is per device and it scales lr by the global batch / 256
 (solo/args/pretrain.py, parse_cfg), so here batch_size is batch_size x devices x nodes and lr is the
-effective value, lr x that batch / 256. Everything else (paths, hardware, logging, checkpoints, the
-online classifier, Hydra `defaults` such as the augmentation file) is reported as ignored: the
+effective value, lr x that batch / 256 (the online classifier's `optimizer.classifier_lr` likewise,
+for runs with `online_linear`). Everything else (paths, hardware, logging, checkpoints, Hydra
+`defaults` such as the augmentation file) is reported as ignored: the
 augmentation stays this suite's `aug` (default `strong`: the method's own solo-learn CIFAR recipe).
 """
 
@@ -148,6 +149,9 @@ def _optimizer(leaves: dict[str, Any], out: SoloImport, optimizers) -> None:
             if all(target in known for target in targets) and len(values) == len(targets):
                 args.update(zip(targets, values))
                 out.taken.add(key)
+        if "optimizer.exclude_bias_n_norm_wd" in leaves and "exclude_bias_n_norm_wd" in known:  # SGD, AdamW
+            args["exclude_bias_n_norm_wd"] = leaves["optimizer.exclude_bias_n_norm_wd"]
+            out.taken.add("optimizer.exclude_bias_n_norm_wd")
         if args:
             out.values["optimizer_args"] = args
     if "optimizer.batch_size" not in leaves:
@@ -167,6 +171,9 @@ def _optimizer(leaves: dict[str, Any], out: SoloImport, optimizers) -> None:
             f"batch_size {per_device}; lr {lr} x {batch} / 256 = {out.values['lr']:g} "
             "(solo-learn scales lr by the global batch / 256, solo/args/pretrain.py)"
         )
+    if "optimizer.classifier_lr" in leaves:  # scaled as lr is; it counts for runs with online_linear
+        out.values["classifier_lr"] = float(leaves["optimizer.classifier_lr"]) * batch / 256
+        out.taken.add("optimizer.classifier_lr")
 
 
 def _ignored(raw: Mapping[str, Any], leaves: dict[str, Any], taken: set[str]) -> list[str]:

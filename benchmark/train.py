@@ -61,6 +61,7 @@ def _checkpoint_state(
         "augment_order": parts.augment.order_rng.getstate(),
         "order_generator": None if parts.order_generator is None else parts.order_generator.get_state(),
         "neighbor_table": table_state(parts),  # a refreshed table (benchmark/refresh.py); None: the prior's
+        "online": None if parts.online is None else parts.online.state(),
         "position": None
         if position is None
         else {
@@ -98,6 +99,8 @@ def _restore(parts: RunParts, state: dict, run_id: str) -> tuple[int, TrainClock
     if parts.order_generator is not None and state.get("order_generator") is not None:
         parts.order_generator.set_state(state["order_generator"])
     restore_table(parts, state.get("neighbor_table"))
+    if parts.online is not None:
+        parts.online.restore(state["online"])
     saved = state.get("position")
     position = (
         None
@@ -225,6 +228,7 @@ def _evaluate(parts: RunParts, run_id: str, clock: TrainClock) -> RunResult:
         num_train=len(data.pretrain),
         device=str(device),
         world_size=parts.ranks.world_size,
+        online=parts.online.result() if parts.online is not None else {},
     )
 
 
@@ -260,20 +264,24 @@ def _train_epochs(
         for i in range(first, steps):
             global_step = (epoch - 1) * steps + i
             anchors = parts.anchors(order, i)
-            lr = lr_at(global_step, total_steps, warmup_steps, parts.optim["lr"], parts.optim["warmup_start_lr"])
-            loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps)
+            lr, classifier_lr = _step_lrs(parts, global_step, total_steps, warmup_steps)
+            # progress after the step (DINO's schedules) and before it: solo-learn moves a momentum target
+            # after step k with the tau of k - 1 steps done (BaseMomentumMethod.on_train_batch_end)
+            loss_sum += step_fn(anchors, lr, (global_step + 1) / total_steps, classifier_lr, global_step / total_steps)
             bar.step()  # a host-side count: no device value is read
             if interrupt is not None and _stop_requested(parts, interrupt, i):
                 here = EpochPosition(i + 1, order, loss_sum, carried + time.perf_counter() - started)
                 run.save_checkpoint(_checkpoint_state(parts, run_id, epoch - 1, clock, here))
                 raise RunInterrupted(f"interrupted in epoch {epoch} after step {i + 1}/{steps}; checkpoint saved")
-        loss = float(mean_over_ranks(loss_sum)) / max(1, steps)  # the one host sync of the epoch
+        sums = torch.stack([loss_sum] + ([] if parts.online is None else [parts.online.loss_sum]))
+        read = mean_over_ranks(sums).tolist()  # the one host sync of the epoch
+        loss = read[0] / max(1, steps)
         elapsed = carried + time.perf_counter() - started
         clock.seconds += elapsed
         clock.views += (1 + config.positives) * steps * config.batch_size
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch} (lr {parts.optim['lr']:.3g}): the run diverged")
-        metrics = _epoch_metrics(parts, epoch, loss, elapsed, clock)
+        metrics = _epoch_metrics(parts, epoch, loss, elapsed, clock, read[1] if parts.online is not None else None)
         tracker.log_epoch(metrics)
         if parts.ranks.is_main:  # one line per epoch in every job's log, from the numbers read above
             per_epoch = (time.perf_counter() - loop_started) / (epoch - start_epoch)
@@ -286,8 +294,18 @@ def _train_epochs(
     bar.close()
 
 
-def _epoch_metrics(parts: RunParts, epoch: int, loss: float, elapsed: float, clock: TrainClock) -> dict:
-    """The epoch's line of metrics.jsonl: loss, lr and speed, the online evaluation when due, and the
+def _step_lrs(parts: RunParts, step: int, total_steps: int, warmup_steps: int) -> tuple[float, float | None]:
+    """The step's lr and, with the online classifier, its own lr under the same schedule (None without)."""
+    start = parts.optim["warmup_start_lr"]
+    lr = lr_at(step, total_steps, warmup_steps, parts.optim["lr"], start)
+    return lr, None if parts.online is None else lr_at(step, total_steps, warmup_steps, parts.online.lr, start)
+
+
+def _epoch_metrics(
+    parts: RunParts, epoch: int, loss: float, elapsed: float, clock: TrainClock, classifier_sum: float | None = None
+) -> dict:
+    """The epoch's line of metrics.jsonl: loss, lr and speed, the online evaluation when due (and the
+    online classifier's loss, from its epoch sum, and its accuracies then and at the end), and the
     neighbour table's refresh when due (before the checkpoint, so that it holds the new table)."""
     config, steps = parts.config, parts.steps_per_epoch
     total_steps, warmup_steps = steps * config.epochs, parts.optim["warmup_epochs"] * steps
@@ -300,8 +318,14 @@ def _epoch_metrics(parts: RunParts, epoch: int, loss: float, elapsed: float, clo
         "images_per_s": (1 + config.positives) * steps * config.batch_size / elapsed,
         "epoch_seconds": elapsed,
     }
-    if config.eval_every and epoch % config.eval_every == 0 and parts.ranks.is_main:
+    evaluates = bool(config.eval_every) and epoch % config.eval_every == 0
+    if evaluates and parts.ranks.is_main:
         metrics.update(_online_knn(parts))
+    if parts.online is not None and classifier_sum is not None:
+        metrics["online_class_loss"] = classifier_sum / max(1, steps)
+        parts.online.loss_sum.zero_()
+        if (evaluates or epoch == config.epochs) and parts.ranks.is_main:
+            metrics.update(parts.online.evaluate(parts.method.backbone, parts.data, parts.device, epoch))
     if refresh_due(config, epoch):
         metrics.update(refresh_table(parts, epoch))
         clock.seconds += metrics["refresh_seconds"]

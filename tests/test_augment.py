@@ -551,3 +551,41 @@ def test_resolve_aug_params_rejects_bad_values(overrides, fragments):
         resolve_aug_params("strong", overrides, 32, strong())
     for fragment in fragments:
         assert fragment in str(err.value)
+
+
+# -------------------------------------------------------- fast paths: the same outputs as before
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("size", [32, 20, 48])
+def test_small_image_crops_as_matrix_products_are_grid_samples_result(interpolation, size):
+    """Small images are cropped, resized and flipped by two batched matrix products; grid_sample
+    (the path of larger images) on the same boxes and flips gives the same pixels."""
+    aug = BatchAugment(AugmentParams(crop=True, flip_p=0.5, interpolation=interpolation, size=size), MEAN, STD)
+    x = as_float(images(64, size=32, seed=3)).contiguous()
+    flips = torch.rand(64, generator=gen(4)) < 0.5
+    fast = aug._crop_flip(x, flips, size, aug.table, gen(5), matrices=True)
+    reference = aug._crop_flip(x, flips, size, aug.table, gen(5), matrices=False)
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5)  # float rounding: 0.003 of a grey level
+
+
+def test_small_image_blur_as_matrix_products_is_the_padded_convolutions_result():
+    aug = BatchAugment(AugmentParams(blur_p=0.5), MEAN, STD)
+    x = as_float(images(64, size=32, seed=6)).contiguous()
+    col = lambda name: aug._column(aug.table, name)  # noqa: E731
+    fast = aug._blur(x, col, gen(7), matrices=True)
+    reference = aug._blur(x, col, gen(7), matrices=False)
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5)  # float rounding: 0.003 of a grey level
+    assert (fast - x).abs().amax(dim=(1, 2, 3)).gt(1e-3).float().mean().item() == pytest.approx(0.5, abs=0.2)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_recipe_gives_the_same_views_on_either_path(method, monkeypatch):
+    """The whole pipeline, same generator: the matrix path (images up to MATRIX_MAX_SIZE) and the
+    grid_sample + convolution path give the same augmented views of each method's strong recipe, so
+    the speed-up leaves every draw and every output as it was, to float rounding."""
+    batch = images(128, size=32, seed=8)
+    views = resolve_aug_params("strong", {}, 32, METHODS.get(method).recipe.strong)
+    fast = BatchAugment(views, MEAN, STD, seed=3)(batch, gen(9))
+    monkeypatch.setattr(kernel, "MATRIX_MAX_SIZE", 0)
+    reference = BatchAugment(views, MEAN, STD, seed=3)(batch, gen(9))
+    torch.testing.assert_close(fast, reference, rtol=0, atol=5e-5)  # normalised: 0.003 of a grey level
+    assert fast.is_contiguous(memory_format=torch.channels_last)

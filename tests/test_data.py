@@ -90,6 +90,23 @@ def test_cifar10_reads_an_imagefolder_archive_in_the_data_dir(small_cifar_archiv
     assert len(data.test) == 50 and data.classes[-1] == "truck"
 
 
+def test_known_data_sets_use_the_references_constants_and_others_their_own(small_cifar_archive, tmp_path):
+    """CIFAR-10 is normalised with solo-learn's fixed constants (solo/data/pretrain_dataloader.py), the
+    same archive loaded as a custom image folder with the mean and std of its own training images."""
+    from benchmark.data.base import channel_stats
+    from benchmark.data.normalization import REFERENCE_NORMALIZATION
+
+    cifar = load_dataset("cifar10", data_path=small_cifar_archive, data_dir=tmp_path)
+    assert (cifar.mean, cifar.std) == ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+    custom = load_dataset("imagefolder", data_path=small_cifar_archive, data_dir=tmp_path)
+    assert (custom.mean, custom.std) == channel_stats(custom.pretrain.images) != (cifar.mean, cifar.std)
+    digits = load_dataset("digits", data_dir=tmp_path)
+    assert (digits.mean, digits.std) == channel_stats(digits.pretrain.images)
+    assert REFERENCE_NORMALIZATION["cifar100"].mean == (0.5071, 0.4865, 0.4409)
+    assert REFERENCE_NORMALIZATION["stl10"].std == (0.247, 0.243, 0.261)
+    assert REFERENCE_NORMALIZATION["fgvc_aircraft"].mean == (0.485, 0.456, 0.406)  # gps-ssl: ImageNet's
+
+
 def test_cifar10_reads_torchvision_batches(small_cifar_archive, tmp_path):
     """Write real images in torchvision's pickled batch format and read them back."""
     raw = read_imagefolder(small_cifar_archive)

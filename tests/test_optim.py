@@ -90,7 +90,10 @@ def test_simsiam_predictor_keeps_the_base_lr_as_solo_learn_does():
     set_lr(optimizer, 0.01, 0.5)
     for group in optimizer.param_groups:
         assert group["lr"] == (0.5 if {id(p) for p in group["params"]} <= static else 0.01)
-    assert sum(g["static_lr"] for g in optimizer.param_groups) == 2  # predictor weights, and its biases/norms
+    # one static group: every tensor decays alike under SGD (solo-learn's exclude_bias_n_norm_wd: False)
+    assert sum(g["static_lr"] for g in optimizer.param_groups) == 1
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 1e-5 for p in g["params"]}
+    assert decayed == {id(p) for p in method.parameters()}  # biases and BatchNorm parameters included
 
 
 # ---------------------------------------------------------------------------- groups
@@ -133,9 +136,12 @@ def test_build_optimizer(name, cls):
     if name == "lars":  # LARS's own default: biases and norms are adapted and decayed like weights
         assert [(g["weight_decay"], g["lars"]) for g in optimizer.param_groups] == [(0.01, True)]
         assert (optimizer.defaults["eta"], optimizer.defaults["clip_lr"]) == (1e-3, False)
-    else:
-        assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]
+    else:  # solo-learn's default (exclude_bias_n_norm_wd: False): every tensor decays
+        assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01]
         assert all("lars" not in g for g in optimizer.param_groups)
+        spared = build_optimizer(name, Tiny(), lr=0.3, weight_decay=0.01, args={"exclude_bias_n_norm_wd": True})
+        assert [g["weight_decay"] for g in spared.param_groups] == [0.01, 0.0]
+        assert [p.ndim for p in spared.param_groups[1]["params"]] == [1] * 5  # BN, fc and LayerNorm 1-d tensors
     if name == "sgd":
         assert optimizer.param_groups[0]["momentum"] == 0.9
     assert OPTIMIZERS.names() == ["adamw", "lars", "sgd"]
@@ -299,7 +305,7 @@ def test_resolve_optim_keeps_explicit_values_and_derives_warmup():
         "lr": 0.05,
         "weight_decay": 0.0,
         "warmup_epochs": 3,
-        "optimizer_args": {"momentum": 0.9},
+        "optimizer_args": {"momentum": 0.9, "exclude_bias_n_norm_wd": False},
         "warmup_start_lr": 3e-5,
     }
     assert optim_of(RunConfig(method="byol", batch_size=512))["lr"] == pytest.approx(2.0)

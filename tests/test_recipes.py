@@ -1,5 +1,6 @@
 """Every reference-recipe value pinned against the file it comes from, docs/training.md's recipe table against
-the recipes, and the fairness rule: a GPS cell and its plain twin train with the same augmentation.
+the recipes, and the fairness rule: a GPS cell and its plain twin train with the same recipe, each view
+through the pipeline the official code gives it.
 
 The values below were read from vturrisi/solo-learn at 9187ea3 (the official GPS code,
 aarashfeizi/gps-ssl, carries the same CIFAR files); changing a recipe means changing this table too.
@@ -12,12 +13,14 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import small_method_args
 
-from benchmark.augment import LARGE_IMAGE_SIZE, StrongRecipe, resolve_aug_params
+from benchmark.augment import LARGE_IMAGE_SIZE, StrongRecipe, ViewPair, resolve_aug_params, run_views
 from benchmark.config import RunConfig
 from benchmark.methods import METHODS
 from benchmark.optim import LARSParams, resolve_optim
-from benchmark.recipe_table import recipe_table
+from benchmark.recipe_table import recipe_table, views_table
 
 REPO = Path(__file__).resolve().parent.parent
 CIFAR = "scripts/pretrain/cifar"
@@ -176,8 +179,8 @@ def strong_of(method: str) -> StrongRecipe:
 
 
 def optim_of(config: RunConfig) -> dict:
-    """The config's optimiser settings, its method's recipe handed in as train hands it."""
-    return resolve_optim(config, METHODS.get(config.method).recipe)
+    """The config's optimiser settings, its method's recipe for its data handed in as train hands it."""
+    return resolve_optim(config, config.recipe)
 
 
 def test_the_pinned_tables_cover_every_method():
@@ -197,9 +200,51 @@ def test_optimiser_settings_and_schedule_values(method):
     resolved = optim_of(RunConfig(method=method, epochs=200))
     if resolved["optimizer"] == "lars":
         assert resolved["optimizer_args"] == {**dataclasses.asdict(LARSParams()), **LARS_VALUES, "momentum": MOMENTUM}
-    else:  # solo-learn's SGD recipes set no optimizer.kwargs: momentum 0.9 (solo/args/pretrain.py)
-        assert resolved["optimizer"] == "sgd" and resolved["optimizer_args"] == {"momentum": MOMENTUM}
+    else:  # solo-learn's SGD recipes set no optimizer.kwargs: momentum 0.9 (solo/args/pretrain.py), and no
+        # optimizer.exclude_bias_n_norm_wd: False (solo/methods/base.py), so every tensor decays
+        assert resolved["optimizer"] == "sgd"
+        assert resolved["optimizer_args"] == {"momentum": MOMENTUM, "exclude_bias_n_norm_wd": False}
     assert {k: resolved[k] for k in SCHEDULE_VALUES} == SCHEDULE_VALUES
+
+
+# (method, classifier_lr of the CIFAR file, lr and weight decay of solo-learn's imagenet-100 file): the
+# online classifier's lr (optimizer.classifier_lr) and the large-image optimiser values
+IN100 = "scripts/pretrain/imagenet-100"
+SCALE_VALUES = [
+    ("barlow", 0.1, 0.3, 1e-4),
+    ("byol", 0.1, 0.5, 1e-6),
+    ("dino", 0.1, 0.3, 1e-6),
+    ("mocov3", 0.3, 0.3, 1e-6),
+    ("nnclr", 0.1, 0.4, 1e-5),
+    ("simclr", 0.1, 0.3, 1e-4),
+    ("simsiam", 0.1, 0.5, 1e-5),
+    ("vicreg", 0.1, 0.3, 1e-4),
+]
+
+
+@pytest.mark.parametrize("method, classifier_lr, large_lr, large_wd", SCALE_VALUES)
+def test_classifier_and_large_image_optimiser_values(method, classifier_lr, large_lr, large_wd):
+    recipe = METHODS.get(method).recipe
+    assert recipe.classifier_lr == classifier_lr, f"{CIFAR}/{method}.yaml: optimizer.classifier_lr"
+    large = recipe.values(method, "imagefolder", LARGE_IMAGE_SIZE)
+    assert (large.lr, large.weight_decay, large.classifier_lr) == (large_lr, large_wd, classifier_lr)
+    assert large.source == f"solo-learn {IN100}/{method}.yaml"
+    assert recipe.values(method, "cifar10", 32).lr == recipe.lr and recipe.values(method, "stl10", None).lr == recipe.lr
+    # FGVC-Aircraft at 224 px: gps-ssl's own file, which holds the CIFAR values
+    aircraft = recipe.values(method, "fgvc_aircraft", 224)
+    assert (aircraft.lr, aircraft.weight_decay) == (recipe.lr, recipe.weight_decay)
+    assert aircraft.source == f"gps-ssl scripts/pretrain/aircrafts/{method}.yaml"
+
+
+def test_large_images_train_with_the_large_image_file_and_change_only_those_ids():
+    """224 px BYOL and SimCLR take solo-learn's imagenet-100 lr and weight decay; the recipes whose
+    imagenet-100 values equal the CIFAR ones, and FGVC-Aircraft (gps-ssl's file), keep their ids."""
+    byol = optim_of(RunConfig(method="byol", dataset="imagefolder", image_size=224))
+    assert (byol["lr"], byol["weight_decay"]) == (0.5, 1e-6)
+    assert optim_of(RunConfig(method="simclr", dataset="stl10"))["lr"] == pytest.approx(0.3)  # native 96 px
+    assert optim_of(RunConfig(method="simclr", dataset="cifar10"))["lr"] == pytest.approx(0.4)
+    aircraft = optim_of(RunConfig(method="byol", dataset="fgvc_aircraft"))
+    assert (aircraft["lr"], aircraft["weight_decay"]) == (1.0, 1e-5)
 
 
 @pytest.mark.parametrize("method, key, value, source", HEAD_AND_LOSS_VALUES)
@@ -223,20 +268,58 @@ def test_the_docs_recipe_table_is_the_generated_one():
     found = re.search(r"<!-- recipes:begin -->\n(.*?)<!-- recipes:end -->", page, re.S)
     assert found, "docs/training.md lacks the recipe table markers"
     assert found.group(1) == recipe_table(), "the recipe table is stale: paste `gpsbench recipes` into docs/training.md"
+    views = re.search(r"<!-- views:begin -->\n(.*?)<!-- views:end -->", page, re.S)
+    assert views, "docs/training.md lacks the views table markers"
+    assert views.group(1) == views_table(), "the views table is stale: paste `gpsbench recipes` into docs/training.md"
 
 
-@pytest.mark.parametrize("sweep", ["cifar10", "digits", "cifar100"])
-def test_a_gps_cell_and_its_plain_twin_train_with_the_same_augmentation(sweep):
+@pytest.mark.parametrize("sweep", ["cifar10", "digits", "cifar100", "protocol-digits"])
+def test_a_gps_cell_and_its_plain_twin_train_with_the_same_recipe(sweep):
     """The fairness rule: in the shipped sweeps, the cells that differ only in their prior (plain SSL
-    and its GPS twins) resolve to the same pipelines for both views."""
+    and its GPS twins) take the same recipe, and their anchors the same pipeline; a GPS positive goes
+    through the pipeline its neighbour_view names (the first: the official code's)."""
     from benchmark.sweep.plan import expand
     from benchmark.sweep.spec import load_sweep
 
-    plan = expand(load_sweep(REPO / "sweeps" / f"{sweep}.yaml"))
+    spec = load_sweep(REPO / "sweeps" / f"{sweep}.yaml")
+    plan = expand(spec)
     twins: dict[tuple, set[str]] = {}
     for cell in plan.cells:
         key = tuple((axis, value) for axis, value in cell.axes.items() if axis != "prior")
         c = cell.config
-        twins.setdefault(key, set()).add(repr(resolve_aug_params(c.aug, c.aug_args, 32, strong_of(c.method))))
-    assert len(twins) * len(load_sweep(REPO / "sweeps" / f"{sweep}.yaml").grid["prior"]) == len(plan.cells)
+        recipe = resolve_aug_params(c.aug, c.aug_args, 32, strong_of(c.method))
+        twins.setdefault(key, set()).add(repr((recipe, run_views(recipe, c.is_gps, c.neighbour_view).view1)))
+        used = run_views(recipe, c.is_gps, c.neighbour_view)
+        assert used.view2 == (recipe.view1 if c.is_gps and c.neighbour_view == "first" else recipe.view2)
     assert all(len(pipelines) == 1 for pipelines in twins.values())
+    if not spec.exclude:  # every cell has all its prior twins
+        assert len(plan.cells) == len(twins) * len(spec.grid["prior"])
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_the_neighbours_view_takes_the_pipeline_the_official_code_gives_it(method, tmp_path):
+    """What a GPS run builds: anchor and neighbour through the recipe's first pipeline (gps-ssl's
+    GPS_Dataset_Wrapper takes the first crop of each); `neighbour_view: second` and a plain run keep
+    the recipe's pair. At 8 px (digits) the small-image recipe, at 96 px the large-image one."""
+    from benchmark.assembly import build_parts
+    from benchmark.data import load_dataset
+
+    data = load_dataset("digits", data_dir=tmp_path)
+    base = {"dataset": "digits", "backbone": "small", "method": method, "batch_size": 64, "data_dir": str(tmp_path)}
+    base["method_args"] = small_method_args(method, 32, proj_output_dim=16, queue_size=128)
+    recipe = resolve_aug_params("strong", {}, data.image_size, strong_of(method))
+    built = {
+        name: build_parts(RunConfig.from_dict({**base, **values}), data, torch.device("cpu"), results_dir=tmp_path)
+        for name, values in (
+            ("gps", {"prior": "pixel", "k": 5}),
+            ("gps-second", {"prior": "pixel", "k": 5, "neighbour_view": "second"}),
+            ("plain", {}),
+        )
+    }
+    assert built["gps"].augment.views == ViewPair.both(recipe.view1)
+    assert built["gps-second"].augment.views == recipe
+    assert built["plain"].augment.views == recipe
+    if method in ("byol", "nnclr", "barlow", "mocov3", "dino"):  # asymmetric: no solarised neighbour
+        assert built["gps"].augment.views.view2.solarize_p == 0.0 and recipe.view2.solarize_p == 0.2
+    large = resolve_aug_params("strong", {}, LARGE_IMAGE_SIZE, strong_of(method))
+    assert run_views(large, True, "first") == ViewPair.both(large.view1)

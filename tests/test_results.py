@@ -1,5 +1,6 @@
 """Tables from a hand-written results tree: exact cell strings (mean, std with ddof=1, n), bold
-placement, missing cells, labels of `run:` and oracle rows, the paper comparison, the prior table."""
+placement, missing cells, labels of `run:` and oracle rows, the prior table (the comparison with the
+published numbers: tests/test_published.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from benchmark.cli import main
 from benchmark.results import (
     build_table,
     collect,
-    compare_paper,
-    load_reference,
     prior_table,
     to_csv,
     to_latex,
@@ -146,19 +145,6 @@ def test_other_metric_rows_and_columns(tree):
         build_table(frame, counts, "knn_acc", rows=["optimizer"])
 
 
-def test_paper_comparison_names_the_difference_or_its_absence(tree):
-    frame, _ = collect(tree)
-    text = compare_paper(frame, "linear_acc", load_reference()).splitlines()
-    assert "| cifar10 | weak | SimCLR | 37.00 ± 1.00 | 37.51 | -0.51 | arXiv 2401.01990 |" in text
-    assert "| cifar10 | weak | GPS-SimCLR (pixel) | 81.00 ± 1.41 | 85.58 | -4.58 | arXiv 2401.01990 |" in text
-    assert "| cifar10 | strong | BYOL | 88.00 ± 0.00 | no published number | | |" in text
-    # the strong-DA GPS-SimCLR cell meets the paper's learning-rate study, given as a range
-    assert (
-        "| cifar10 | strong | GPS-SimCLR (pixel) | 89.00 | 86.05–88.35 (range) | +0.65 outside the range "
-        "| arXiv 2401.01990 |" in text
-    )
-
-
 def test_prior_table_gives_agreement_and_gain(tree):
     frame, _ = collect(tree)
     lines = prior_table(frame, "linear_acc").splitlines()
@@ -171,7 +157,7 @@ def test_prior_table_gives_agreement_and_gain(tree):
 def test_table_command_prints_and_saves_formats_and_plots(tree, capsys):
     assert main(["table", str(tree), "--save", "--compare", "paper"]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith(EXPECTED_MARKDOWN) and "Beside the paper" in out
+    assert out.startswith(EXPECTED_MARKDOWN) and "Beside the published numbers" in out
     for name in (
         "table-linear_acc.md",
         "table-linear_acc.tex",

@@ -7,10 +7,11 @@ import pytest
 
 from benchmark.config import GPS_ONLY, NEW_KEY, RunConfig, execution, experiment, identity_declared
 
-PINNED = [  # computed with the code of main at 15073a7, before fields declared their side
+PINNED = [  # computed with the code of main at 15073a7, before fields declared their side, except where noted
     ({}, "4296fc400276"),
     ({"method": "byol", "epochs": 7, "seed": 3}, "a06d158c5dc2"),
-    ({"dataset": "cifar10", "method": "vicreg", "aug": "weak", "batch_size": 512}, "83bf99639084"),
+    # was 83bf99639084: CIFAR-10 is normalised with solo-learn's fixed constants since, not estimated ones
+    ({"dataset": "cifar10", "method": "vicreg", "aug": "weak", "batch_size": 512}, "02f9301d7ad5"),
     (
         {
             "method": "simclr",
@@ -23,7 +24,7 @@ PINNED = [  # computed with the code of main at 15073a7, before fields declared 
             "warmup_epochs": 2,
             "warmup_start_lr": 0.0,
         },
-        "25fb2243a167",
+        "250f83f85498",  # was 25fb2243a167: SGD decays every tensor since, as solo-learn's (its weight decay 1e-4)
     ),
     ({"prior": "pixel", "k": 5}, "636111ef6ec5"),
     (
@@ -109,9 +110,13 @@ IDENTITY_FIELDS = {
     "val_max",
     "knn_temperature",
     "positives",  # added later: at its default (1) it leaves run_id out (NEW_KEYS)
+    "neighbour_view",  # added later: at its legacy value (second) it leaves run_id out
+    "online_linear",
+    "classifier_lr",
 }
 GPS_ONLY_FIELDS = {
     "prior_args",
+    "neighbour_view",
     "sampling",
     "include_self",
     "tau",
@@ -122,7 +127,7 @@ GPS_ONLY_FIELDS = {
     "refresh_from",
 }
 # added after the ids above: in run_id only when not at their default
-NEW_KEYS = {"refresh_every", "refresh_from", "positives"}
+NEW_KEYS = {"refresh_every", "refresh_from", "positives", "neighbour_view", "online_linear", "classifier_lr"}
 
 
 @pytest.mark.parametrize("values, run_id", PINNED)
@@ -135,6 +140,36 @@ def test_keys_added_later_are_pinned_and_keep_every_default_config_id():
     gps = {"prior": "pixel", "k": 5, "epochs": 10}
     assert NEW_KEYS.isdisjoint(RunConfig.from_dict(gps).resolved())
     assert RunConfig.from_dict({**gps, "refresh_every": 2}).run_id != RunConfig.from_dict(gps).run_id
+
+
+def test_neighbour_view_changes_only_the_ids_of_gps_runs_whose_views_it_changes():
+    """`second` is how every GPS run trained before the key existed: those keep their ids. `first` (the
+    default) changes a GPS run's id only where its two pipelines differ (an asymmetric recipe at some
+    size, or aug_args of one view); plain runs and symmetric pipelines keep theirs."""
+    gps_byol = {"method": "byol", "prior": "pixel", "k": 5}
+    legacy = RunConfig.from_dict({**gps_byol, "neighbour_view": "second"})
+    assert "neighbour_view" not in legacy.resolved()
+    assert RunConfig.from_dict(gps_byol).run_id != legacy.run_id
+    assert RunConfig.from_dict({"prior": "pixel", "k": 5}).run_id == "636111ef6ec5"  # SimCLR: one pipeline
+    assert (
+        RunConfig.from_dict({**gps_byol, "aug": "weak"}).run_id
+        == RunConfig.from_dict({**gps_byol, "aug": "weak", "neighbour_view": "second"}).run_id
+    )
+    assert (
+        RunConfig.from_dict({"method": "byol"}).run_id
+        == RunConfig.from_dict({"method": "byol", "neighbour_view": "second"}).run_id
+    )  # plain SSL: no neighbour
+    one_view = {"prior": "pixel", "k": 5, "aug_args": {"view2": {"solarize_p": 0.2}}}
+    assert RunConfig.from_dict(one_view).run_id != RunConfig.from_dict({**one_view, "neighbour_view": "second"}).run_id
+
+
+def test_fixed_normalisation_changes_the_ids_of_the_data_sets_that_have_it():
+    """The references' constants for CIFAR-10/100, STL-10 and FGVC-Aircraft enter run_id; a data set
+    normalised by its own estimates (digits, MedMNIST, a folder) keeps its ids."""
+    assert RunConfig.from_dict({}).run_id == "4296fc400276"
+    cifar = RunConfig.from_dict({"dataset": "cifar10"})
+    assert "normalization" not in cifar.resolved()  # config.json stays loadable with --config
+    assert cifar.run_id != RunConfig.from_dict({"dataset": "cifar100"}).run_id
 
 
 def test_data_path_enters_run_id_by_its_content(tmp_path):

@@ -59,8 +59,12 @@ def test_names_that_differ_are_translated_and_unused_kwargs_reported():
     barlow["method_kwargs"]["lamb"] = 0.004
     assert translate(barlow).values["method_args"]["lambd"] == 0.004
     vicreg = translate(raw("vicreg"))
-    assert "augmentations" in vicreg.ignored and "optimizer.classifier_lr" in vicreg.ignored
-    assert {"optimizer.lr", "max_epochs", "method_kwargs.sim_loss_weight"} <= vicreg.taken
+    assert "augmentations" in vicreg.ignored and "optimizer.classifier_lr" not in vicreg.ignored
+    assert {"optimizer.lr", "max_epochs", "method_kwargs.sim_loss_weight", "optimizer.classifier_lr"} <= vicreg.taken
+    assert vicreg.values["classifier_lr"] == 0.1  # the online classifier's, scaled as lr (batch 256 x 1)
+    simsiam_sgd = raw("simsiam")
+    simsiam_sgd["optimizer"]["exclude_bias_n_norm_wd"] = True
+    assert translate(simsiam_sgd).values["optimizer_args"]["exclude_bias_n_norm_wd"] is True
 
 
 def test_lr_is_scaled_by_the_global_batch_as_solo_learn_does():

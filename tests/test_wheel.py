@@ -82,6 +82,6 @@ def test_installed_command_runs_outside_the_checkout(wheel, tmp_path):
     installed = run(str(venv / "bin/python"), "-c", show)
     assert installed.strip() == str(load_profile(str(REPO / "slurm/profiles/local.yaml")))
     reference = run(
-        str(venv / "bin/python"), "-c", "from benchmark.results import load_reference; print(len(load_reference()))"
+        str(venv / "bin/python"), "-c", "from benchmark.published import load_reference; print(len(load_reference()))"
     )
     assert int(reference) > 0

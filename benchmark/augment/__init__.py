@@ -7,6 +7,7 @@ from benchmark.augment.settings import (
     AUGMENTATIONS,
     INTERPOLATIONS,
     LARGE_IMAGE_SIZE,
+    NEIGHBOUR_VIEWS,
     SHARED_KEYS,
     SOLO_CIFAR_ASYMMETRIC,
     SOLO_IMAGENET_ASYMMETRIC,
@@ -16,6 +17,7 @@ from benchmark.augment.settings import (
     StrongRecipe,
     ViewPair,
     resolve_aug_params,
+    run_views,
 )
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "INTERPOLATIONS",
     "LARGE_IMAGE_SIZE",
     "LUMA",
+    "NEIGHBOUR_VIEWS",
     "SHARED_KEYS",
     "SOLO_CIFAR_ASYMMETRIC",
     "SOLO_IMAGENET_ASYMMETRIC",
@@ -34,6 +37,7 @@ __all__ = [
     "ViewPair",
     "normalize",
     "resolve_aug_params",
+    "run_views",
     "sample_crop_boxes",
     "to_unit_float",
 ]

@@ -213,3 +213,23 @@ def resolve_aug_params(
             + ", ".join(f"{k} {getattr(pair.view1, k)!r} vs {getattr(pair.view2, k)!r}" for k in differ)
         )
     return pair
+
+
+# How a GPS cell augments its neighbour x' (`neighbour_view`). The official GPS code's dataset wrapper
+# (aarashfeizi/gps-ssl, solo/data/gps_dataset.py, GPS_Dataset_Wrapper.__getitem__) takes the first
+# crop of the anchor's and of each neighbour's transform output (`x1 = x1[0]`, `x2 = x2[0]`), and
+# main_nn.py builds that transform from every entry of `augmentations` in order, so both views of a
+# GPS pair go through the recipe's first pipeline: with an asymmetric recipe (BYOL, NNCLR, Barlow
+# Twins, MoCo v3, DINO; SimSiam from 96 px) the second pipeline (solarisation, the weaker blur) is
+# never applied. `second` keeps the plain twin's layout: the neighbour through the second pipeline.
+NEIGHBOUR_VIEWS = ("first", "second")
+
+
+def run_views(pair: ViewPair, gps: bool, neighbour_view: str) -> ViewPair:
+    """The pipelines a run trains with: a plain run's pair as its recipe gives it; a GPS run's
+    positives through the first pipeline (`first`, the official code) or the second (`second`)."""
+    if neighbour_view not in NEIGHBOUR_VIEWS:
+        raise choice_error("neighbour_view", neighbour_view, NEIGHBOUR_VIEWS)
+    if gps and neighbour_view == "first":
+        return ViewPair.both(pair.view1)
+    return pair

@@ -111,10 +111,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    """Print every method's reference recipe as the Markdown table docs/training.md holds."""
-    from benchmark.recipe_table import recipe_table
+    """Print every method's reference recipe and the pipeline each view takes, as the Markdown tables
+    docs/training.md holds."""
+    from benchmark.recipe_table import recipe_table, views_table
 
-    print(recipe_table(), end="")
+    print(recipe_table() + "\n" + views_table(), end="")
     return 0
 
 

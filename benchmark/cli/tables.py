@@ -12,7 +12,8 @@ from benchmark.errors import ConfigError
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from benchmark.results import FORMATTERS, build_table, collect, compare_paper, load_reference, prior_table
+    from benchmark.published import REFERENCE, compare_paper, load_reference
+    from benchmark.results import FORMATTERS, build_table, collect, prior_table
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -41,8 +42,8 @@ def cmd_table(args: argparse.Namespace) -> int:
             for note in notes:
                 print(f"gpsbench: note: {note}", file=sys.stderr)
     if args.compare == "paper":
-        text += "\n\nBeside the paper (results/reference/paper.csv):\n\n" + compare_paper(
-            frame, args.metric, load_reference()
+        text += f"\n\nBeside the published numbers ({REFERENCE.name}), measured as each was:\n\n" + compare_paper(
+            frame, load_reference()
         )
     if args.out:
         Path(args.out).write_text(text + "\n")

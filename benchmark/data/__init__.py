@@ -11,6 +11,7 @@ import numpy as np
 from benchmark.data import medmnist_sets, small, torchvision_sets  # noqa: F401  (register loaders)
 from benchmark.data.base import (
     DATASETS,
+    NATIVE_SIZES,
     VAL_SEED,
     DataMissingError,
     DatasetSplits,
@@ -22,6 +23,7 @@ from benchmark.data.base import (
     default_data_dir,
     table_name,
 )
+from benchmark.data.normalization import reference_normalization
 from benchmark.errors import ConfigError
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "Split",
     "load_dataset",
     "load_run_data",
+    "planned_image_size",
     "default_data_dir",
     "table_name",
 ]
@@ -82,7 +85,8 @@ def load_dataset(
             file=sys.stderr,
         )
     splits = DatasetSplits(name, train, val, test, list(raw.classes), (0.0,) * 3, (1.0,) * 3, val_carved=carved)
-    splits.mean, splits.std = channel_stats(splits.pretrain.images)  # of every training image
+    fixed = reference_normalization(name)  # the references' constants where they have them (normalization.py)
+    splits.mean, splits.std = (fixed.mean, fixed.std) if fixed else channel_stats(splits.pretrain.images)
     return splits
 
 
@@ -117,6 +121,12 @@ def load_run_data(config: DataChoice) -> DatasetSplits:
         val_fraction=config.val_fraction,
         val_max=config.val_max,
     )
+
+
+def planned_image_size(config) -> int | None:
+    """The side a run's images will have, known from its config alone: `image_size`, else the data
+    set's native size (NATIVE_SIZES); None for a folder of images without `image_size`."""
+    return config.image_size if config.image_size is not None else NATIVE_SIZES.get(config.dataset)
 
 
 def _resize(split: Split, size: int) -> Split:

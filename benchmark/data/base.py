@@ -61,7 +61,8 @@ class DatasetSplits:
     val: Split
     test: Split
     classes: list[str]
-    mean: tuple[float, ...]  # per-channel (3 values), in [0, 1], of the pretraining images
+    # per-channel (3 values), in [0, 1]: the references' fixed constants, else of the pretraining images
+    mean: tuple[float, ...]
     std: tuple[float, ...]
     val_carved: bool = True  # False where the dataset ships its own validation split (MedMNIST)
 
@@ -103,6 +104,9 @@ class DataSource:
 Loader = Callable[[DataSource], RawDataset]
 DATASETS: Registry[Loader] = Registry("dataset")
 FOLDER_DATASETS: set[str] = set()  # loaders of any data set given as data_path: tables name it by that path
+# the side its images load at without `image_size`, for the data sets that have one (a folder's depends
+# on its files): what a recipe's image-size rules read before any data is loaded
+NATIVE_SIZES: dict[str, int] = {}
 
 
 def table_name(dataset: str, data_path: str | Path | None) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmark.data.base import (
     DATASETS,
+    NATIVE_SIZES,
     DataMissingError,
     DataSource,
     RawDataset,
@@ -63,3 +64,4 @@ def _medmnist_loader(name: str):
 
 for _name in MEDMNIST_CLASSES:
     DATASETS.register(_name)(_medmnist_loader(_name))
+    NATIVE_SIZES[_name] = 28  # MedMNIST's default release files (<name>.npz) hold 28 x 28 images

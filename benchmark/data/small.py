@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.data.base import DATASETS, DataSource, RawDataset, Split, as_rgb, class_balanced_subset
+from benchmark.data.base import DATASETS, NATIVE_SIZES, DataSource, RawDataset, Split, as_rgb, class_balanced_subset
 
 DIGITS_TEST_SIZE = 360  # 20% of the 1,797 images, stratified, fixed
 
@@ -24,6 +24,9 @@ def load_digits(source: DataSource) -> RawDataset:
     return RawDataset(Split(images[~is_test], labels[~is_test]), Split(images[is_test], labels[is_test]), classes)
 
 
+NATIVE_SIZES["digits"] = 8
+
+
 @DATASETS.register("synthetic")
 def load_synthetic(source: DataSource) -> RawDataset:
     """For tests: 10 classes of oriented colour gratings plus noise, 16x16 (or image_size), seeded."""
@@ -41,3 +44,6 @@ def load_synthetic(source: DataSource) -> RawDataset:
         return Split(np.clip(image * 255, 0, 255).astype(np.uint8), labels.astype(np.int64))
 
     return RawDataset(make(1000), make(200), [f"class{i}" for i in range(10)])
+
+
+NATIVE_SIZES["synthetic"] = 16

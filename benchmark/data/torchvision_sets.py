@@ -11,6 +11,7 @@ import numpy as np
 from benchmark.data.base import (
     DATASETS,
     FOLDER_DATASETS,
+    NATIVE_SIZES,
     DataMissingError,
     DataSource,
     RawDataset,
@@ -199,3 +200,5 @@ def load_imagefolder(source: DataSource) -> RawDataset:
 
 
 FOLDER_DATASETS.add("imagefolder")
+# CIFAR's 32 px, STL-10's 96 px; FGVC-Aircraft is resized to 224 px on load unless image_size
+NATIVE_SIZES.update({"cifar10": 32, "cifar100": 32, "stl10": 96, "fgvc_aircraft": 224})

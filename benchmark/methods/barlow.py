@@ -13,6 +13,7 @@ from benchmark.methods.base import (
     SOLO_CIFAR_LARS,
     MethodContext,
     MethodParams,
+    OptimValues,
     Recipe,
     SSLMethod,
     mlp,
@@ -52,6 +53,10 @@ class BarlowTwins(SSLMethod):
         weight_decay=1e-4,
         optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/barlow.yaml",
+        classifier_lr=0.1,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.3, 1e-4, 0.1, "solo-learn scripts/pretrain/imagenet-100/barlow.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/barlow_twins.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
     )

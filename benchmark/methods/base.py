@@ -7,13 +7,14 @@ with the file it comes from. Heads and loss settings are the defaults of the met
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
 
-from benchmark.augment import StrongRecipe
+from benchmark.augment import LARGE_IMAGE_SIZE, StrongRecipe
 from benchmark.optim import WARMUP_EPOCHS, WARMUP_START_LR
 from benchmark.registry import Registry
 
@@ -26,10 +27,29 @@ SOLO_MOMENTUM_NAMES = {"momentum.base_tau": "tau_base", "momentum.final_tau": "t
 
 
 @dataclass(frozen=True)
+class OptimValues:
+    """The values of one recipe file's optimizer block that differ between files of one method: base
+    lr (batch 256), weight decay, the online classifier's base lr, and the file they come from."""
+
+    lr: float
+    weight_decay: float
+    classifier_lr: float
+    source: str
+
+
+# Data sets whose official GPS code ships its own recipe files: the file of each method (gps-ssl
+# scripts/pretrain/aircrafts/<method>.yaml carries the CIFAR files' optimizer values for every method)
+GPS_DATASET_FILES = {"fgvc_aircraft": "gps-ssl scripts/pretrain/aircrafts/{method}.yaml"}
+
+
+@dataclass(frozen=True)
 class Recipe:
     """The reference training recipe of a method: lr is the base lr for a batch of 256 (scaled
     linearly, as solo-learn does), `strong` the method's own strong augmentation, `source` the file
-    of the optimiser values, `heads_source` the file its heads and loss follow."""
+    of the optimiser values, `heads_source` the file its heads and loss follow. `classifier_lr` is the
+    online linear classifier's base lr (optimizer.classifier_lr), and `large` the optimizer values of
+    the method's large-image file (solo-learn scripts/pretrain/imagenet-100/<method>.yaml), used from
+    LARGE_IMAGE_SIZE px as the strong augmentation's large pipeline is."""
 
     optimizer: str
     lr: float
@@ -37,9 +57,37 @@ class Recipe:
     strong: StrongRecipe
     source: str
     heads_source: str
+    classifier_lr: float
+    large: OptimValues
     optimizer_args: Mapping[str, Any] = field(default_factory=dict)
     warmup_epochs: int = WARMUP_EPOCHS
     warmup_start_lr: float = WARMUP_START_LR
+
+    @property
+    def small(self) -> OptimValues:
+        return OptimValues(self.lr, self.weight_decay, self.classifier_lr, self.source)
+
+    def values(self, method: str, dataset: str, image_size: int | None) -> OptimValues:
+        """The optimizer values a run of `dataset` at `image_size` px (None: not known before its data
+        loads) trains with: the official GPS code's own file for its data sets, else the large-image
+        file from LARGE_IMAGE_SIZE px, else the CIFAR file."""
+        if dataset in GPS_DATASET_FILES:  # gps-ssl's files hold the CIFAR values with their own source
+            return dataclasses.replace(self.small, source=GPS_DATASET_FILES[dataset].format(method=method))
+        if image_size is not None and image_size >= LARGE_IMAGE_SIZE:
+            return self.large
+        return self.small
+
+    def for_data(self, method: str, dataset: str, image_size: int | None) -> "Recipe":
+        """This recipe with the optimizer values (lr, weight decay, classifier lr, their source) of the
+        file `values` picks for the data set and image size: what a run's optimiser set-up reads."""
+        values = self.values(method, dataset, image_size)
+        return dataclasses.replace(
+            self,
+            lr=values.lr,
+            weight_decay=values.weight_decay,
+            classifier_lr=values.classifier_lr,
+            source=values.source,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +127,7 @@ class SSLMethod(nn.Module):
     Params: type[MethodParams]
     recipe: Recipe
     projector: nn.Module  # every method's head on the backbone (a refreshed GPS table may embed with it)
+    feature_log: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # see embed_views
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
@@ -89,10 +138,24 @@ class SSLMethod(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`network`'s (default: the backbone's) outputs of both views: one pass per view (BatchNorm
         statistics per view, the reference's way) or, with bn_per_view false, one pass over both."""
-        network = network or self.backbone
+        if network is None:
+            h1, h2 = self.embed_views([v1, v2])
+            return h1, h2
         if self.params.bn_per_view:
             return network(v1), network(v2)
         return network(torch.cat([v1, v2])).chunk(2)
+
+    def embed_views(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The backbone's features of the anchor view and its positive views, one pass per view or one
+        joint pass (bn_per_view false). While `feature_log` is a list, the features of each call go into
+        it as (anchor's, positives' rows), for the online classifier (benchmark/online.py)."""
+        if self.params.bn_per_view:
+            features = [self.backbone(v) for v in views]
+        else:
+            features = list(self.backbone(torch.cat(views)).chunk(len(views)))
+        if self.feature_log is not None:
+            self.feature_log.append((features[0], torch.cat(features[1:])))
+        return features
 
     def multi_positive_loss(
         self,
@@ -112,8 +175,9 @@ class SSLMethod(nn.Module):
         ]
         return torch.stack(terms).mean()
 
-    def after_step(self, progress: float) -> None:
-        """Called after each optimiser step with progress in [0, 1]; default: nothing."""
+    def after_step(self, progress: float, started: float | None = None) -> None:
+        """Called after each optimiser step with the share of training done after it (`progress`, in
+        [0, 1]) and before it (`started`; None: `progress`); default: nothing."""
 
     def static_lr_modules(self) -> list[nn.Module]:
         """Modules whose parameters keep the base lr throughout (no warm-up, no decay): solo-learn's

@@ -14,6 +14,7 @@ from benchmark.methods.base import (
     SOLO_MOMENTUM_NAMES,
     MethodContext,
     MethodParams,
+    OptimValues,
     Recipe,
     SSLMethod,
     mlp,
@@ -50,6 +51,10 @@ class BYOL(SSLMethod):
         weight_decay=1e-5,
         optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/byol.yaml",
+        classifier_lr=0.1,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.5, 1e-6, 0.1, "solo-learn scripts/pretrain/imagenet-100/byol.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/byol.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
     )
@@ -69,6 +74,6 @@ class BYOL(SSLMethod):
             t1, t2 = self.embed_pair(v1, v2, self.target)
         return byol_loss(p1, t2) + byol_loss(p2, t1)
 
-    def after_step(self, progress: float) -> None:
-        """target <- tau * target + (1 - tau) * online (benchmark/methods/momentum.py)."""
-        self.target.update(progress)
+    def after_step(self, progress: float, started: float | None = None) -> None:
+        """target <- tau * target + (1 - tau) * online, tau at the step's start (benchmark/methods/momentum.py)."""
+        self.target.update(progress if started is None else started)

@@ -18,6 +18,7 @@ from benchmark.methods.base import (
     SOLO_MOMENTUM_NAMES,
     MethodContext,
     MethodParams,
+    OptimValues,
     Recipe,
     SSLMethod,
 )
@@ -97,6 +98,10 @@ class DINO(SSLMethod):
         weight_decay=1e-6,
         optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/dino.yaml",
+        classifier_lr=0.1,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.3, 1e-6, 0.1, "solo-learn scripts/pretrain/imagenet-100/dino.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/dino.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
     )
@@ -145,9 +150,10 @@ class DINO(SSLMethod):
         return dino_loss(student, teacher, self.center, p.student_temperature, self.teacher_temperature)
 
     @torch.no_grad()
-    def after_step(self, progress: float) -> None:
-        """EMA of the teacher and of the centre; the temperature and freeze for the next step's epoch."""
-        self.target.update(progress)
+    def after_step(self, progress: float, started: float | None = None) -> None:
+        """EMA of the teacher (tau at the step's start) and of the centre; the temperature and freeze for
+        the next step's epoch."""
+        self.target.update(progress if started is None else started)
         if self._pending is not None:
             self.center.lerp_(self._pending, 1.0 - self.params.center_momentum)
             self._pending = None

@@ -17,6 +17,7 @@ from benchmark.methods.base import (
     SOLO_MOMENTUM_NAMES,
     MethodContext,
     MethodParams,
+    OptimValues,
     Recipe,
     SSLMethod,
     mlp,
@@ -58,6 +59,10 @@ class MoCoV3(SSLMethod):
         weight_decay=1e-6,
         optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/mocov3.yaml",
+        classifier_lr=0.3,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.3, 1e-6, 0.3, "solo-learn scripts/pretrain/imagenet-100/mocov3.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/mocov3.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
     )
@@ -80,6 +85,6 @@ class MoCoV3(SSLMethod):
         t = self.params.temperature
         return mocov3_loss(q1, k2, t) + mocov3_loss(q2, k1, t)
 
-    def after_step(self, progress: float) -> None:
-        """target <- tau * target + (1 - tau) * online (benchmark/methods/momentum.py)."""
-        self.target.update(progress)
+    def after_step(self, progress: float, started: float | None = None) -> None:
+        """target <- tau * target + (1 - tau) * online, tau at the step's start (benchmark/methods/momentum.py)."""
+        self.target.update(progress if started is None else started)

@@ -2,7 +2,10 @@
 
 solo-learn's MomentumUpdater (solo/utils/momentum.py): target <- tau * target + (1 - tau) * online
 after every step, tau rising from base_tau to final_tau along a cosine. Here tau is a function of
-training progress alone, so a resumed run updates exactly as an uninterrupted one.
+training progress alone, so a resumed run updates exactly as an uninterrupted one. solo-learn updates
+after step k with the tau of k - 1 steps done (BaseMomentumMethod.on_train_batch_end updates, then
+moves tau to the new global step), so the first update uses base_tau: the training loop passes the
+progress at the step's start (`started`) for it.
 """
 
 from __future__ import annotations

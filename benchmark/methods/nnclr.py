@@ -10,7 +10,16 @@ import torch.nn.functional as F
 from benchmark.augment import SOLO_CIFAR_ASYMMETRIC, SOLO_IMAGENET_ASYMMETRIC, StrongRecipe
 from benchmark.distributed import gather
 from benchmark.errors import ConfigError
-from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
+from benchmark.methods.base import (
+    METHODS,
+    SOLO_CIFAR_LARS,
+    MethodContext,
+    MethodParams,
+    OptimValues,
+    Recipe,
+    SSLMethod,
+    mlp,
+)
 
 
 def nnclr_loss(nn1: torch.Tensor, p2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -47,6 +56,10 @@ class NNCLR(SSLMethod):
         weight_decay=1e-5,
         optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/nnclr.yaml",
+        classifier_lr=0.1,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.4, 1e-5, 0.1, "solo-learn scripts/pretrain/imagenet-100/nnclr.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/nnclr.py",
         strong=StrongRecipe(small=SOLO_CIFAR_ASYMMETRIC, large=SOLO_IMAGENET_ASYMMETRIC),
     )
@@ -82,7 +95,7 @@ class NNCLR(SSLMethod):
         return (nnclr_loss(nn1, p2, t) + nnclr_loss(nn2, p1, t)) / 2
 
     @torch.no_grad()
-    def after_step(self, progress: float) -> None:
+    def after_step(self, progress: float, started: float | None = None) -> None:
         """Enqueue the last batch's first-view projections (FIFO), without a host sync."""
         if self._pending is None:
             return

@@ -10,7 +10,16 @@ import torch.nn.functional as F
 from benchmark.augment import ReferencePipeline, StrongRecipe
 from benchmark.distributed import gather, gather_ids
 from benchmark.errors import ConfigError
-from benchmark.methods.base import METHODS, SOLO_CIFAR_LARS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
+from benchmark.methods.base import (
+    METHODS,
+    SOLO_CIFAR_LARS,
+    MethodContext,
+    MethodParams,
+    OptimValues,
+    Recipe,
+    SSLMethod,
+    mlp,
+)
 
 
 def nt_xent_loss(
@@ -103,6 +112,10 @@ class SimCLR(SSLMethod):
         weight_decay=1e-4,
         optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/simclr.yaml",
+        classifier_lr=0.1,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.3, 1e-4, 0.1, "solo-learn scripts/pretrain/imagenet-100/simclr.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/simclr.py",
         strong=StrongRecipe(
             small=ReferencePipeline(
@@ -132,11 +145,7 @@ class SimCLR(SSLMethod):
     def multi_positive_loss(self, v1: torch.Tensor, positives: list[torch.Tensor], ids=None) -> torch.Tensor:
         """Multi-positive NT-Xent (multi_positive_nt_xent) over the anchor view and its m positive views,
         each view embedded once (one pass per view, or one joint pass with bn_per_view false)."""
-        views = [v1, *positives]
-        if self.params.bn_per_view:
-            hs = [self.backbone(v) for v in views]
-        else:
-            hs = list(self.backbone(torch.cat(views)).chunk(len(views)))
+        hs = self.embed_views([v1, *positives])
         zs = [gather(self.projector(h)) for h in hs]
         image_ids = None
         if ids is not None and self.uses_pair_ids:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from benchmark.augment import SOLO_IMAGENET_ASYMMETRIC, ReferencePipeline, StrongRecipe
 from benchmark.distributed import gather
-from benchmark.methods.base import METHODS, MethodContext, MethodParams, Recipe, SSLMethod, mlp
+from benchmark.methods.base import METHODS, MethodContext, MethodParams, OptimValues, Recipe, SSLMethod, mlp
 
 
 def simsiam_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -51,6 +51,10 @@ class SimSiam(SSLMethod):
         lr=0.5,
         weight_decay=1e-5,  # momentum 0.9: solo/args/pretrain.py's sgd default
         source="solo-learn scripts/pretrain/cifar/simsiam.yaml",
+        classifier_lr=0.1,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.5, 1e-5, 0.1, "solo-learn scripts/pretrain/imagenet-100/simsiam.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/simsiam.py",
         strong=StrongRecipe(
             small=ReferencePipeline(

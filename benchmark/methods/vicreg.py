@@ -15,6 +15,7 @@ from benchmark.methods.base import (
     SOLO_CIFAR_LARS,
     MethodContext,
     MethodParams,
+    OptimValues,
     Recipe,
     SSLMethod,
     mlp,
@@ -96,6 +97,10 @@ class VICReg(SSLMethod):
         weight_decay=1e-4,
         optimizer_args=SOLO_CIFAR_LARS,
         source="solo-learn scripts/pretrain/cifar/vicreg.yaml",
+        classifier_lr=0.1,  # same file: optimizer.classifier_lr
+        large=OptimValues(
+            0.3, 1e-4, 0.1, "solo-learn scripts/pretrain/imagenet-100/vicreg.yaml"
+        ),  # lr, weight_decay, classifier_lr
         heads_source="solo-learn solo/methods/vicreg.py",
         strong=StrongRecipe(
             small=ReferencePipeline(_VICREG_VIEW, _VICREG_VIEW, "solo-learn scripts/pretrain/cifar/vicreg.yaml"),

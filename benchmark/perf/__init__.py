@@ -1,6 +1,7 @@
 """`gpsbench perf`: the suite measured side by side with its alternatives, in one process.
 
 - step.py:     training step images/s (ceiling, pipeline, data path, sampler, DataLoader), host syncs
+- datapath.py: the data path against the DataLoader per method recipe
 - knn.py:      neighbour-table build seconds, exact and approximate, with recall
 - profile.py:  where the pipeline step's time goes (torch.profiler)
 - bookkeeping.py: seconds to plan a 10,000-cell sweep and to collect its 10,000 runs into a table
@@ -64,6 +65,7 @@ def run_perf(
     from benchmark.assembly import select_device
     from benchmark.data import load_run_data
     from benchmark.perf.bookkeeping import registry_seconds
+    from benchmark.perf.datapath import recipe_figures
     from benchmark.perf.knn import knn_figures
     from benchmark.perf.precision import precision_check
     from benchmark.perf.step import step_figures
@@ -84,9 +86,11 @@ def run_perf(
 
     step = timed("step", step_figures, config, data, device, quick, workers)
     precision = timed("precision", precision_check, config, data, device, precision_steps) if precision_steps else None
+    recipes = timed("recipes", recipe_figures, config, data, device, quick, workers)
     knn = timed("knn", knn_figures, data.pretrain.images, device, sizes.exact_images, sizes.approx_images)
     registry = timed("registry", registry_seconds, sizes.registry_seeds)
     report = _report(step, knn, registry, quick, device)
+    report["data_pipeline_vs_dataloader_per_recipe"] = recipes
     if precision is not None:
         report["precision"] = precision
     report["phase_seconds"] = {**phases, "total": time.perf_counter() - started}
@@ -144,6 +148,8 @@ def _device_name(device: torch.device) -> str:
 
 
 def format_report(report: dict) -> str:
+    from benchmark.perf.datapath import format_recipes
+
     s, knn, registry = report["setup"], report["knn"], report["registry"]
     lines = [
         f"gpsbench perf on {report['device']}: {s['backbone']} {s['method']}, {s['aug']} aug, batch {s['batch_size']}"
@@ -152,6 +158,7 @@ def format_report(report: dict) -> str:
     ]
     lines += [f"{name:<30}{value:>12.0f}" for name, value in report["figures_images_per_s"].items()]
     lines += [f"{name:<30}{value:>12.4g}" for name, value in report["ratios"].items()]
+    lines += format_recipes(report.get("data_pipeline_vs_dataloader_per_recipe", []))
     lines += [
         f"pipeline step, {clock} time: " + ", ".join(f"{scope} {share:.1%}" for scope, share in shares.items())
         for clock, shares in report["pipeline_profile_shares"].items()

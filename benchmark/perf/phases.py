@@ -1,6 +1,6 @@
 """Each perf phase's figures as soon as they are measured (`gpsbench perf --phases FILE`).
 
-`run_perf` calls `on_phase(name, figures, seconds)` after every phase (step, precision, knn,
+`run_perf` calls `on_phase(name, figures, seconds)` after every phase (step, precision, recipes, knn,
 registry). PhaseFile is that callback writing one JSON file, rewritten after each phase, so a perf
 stopped in a later phase (Ctrl-C, a job's time limit) still leaves the figures of the earlier ones.
 """

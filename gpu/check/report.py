@@ -135,8 +135,8 @@ def _run_lines(summary: dict) -> list[str]:
         gain = 100 * (linear["weak gps"] - linear["weak"])
         paper_gain = paper["weak gps"] - paper["weak"] if "weak gps" in paper and "weak" in paper else None
         lines.append(
-            f"   GPS gain with weak DA: {gain:+.2f} points linear probe (paper, at its full schedule: "
-            f"{_fmt(paper_gain, '+.2f')})"
+            f"   GPS gain with weak DA: {gain:+.2f} points linear probe (paper, at its full schedule and by "
+            f"its online classifier chosen on test: {_fmt(paper_gain, '+.2f')})"
         )
     return lines
 

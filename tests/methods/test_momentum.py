@@ -44,3 +44,32 @@ def test_momentum_targets_start_as_copies_and_follow_the_shared_schedule(name):
     method.after_step(0.5)  # tau = 1 - (1 - 0.5) * (cos(pi / 2) + 1) / 2 = 0.75
     for o, t, b in zip(online, target.parameters(), before):
         torch.testing.assert_close(t, 0.75 * b + 0.25 * o, rtol=1e-6, atol=1e-6)
+
+
+def test_the_loop_moves_targets_with_the_tau_of_the_steps_done_before_each_step(tmp_path, monkeypatch):
+    """solo-learn (BaseMomentumMethod.on_train_batch_end) updates after step k with the tau of k - 1
+    steps: the first update uses tau_base. The loop hands after_step the progress before the step."""
+    from benchmark.config import RunConfig
+    from benchmark.data import load_dataset
+    from benchmark.methods.byol import BYOL
+    from benchmark.train import train_run
+
+    calls: list[tuple[float, float | None]] = []
+    original = BYOL.after_step
+
+    def recording(self, progress, started=None):
+        calls.append((progress, started))
+        original(self, progress, started)
+
+    monkeypatch.setattr(BYOL, "after_step", recording)
+    data = load_dataset("digits", data_dir=tmp_path)
+    config = RunConfig.from_dict(
+        {"dataset": "digits", "method": "byol", "backbone": "small", "epochs": 1, "batch_size": 256, "progress": False}
+    )
+    train_run(config, tmp_path / "run", data=data)
+    steps = len(data.pretrain) // 256
+    assert calls == [((k + 1) / steps, k / steps) for k in range(steps)]
+    method = build("byol", tau_base=0.5)
+    method.after_step(0.5, started=0.0)  # the first update: tau = tau_base, the target halfway to online
+    [target] = [m for m in method.modules() if isinstance(m, MomentumTarget)]
+    assert target.tau_base == 0.5
