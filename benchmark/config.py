@@ -24,7 +24,7 @@ from benchmark.data import DATASETS
 from benchmark.data.identity import content_fingerprint
 from benchmark.errors import ConfigError, Problem, Problems, choice_error
 from benchmark.methods import METHODS, SOURCES, resolve_method_params
-from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
+from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES, check_sampling, resolved_sampling_args
 from benchmark.optim import OPTIMIZERS, resolve_optim
 from benchmark.params import coerce, type_hints
 from benchmark.priors import PRIORS, check_prior, gives_gps, is_plain, parse_prior, prior_class
@@ -32,7 +32,7 @@ from benchmark.yamlfiles import load_yaml
 
 PRECISIONS = ("auto", "bf16", "fp32")
 WANDB_MODES = ("online", "offline", "disabled")
-ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args")
+ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args", "sampling_args")
 
 
 IDENTITY = "identity"  # field metadata: True if the field enters run_id (experiment), False if not (execution)
@@ -85,6 +85,8 @@ class RunConfig:
     # positives drawn per anchor, each with its own augmentation (benchmark/positives.py); 1 is the pair
     positives: int = experiment(1, new_key=True)
     sampling: str = experiment("knn-uniform", gps_only=True)  # a rule of neighbors.SAMPLING_RULES
+    # the rule's own settings (kmeans-cluster: clusters, pool; hops: hops; benchmark/neighbors/graph_rules.py)
+    sampling_args: dict = experiment(default_factory=dict, gps_only=True, new_key=True)
     include_self: bool = experiment(False, gps_only=True)  # x itself is one more candidate (rules that draw)
     # rules with a radius: the ball radius; None = adaptive (mean distance to tau_neighbors)
     tau: float | None = experiment(None, gps_only=True)
@@ -212,6 +214,8 @@ class RunConfig:
             problems.append(f"unknown device {self.device!r}; valid: auto, cpu, cuda, cuda:N")
         check(lambda: check_prior(self.prior, self.prior_args))
         check(lambda: SAMPLING_RULES.get(self.sampling))
+        if self.sampling in SAMPLING_RULES:
+            check(lambda: check_sampling(self))
         check(lambda: METRICS.get(self.metric))
         check(lambda: INDEXES.get(self.knn_index))
         check(self.check_positives)
@@ -310,6 +314,7 @@ class RunConfig:
         """Result fields with every default made explicit (method parameters, optimiser recipe)."""
         values = self.result_fields()
         values["method_args"] = dataclasses.asdict(resolve_method_params(self.method, self.method_args))
+        values["sampling_args"] = resolved_sampling_args(self.sampling, self.sampling_args)
         if not self.is_gps:  # plain SSL: the neighbour settings change nothing, so they do not enter run_id
             for f in fields(self):
                 if f.metadata.get(GPS_ONLY):
@@ -318,7 +323,8 @@ class RunConfig:
         if not self.refresh_every:  # no refresh: what it would embed with changes nothing
             values.pop("refresh_from", None)
         for f in fields(self):
-            if f.metadata.get(NEW_KEY) and f.name in values and values[f.name] == f.default:
+            default = f.default_factory() if callable(f.default_factory) else f.default  # {} for a dict field
+            if f.metadata.get(NEW_KEY) and f.name in values and values[f.name] == default:
                 values.pop(f.name)
         values.update(resolve_optim(self, METHODS.get(self.method).recipe))
         return values

@@ -88,6 +88,7 @@ IDENTITY_FIELDS = {
     "prior_args",
     "k",
     "sampling",
+    "sampling_args",  # added later: {} (every rule without settings) leaves run_id out (NEW_KEYS)
     "include_self",
     "tau",
     "tau_neighbors",
@@ -113,6 +114,7 @@ IDENTITY_FIELDS = {
 GPS_ONLY_FIELDS = {
     "prior_args",
     "sampling",
+    "sampling_args",  # added later: {} (every rule without settings) leaves run_id out (NEW_KEYS)
     "include_self",
     "tau",
     "tau_neighbors",
@@ -122,7 +124,7 @@ GPS_ONLY_FIELDS = {
     "refresh_from",
 }
 # added after the ids above: in run_id only when not at their default
-NEW_KEYS = {"refresh_every", "refresh_from", "positives"}
+NEW_KEYS = {"refresh_every", "refresh_from", "positives", "sampling_args"}
 
 
 @pytest.mark.parametrize("values, run_id", PINNED)
@@ -135,6 +137,13 @@ def test_keys_added_later_are_pinned_and_keep_every_default_config_id():
     gps = {"prior": "pixel", "k": 5, "epochs": 10}
     assert NEW_KEYS.isdisjoint(RunConfig.from_dict(gps).resolved())
     assert RunConfig.from_dict({**gps, "refresh_every": 2}).run_id != RunConfig.from_dict(gps).run_id
+
+
+def test_rule_settings_enter_run_id_with_their_defaults_made_explicit():
+    hops = {"prior": "pixel", "k": 5, "sampling": "hops"}
+    assert RunConfig.from_dict(hops).resolved()["sampling_args"] == {"hops": 1}
+    assert RunConfig.from_dict(hops).run_id == RunConfig.from_dict({**hops, "sampling_args": {"hops": 1}}).run_id
+    assert RunConfig.from_dict(hops).run_id != RunConfig.from_dict({**hops, "sampling_args": {"hops": 2}}).run_id
 
 
 def test_data_path_enters_run_id_by_its_content(tmp_path):

@@ -17,7 +17,12 @@ from benchmark.tracking import sweep_wandb_mode
 from benchmark.yamlfiles import load_yaml
 
 SWEEP_KEYS = ("name", "description", "include", "grid", "fixed", "per", "exclude", "resources", "wandb")
-ARG_SECTIONS = ("method_args", "aug_args", "prior_args")  # dict-valued keys; `method_args.x` names one entry
+ARG_SECTIONS = (
+    "method_args",
+    "aug_args",
+    "prior_args",
+    "sampling_args",
+)  # dict-valued keys; `method_args.x` names one entry
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
