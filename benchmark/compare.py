@@ -154,7 +154,7 @@ class DifferenceTable(Table):
 
 def _signed(score: Score):
     digits = 4 if score.digits is None else score.digits
-    return lambda value: f"{score.scaled(value):+.{digits}f}".replace("-", "−")
+    return lambda value: f"{score.scaled(value):+.{digits}f}"
 
 
 def difference_table(
