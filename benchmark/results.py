@@ -118,9 +118,9 @@ class Table:
 
     def bounds(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The t interval of each cell's mean at `level` (NaN below two seeds)."""
-        from benchmark.stats import t_half_width
+        from benchmark.stats import LEVEL, t_half_width
 
-        half = t_half_width(self.std, self.n, self.level)
+        half = t_half_width(self.std, self.n, LEVEL if self.level is None else self.level)
         return self.mean - half, self.mean + half
 
     def cell(self, row, col) -> str:

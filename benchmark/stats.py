@@ -34,13 +34,13 @@ def t_half_width(std, n, level: float = LEVEL):
 def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
     """(mean, low, high): the t interval of the mean of `values` (scipy's one-sample t test); with
     paired differences as `values`, the paired t interval. NaN bounds below two values."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return (float(values.mean()) if len(values) else math.nan), math.nan, math.nan
-    if np.ptp(values) == 0:  # no spread: scipy's test is undefined, the interval is the point
-        return float(values[0]), float(values[0]), float(values[0])
-    ci = stats.ttest_1samp(values, 0.0).confidence_interval(level)
-    return float(values.mean()), float(ci.low), float(ci.high)
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return (float(x.mean()) if len(x) else math.nan), math.nan, math.nan
+    if np.ptp(x) == 0:  # no spread: scipy's test is undefined, the interval is the point
+        return float(x[0]), float(x[0]), float(x[0])
+    ci = stats.ttest_1samp(x, 0.0).confidence_interval(level)
+    return float(x.mean()), float(ci.low), float(ci.high)
 
 
 def excludes_zero(low: float, high: float) -> bool:

@@ -123,6 +123,7 @@ def first_in_cluster(table: np.ndarray, cluster: np.ndarray, k: int) -> np.ndarr
     "kmeans-cluster", needs_radius=False, params=KMeansArgs, width=lambda k, args: args.pool, inputs=("args", "vectors")
 )
 def _kmeans_cluster(table, dist, k, tau, include_self, *, args: KMeansArgs, vectors: np.ndarray) -> PairSampler:
+    assert args.clusters is not None, "validated: KMeansArgs.validate"
     within = first_in_cluster(table.cpu().numpy(), kmeans_labels(vectors, args.clusters), k)
     return BallSampler(table, torch.as_tensor(within, device=table.device), include_self)
 

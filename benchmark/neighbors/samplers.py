@@ -84,10 +84,9 @@ class BallSampler:
         """(candidates flat, count per anchor): the columns within tau, and x itself where none is or
         with include_self."""
         table, within = self.table.cpu().numpy(), self.within.cpu().numpy()
-        itself = ~within.any(axis=1) | self.include_self
         lists = [
-            np.append(row[mask], i) if own else row[mask]
-            for i, (row, mask, own) in enumerate(zip(table, within, itself))
+            np.append(row[mask], i) if self.include_self or not mask.any() else row[mask]
+            for i, (row, mask) in enumerate(zip(table, within))
         ]
         return np.concatenate(lists), np.array([len(c) for c in lists])
 

@@ -94,6 +94,8 @@ def grow(spec, overrides, sweep_dir: Path, rule: SeedsUntil) -> Growth:
     from benchmark.sweep.plan import Plan, expand
     from benchmark.sweep.run_views import states
 
+    limit = rule.width
+    assert limit is not None, "seeds_rule gives grow a width"
     grid_seeds = list(spec.grid[SEED])
     candidates = grid_seeds + [max(grid_seeds) + i for i in range(1, rule.max_seeds - len(grid_seeds) + 1)]
     wide = expand(dataclasses.replace(spec, grid={**spec.grid, SEED: candidates}), overrides)
@@ -124,8 +126,9 @@ def grow(spec, overrides, sweep_dir: Path, rule: SeedsUntil) -> Growth:
     wanted: dict[tuple, str] = {}  # group -> why it gets a seed
     settled = capped = 0
     for cases in _intervals(current, rule):
-        measured = [values(g) for g in cases]
-        if any(m is None for m in measured):
+        found_values = [values(g) for g in cases]
+        measured = [m for m in found_values if m is not None]
+        if len(measured) < len(cases):
             continue  # a run still to finish: judged next round
         if len(cases) == 1:
             numbers = list(measured[0].values())
@@ -133,14 +136,14 @@ def grow(spec, overrides, sweep_dir: Path, rule: SeedsUntil) -> Growth:
             shared = sorted(set(measured[0]) & set(measured[1]))
             numbers = [measured[0][s] - measured[1][s] for s in shared]
         found_width = width(numbers)
-        if found_width <= rule.width:
+        if found_width <= limit:
             settled += 1
             continue
         if any(len(current[g]) >= rule.max_seeds or len(current[g]) >= len(cells[g]) for g in cases):
             capped += 1
             continue
         for g in cases:
-            wanted.setdefault(g, f"width {found_width:.2f} > {rule.width:g} with {len(numbers)} seeds")
+            wanted.setdefault(g, f"width {found_width:.2f} > {limit:g} with {len(numbers)} seeds")
     added = []
     for group, why in wanted.items():
         seed = min(s for s in cells[group] if s not in current[group])

@@ -177,3 +177,12 @@ def test_each_rule_from_a_config_on_digits_reports_its_candidates(digits, tmp_pa
         assert setup.table.index.shape[1] == len(digits.pretrain) - 1 and 1 <= report["candidates"] <= 5
     anchors = torch.arange(len(digits.pretrain))
     assert setup.sampler(anchors, gen(0)).shape == anchors.shape
+
+
+def test_a_ball_lists_x_itself_where_no_neighbour_is_inside_or_with_include_self():
+    from benchmark.neighbors import BallSampler
+
+    table = torch.tensor([[1, 2], [0, 2], [0, 1]])
+    within = torch.tensor([[True, False], [False, False], [True, True]])
+    assert lists_of(BallSampler(table, within)) == [{1}, {1}, {0, 1}]
+    assert lists_of(BallSampler(table, within, include_self=True)) == [{1, 0}, {1}, {0, 1, 2}]
