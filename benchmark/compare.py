@@ -307,24 +307,43 @@ def aggregates(
     return found
 
 
-def aggregate_markdown(found: list[Aggregate], metric: str, score: Score, level: float | None = None) -> str:
+def aggregate_frame(found: list[Aggregate]) -> pd.DataFrame:
+    """The aggregates as numbers, one row each (what `--format csv` writes)."""
+    rows = []
+    for a in found:
+        row = {"compared": a.name, "base": a.base_name, "over": a.group or "all", "tasks": a.tasks}
+        row.update(runs=a.runs, base_runs=a.base_runs)
+        for name, estimate in (("iqm", a.iqm), ("base_iqm", a.base_iqm), ("improvement", a.improvement)):
+            row.update({name: estimate.value, f"{name}_low": estimate.low, f"{name}_high": estimate.high})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def aggregate_text(
+    found: list[Aggregate], metric: str, score: Score, level: float | None = None, kind: str = "markdown"
+) -> str:
+    """The aggregates as a table in the format of `gpsbench table` (Markdown, LaTeX or CSV), with a
+    footer that says what they are."""
+    if kind == "csv":
+        return aggregate_frame(found).to_csv(index=False)
     level = level or stats.LEVEL
     digits = 2 if score.digits is None else score.digits
 
     def text(estimate: stats.Estimate, places: int = digits) -> str:
         return f"{estimate.value:.{places}f} [{estimate.low:.{places}f}, {estimate.high:.{places}f}]"
 
-    lines = [
-        "| compared | over | tasks | runs (base) | IQM | IQM of base | P(compared > base) |",
-        "| --- " * 7 + "|",
-    ]
-    for a in found:
-        chance = text(a.improvement, 2)
-        chance = f"**{chance}**" if a.improvement.excludes(0.5) else chance
-        lines.append(
-            f"| {a.name} vs {a.base_name} | {a.group or 'all'} | {a.tasks} | {a.runs} ({a.base_runs}) | "
-            f"{text(a.iqm)} | {text(a.base_iqm)} | {chance} |"
-        )
+    shown = pd.DataFrame(
+        {
+            "compared": [f"{a.name} vs {a.base_name}" for a in found],
+            "over": [a.group or "all" for a in found],
+            "tasks": [a.tasks for a in found],
+            "runs (base)": [f"{a.runs} ({a.base_runs})" for a in found],
+            "IQM": [text(a.iqm) for a in found],
+            "IQM of base": [text(a.base_iqm) for a in found],
+            "P(compared > base)": [text(a.improvement, 2) for a in found],
+        }
+    )
+    marked = [a.improvement.excludes(0.5) for a in found]
     unit = ", %" if score.percent else ""
     footer = (
         f"{metric}{unit}: interquartile mean of every run of the tasks (cells) both sides have, and the "
@@ -332,6 +351,17 @@ def aggregate_markdown(found: list[Aggregate], metric: str, score: Score, level:
         f"over tasks (ties count half); [{100 * level:g}% stratified bootstrap percentile interval, "
         f"{stats.RESAMPLES} resamples, each task's runs resampled on their own]; bold: excludes 0.5"
     )
+    if kind == "latex":
+        bold = pd.DataFrame("", index=shown.index, columns=shown.columns)
+        bold.loc[marked, "P(compared > base)"] = "textbf: --rwrap;"
+        styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+        latex = styler.apply(lambda _: bold, axis=None).to_latex(hrules=True, column_format="llcc" + "c" * 3)
+        return latex.rstrip("\n") + f"\n% {footer}"
+    lines = ["| " + " | ".join(shown.columns) + " |", "| --- " * len(shown.columns) + "|"]
+    for (_, row), bold_row in zip(shown.iterrows(), marked):
+        cells = [str(v) for v in row]
+        cells[-1] = f"**{cells[-1]}**" if bold_row else cells[-1]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + footer
 
 
@@ -369,7 +399,11 @@ class Extras:
         if self.detect is not None and not self.detect > 0:
             raise ConfigError(f"--detect takes a difference > 0 (points for an accuracy), got {self.detect:g}")
 
-    def sections(self, frame: pd.DataFrame, counts: dict, table: Table, formatter, rows, cols) -> list[str]:
+    def sections(self, frame: pd.DataFrame, counts: dict, table: Table, kind: str, rows, cols) -> list[str]:
+        """The sections in format `kind` (markdown, latex, csv)."""
+        from benchmark.results import FORMATTERS
+
+        formatter = FORMATTERS[kind]
         score = check_metric(frame, table.metric)
         found = []
         differences = None
@@ -379,11 +413,12 @@ class Extras:
         if self.aggregate is not None:
             comparison = self.comparison or Comparison()
             found.append(
-                aggregate_markdown(
+                aggregate_text(
                     aggregates(frame, table.metric, comparison, self.aggregate, self.level),
                     table.metric,
                     score,
                     self.level,
+                    kind,
                 )
             )
         if self.detect is not None:

@@ -165,8 +165,12 @@ def test_table_command_adds_paired_aggregate_and_seeds_sections(sweep, capsys):
     assert "| GPS (pixel) vs plain SSL | all | 4 | 11 (12) |" in out
     assert "seeds needed to detect a difference of 1 points" in out
     assert (sweep / "profile-linear_acc.png").stat().st_size > 1000
-    assert main(["table", str(sweep), "--compare-axis", "aug=weak", "--format", "csv"]) == 0
-    assert "low,high,level" in capsys.readouterr().out
+    assert main(["table", str(sweep), "--compare-axis", "aug=weak", "--format", "csv", "--aggregate"]) == 0
+    out = capsys.readouterr().out
+    assert "low,high,level" in out and "compared,base,over,tasks,runs,base_runs,iqm,iqm_low,iqm_high" in out
+    assert main(["table", str(sweep), "--paired", "--format", "latex", "--aggregate"]) == 0
+    out = capsys.readouterr().out
+    assert "P(compared > base)" in out and "\\bottomrule" in out and "| ---" not in out
 
 
 @pytest.mark.parametrize(
