@@ -58,6 +58,10 @@ class Comparison:
     def title(self) -> str:
         return "GPS - plain twin" if self.axis is None else f"each {self.axis} - {self.axis}={self.base}"
 
+    @property
+    def sides_title(self) -> str:
+        return "GPS and plain SSL" if self.axis is None else f"each {self.axis} and {self.axis}={self.base}"
+
 
 @dataclass
 class Sides:
@@ -207,7 +211,7 @@ class SeedsTable(Table):
 
     def footer(self) -> str:
         shown = self.score.scaled(self.difference)
-        unit = " points" if self.score.percent else ""
+        unit = (" point" if shown == 1 else " points") if self.score.percent else ""
         how = (
             "a paired t test on the per-seed differences (their observed std)"
             if self.paired

@@ -350,7 +350,7 @@ def performance_profile(
     ax.set_xlabel(f"{_ylabel(metric)} threshold tau")
     ax.set_ylabel("fraction of runs scoring above tau")
     band = f"{100 * (level or 0.95):g}% stratified bootstrap band"
-    ax.set_title(f"performance profile, {comparison.title} ({band})", fontsize=9)
+    ax.set_title(f"performance profile of {comparison.sides_title} ({band})", fontsize=9)
     ax.legend(fontsize=7)
     return _save(fig, out)
 

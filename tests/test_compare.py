@@ -163,7 +163,7 @@ def test_table_command_adds_paired_aggregate_and_seeds_sections(sweep, capsys):
     out = capsys.readouterr().out
     assert "91.00 [" in out and "**+2.00 [+1.75, +2.25]**" in out
     assert "| GPS (pixel) vs plain SSL | all | 4 | 11 (12) |" in out
-    assert "seeds needed to detect a difference of 1 points" in out
+    assert "seeds needed to detect a difference of 1 point in" in out
     assert (sweep / "profile-linear_acc.png").stat().st_size > 1000
     assert main(["table", str(sweep), "--compare-axis", "aug=weak", "--format", "csv", "--aggregate"]) == 0
     out = capsys.readouterr().out
