@@ -25,7 +25,7 @@ from benchmark.data.identity import content_fingerprint
 from benchmark.data.normalization import reference_normalization
 from benchmark.errors import ConfigError, Problem, Problems, choice_error, shown
 from benchmark.methods import METHODS, SOURCES, Recipe, resolve_method_params
-from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES
+from benchmark.neighbors import INDEXES, METRICS, SAMPLING_RULES, check_sampling, resolved_sampling_args
 from benchmark.online import classifier_lr
 from benchmark.optim import OPTIMIZERS, resolve_optim
 from benchmark.params import coerce, type_hints
@@ -36,7 +36,7 @@ from benchmark.yamllimits import load_bounded
 
 PRECISIONS = ("auto", "bf16", "fp32")
 WANDB_MODES = ("online", "offline", "disabled")
-ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args")
+ARGS_BLOCKS = ("method_args", "aug_args", "prior_args", "optimizer_args", "sampling_args")
 
 
 IDENTITY = "identity"  # field metadata: True if the field enters run_id (experiment), False if not (execution)
@@ -105,6 +105,8 @@ class RunConfig:
     # `second` (the plain twin's second pipeline, every GPS run before this key); benchmark/augment.py
     neighbour_view: str = experiment("first", gps_only=True, new_key=True, legacy="second")
     sampling: str = experiment("knn-uniform", gps_only=True)  # a rule of neighbors.SAMPLING_RULES
+    # the rule's own settings (kmeans-cluster: clusters, pool; hops: hops; benchmark/neighbors/graph_rules.py)
+    sampling_args: dict = experiment(default_factory=dict, gps_only=True, new_key=True)
     include_self: bool = experiment(False, gps_only=True)  # x itself is one more candidate (rules that draw)
     # rules with a radius: the ball radius; None = adaptive (mean distance to tau_neighbors)
     tau: float | None = experiment(None, gps_only=True)
@@ -242,8 +244,8 @@ class RunConfig:
         check(lambda: SAMPLING_RULES.get(self.sampling))
         if self.neighbour_view not in NEIGHBOUR_VIEWS:
             problems.append(choice_error("neighbour_view", self.neighbour_view, NEIGHBOUR_VIEWS))
-        if self.neighbour_view not in NEIGHBOUR_VIEWS:
-            problems.append(choice_error("neighbour_view", self.neighbour_view, NEIGHBOUR_VIEWS))
+        if self.sampling in SAMPLING_RULES:
+            check(lambda: check_sampling(self))
         check(lambda: METRICS.get(self.metric))
         check(lambda: INDEXES.get(self.knn_index))
         check(self.check_positives)
@@ -342,6 +344,7 @@ class RunConfig:
         """Result fields with every default made explicit (method parameters, optimiser recipe)."""
         values = self.result_fields()
         values["method_args"] = dataclasses.asdict(resolve_method_params(self.method, self.method_args))
+        values["sampling_args"] = resolved_sampling_args(self.sampling, self.sampling_args)
         if not self.is_gps:  # plain SSL: the neighbour settings change nothing, so they do not enter run_id
             for f in fields(self):
                 if f.metadata.get(GPS_ONLY):
@@ -352,7 +355,8 @@ class RunConfig:
         if "neighbour_view" in values and not self._views_differ():  # one pipeline: the choice changes nothing
             values.pop("neighbour_view")
         for f in fields(self):
-            legacy = f.metadata.get(LEGACY, f.default)
+            default = f.default_factory() if callable(f.default_factory) else f.default  # {} for a dict field
+            legacy = f.metadata.get(LEGACY, default)
             if f.metadata.get(NEW_KEY) and f.name in values and values[f.name] == legacy:
                 values.pop(f.name)
         values.update(resolve_optim(self, self.recipe))

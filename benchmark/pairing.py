@@ -18,9 +18,11 @@ from benchmark.neighbors import (
     IdentitySampler,
     NeighborTable,
     PairSampler,
+    candidate_report,
     neighbor_table,
     prior_nn_agreement,
     rule_sampler,
+    sampling_args,
 )
 from benchmark.priors import PriorContext, build_prior, prior_embeddings
 from benchmark.rundir import default_results_dir
@@ -55,6 +57,10 @@ def build_sampler(
     rule = SAMPLING_RULES.get(config.sampling)
     width = max(config.k, config.tau_neighbors if rule.needs_radius else 0)  # adaptive tau reads m columns
     n_images = len(data.pretrain)  # the table covers every image pretraining sees
+    if width < n_images:  # a rule that reads a wider pool (k-means clusters) reads at most every other image
+        width = max(
+            width, min(rule.columns(config.k, sampling_args(config.sampling, config.sampling_args)), n_images - 1)
+        )
     if width >= n_images:
         asked = f"k={config.k}" + (f" (tau_neighbors={config.tau_neighbors})" if width > config.k else "")
         raise ConfigError(
@@ -64,7 +70,7 @@ def build_sampler(
     cache_root = Path(cache_root or Path(config.data_dir or default_data_dir()) / "cache")
     embedding = prior_embeddings(prior, config.prior, data, cache_root, device)
     table = neighbor_table(embedding.vectors, embedding.key, width, config.metric, config.knn_index, cache_root, device)
-    sampler, tau = rule_sampler(config, table.index, table.dist, device)
+    sampler, tau = rule_sampler(config, table.index, table.dist, device, embedding.vectors)
     agreement = prior_nn_agreement(table.index, data.pretrain.labels, config.k)
     report = {
         "prior": config.prior,
@@ -77,5 +83,6 @@ def build_sampler(
         "table_method": table.method,
         "table_recall": table.recall,
         "tau": tau,
+        **candidate_report(sampler, data.pretrain.labels),
     }
     return GPSSetup(sampler, agreement, report, table)

@@ -37,6 +37,20 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def spread(std, n, level: float | None):
+    """An error bar: the std over seeds, or with `level` the half-width of the t interval of the mean
+    (the numbers `gpsbench table --ci` prints); 0 below two seeds."""
+    if level is None:
+        return np.nan_to_num(np.asarray(std, dtype=float))
+    from benchmark.stats import t_half_width
+
+    return np.nan_to_num(t_half_width(std, n, level))
+
+
+def _bar_name(level: float | None) -> str:
+    return "std over seeds" if level is None else f"{100 * level:g}% t interval"
+
+
 def _ylabel(metric: str) -> str:
     return f"{metric} (%)" if score(metric).percent else metric
 
@@ -73,8 +87,9 @@ def _labelled(frame: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> pd.DataFr
     return frame.assign(_order=order).sort_values(["gps", "variant", "_order"], kind="stable")
 
 
-def bars(frame: pd.DataFrame, metric: str, out: Path) -> Path:
-    """Per dataset: groups = method; bars = (plain | GPS prior) x (weak | strong); error bars = std."""
+def bars(frame: pd.DataFrame, metric: str, out: Path, level: float | None = None) -> Path:
+    """Per dataset: groups = method; bars = (plain | GPS prior) x (weak | strong); error bars = std
+    (with `level`: the t interval)."""
     if frame.empty:
         raise NoData("no bar plot: no run is done")
     frame = with_variants(frame)
@@ -83,7 +98,12 @@ def bars(frame: pd.DataFrame, metric: str, out: Path) -> Path:
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         data = frame[frame["dataset"] == dataset]
-        stats = data.groupby(["method", "prior_label", "aug"], sort=False)[metric].agg(["mean", "std"]).reset_index()
+        stats = (
+            data.groupby(["method", "prior_label", "aug"], sort=False)[metric]
+            .agg(["mean", "std", "count"])
+            .reset_index()
+        )
+        stats["bar"] = spread(stats["std"], stats["count"], level)
         names = method_names()
         methods = _methods(stats)
         series = sorted(
@@ -95,22 +115,26 @@ def bars(frame: pd.DataFrame, metric: str, out: Path) -> Path:
             part = stats[(stats["prior_label"] == prior) & (stats["aug"] == aug)].set_index("method")
             xs = [i + j * width for i, m in enumerate(methods) if m in part.index]
             ys = [scale(part.at[m, "mean"]) for m in methods if m in part.index]
-            err = [scale(part.at[m, "std"] if pd.notna(part.at[m, "std"]) else 0) for m in methods if m in part.index]
+            err = [scale(part.at[m, "bar"]) for m in methods if m in part.index]
             label = ("plain" if prior in (None, "none") else f"GPS ({prior})") + f", {aug}"
             ax.bar(xs, ys, width, yerr=err, capsize=2, label=label, hatch="" if prior in (None, "none") else "//")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))], [names.get(m, m) for m in methods])
         ax.set_ylabel(_ylabel(metric))
-        ax.set_title(f"{dataset}: weak vs strong DA, plain vs GPS")
+        ax.set_title(f"{dataset}: weak vs strong DA, plain vs GPS (bars: {_bar_name(level)})", fontsize=9)
         if score(metric).percent:
             ax.set_ylim(max(0, scale(stats["mean"].min()) - 10), 100)
         ax.legend(fontsize=7)
     return _save(fig, out)
 
 
-def gains(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+def gains(frame: pd.DataFrame, metric: str, level: float | None = None) -> pd.DataFrame:
     """Per dataset, method, augmentation and GPS variant: `gain`, its mean minus plain SSL's at the same
     method and augmentation (points for an accuracy), and `error`, the standard error of that
-    difference over seeds (sqrt(s_gps^2 / n_gps + s_plain^2 / n_plain))."""
+    difference over seeds (sqrt(s_gps^2 / n_gps + s_plain^2 / n_plain)); with `level`, `gain` is the
+    mean per-seed difference from the plain twin and `error` its paired t interval's half-width (the
+    numbers of `gpsbench table --paired`)."""
+    if level is not None:
+        return _paired_gains(frame, metric, level)
     frame = with_variants(frame)
     keys = ["dataset", "method", "aug"]
     stats = frame.groupby(keys + ["gps", "variant"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
@@ -125,9 +149,27 @@ def gains(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table[keys + ["variant", "gain", "error"]]
 
 
-def gps_gain(frame: pd.DataFrame, metric: str, out: Path) -> Path:
+def _paired_gains(frame: pd.DataFrame, metric: str, level: float) -> pd.DataFrame:
+    from benchmark.compare import Comparison, twins
+    from benchmark.errors import ConfigError
+
+    try:
+        paired = twins(frame, metric, Comparison())
+    except ConfigError as why:
+        raise NoData(f"no GPS gain plot: {why}") from None
+    if paired.empty:
+        raise NoData(f"no GPS gain plot: no GPS run has a plain twin of the same seed for {metric}")
+    keys = ["dataset", "method", "aug", "variant"]
+    table = paired.groupby(keys, sort=False)["difference"].agg(["mean", "std", "count"]).reset_index()
+    scale = score(metric).scaled
+    return table.assign(gain=scale(table["mean"]), error=scale(spread(table["std"], table["count"], level)))[
+        keys[:3] + ["variant", "gain", "error"]
+    ]
+
+
+def gps_gain(frame: pd.DataFrame, metric: str, out: Path, level: float | None = None) -> Path:
     """Per dataset, x = augmentation strength (weak to strong), one bar per GPS variant: `gains`."""
-    table = gains(frame, metric)
+    table = gains(frame, metric, level)
     datasets = list(dict.fromkeys(table["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(max(5, 1.6 * table["aug"].nunique() + 3) * len(datasets), 4))
     for ax, dataset in zip(np.atleast_1d(axes), datasets):
@@ -145,7 +187,8 @@ def gps_gain(frame: pd.DataFrame, metric: str, out: Path) -> Path:
         ax.set_xlabel("augmentation (weak to strong)")
         unit = "points" if score(metric).percent else metric
         ax.set_ylabel(f"GPS - plain SSL, {metric} ({unit})")
-        ax.set_title(f"{dataset}: GPS gain over plain SSL")
+        what = "standard error" if level is None else f"paired {100 * level:g}% t interval"
+        ax.set_title(f"{dataset}: GPS gain over plain SSL (bars: {what})", fontsize=9)
         ax.legend(fontsize=7)
     return _save(fig, out)
 
@@ -160,18 +203,18 @@ def hyperparameters(frame: pd.DataFrame) -> list[str]:
     return [p for p in swept(frame) if pd.to_numeric(frame[f"axis_{p}"], errors="coerce").notna().all()]
 
 
-def versus(frame: pd.DataFrame, metric: str, param: str) -> pd.DataFrame:
+def versus(frame: pd.DataFrame, metric: str, param: str, level: float | None = None) -> pd.DataFrame:
     """Per line (variant, and the other axes that vary) and value of `param`: the metric's mean and
-    std over seeds (scaled: percent for an accuracy)."""
+    std over seeds (with `level`: the t interval's half-width) (scaled: percent for an accuracy)."""
     data = _labelled(frame, leave_out=(param,))
     data[param] = pd.to_numeric(data[f"axis_{param}"])
-    stats = data.groupby(["line", param], sort=False)[metric].agg(["mean", "std"]).reset_index()
+    stats = data.groupby(["line", param], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
     scale = score(metric).scaled
-    stats = stats.assign(mean=scale(stats["mean"]), std=scale(stats["std"].fillna(0)))
+    stats = stats.assign(mean=scale(stats["mean"]), std=scale(spread(stats["std"], stats["count"], level)))
     return stats.sort_values(param, kind="stable")  # lines keep their order (plain first, weak to strong)
 
 
-def versus_hyperparameter(frame: pd.DataFrame, metric: str, out: Path) -> Path:
+def versus_hyperparameter(frame: pd.DataFrame, metric: str, out: Path, level: float | None = None) -> Path:
     """One panel per swept hyperparameter (a grid axis such as lr, k or method_args.temperature): the
     metric (mean, error bar = std over seeds) against its value, one line per variant; log x when the
     values span a factor of 10 or more."""
@@ -180,7 +223,7 @@ def versus_hyperparameter(frame: pd.DataFrame, metric: str, out: Path) -> Path:
         raise NoData(f"no {metric} vs hyperparameter plot: the sweep varies no numeric axis besides the seed")
     fig, axes = plt.subplots(1, len(params), figsize=(5.5 * len(params), 4), squeeze=False)
     for ax, param in zip(axes[0], params):
-        stats = versus(frame, metric, param)
+        stats = versus(frame, metric, param, level)
         for line, group in stats.groupby("line", sort=False):
             ax.errorbar(group[param], group["mean"], yerr=group["std"], marker="o", capsize=2, label=line)
         values = stats[param]
@@ -188,23 +231,27 @@ def versus_hyperparameter(frame: pd.DataFrame, metric: str, out: Path) -> Path:
             ax.set_xscale("log")
         ax.set_xlabel(param)
         ax.set_ylabel(_ylabel(metric))
-        ax.set_title(f"{metric} vs {param}")
+        ax.set_title(f"{metric} vs {param} (bars: {_bar_name(level)})", fontsize=9)
         ax.legend(fontsize=7)
     return _save(fig, out)
 
 
-def curves(epochs: pd.DataFrame, key: str) -> pd.DataFrame:
+def curves(epochs: pd.DataFrame, key: str, level: float | None = None) -> pd.DataFrame:
     """Per method, line (variant and the axes that vary, the seed aside) and epoch: the mean of `key`
-    over seeds, its std (the band) and the number of seeds (scaled: percent for an accuracy)."""
+    over seeds, its std (the band; with `level`, the t interval's half-width) and the number of seeds
+    (scaled: percent for an accuracy)."""
     data = _labelled(epochs.dropna(subset=[key]))
     stats = data.groupby(["method", "line", "epoch"], sort=False)[key].agg(["mean", "std", "count"]).reset_index()
     scale = score(key).scaled
-    return stats.assign(mean=scale(stats["mean"]), std=scale(stats["std"].fillna(0)))
+    return stats.assign(mean=scale(stats["mean"]), std=scale(spread(stats["std"], stats["count"], level)))
 
 
-def _per_method(epochs: pd.DataFrame, key: str, ylabel: str, title: str, out: Path, sharey: bool) -> Path:
-    """One panel per method: `key` per epoch, one line per variant (mean over seeds, band = ± std)."""
-    stats = curves(epochs, key)
+def _per_method(
+    epochs: pd.DataFrame, key: str, ylabel: str, title: str, out: Path, sharey: bool, level: float | None = None
+) -> Path:
+    """One panel per method: `key` per epoch, one line per variant (mean over seeds, band = ± std or
+    the t interval)."""
+    stats = curves(epochs, key, level)
     methods = _methods(stats)
     names = method_names()
     fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 3.8), squeeze=False, sharey=sharey)
@@ -222,20 +269,20 @@ def _per_method(epochs: pd.DataFrame, key: str, ylabel: str, title: str, out: Pa
     return _save(fig, out)
 
 
-def learning_curves(epochs: pd.DataFrame, out: Path, key: str = "val_knn_acc") -> Path:
+def learning_curves(epochs: pd.DataFrame, out: Path, key: str = "val_knn_acc", level: float | None = None) -> Path:
     """Validation kNN accuracy during training (metrics.jsonl every `eval_every` epochs), one panel per
     method, the seeds as a band."""
     if key not in epochs or epochs[key].isna().all():
         raise NoData(f"no learning-curve plot: metrics.jsonl holds no {key} (set eval_every in the sweep's fixed keys)")
-    return _per_method(epochs, key, _ylabel(key), "validation kNN", out, sharey=True)
+    return _per_method(epochs, key, _ylabel(key), "validation kNN", out, sharey=True, level=level)
 
 
-def losses(epochs: pd.DataFrame, out: Path) -> Path:
+def losses(epochs: pd.DataFrame, out: Path, level: float | None = None) -> Path:
     """The training loss per epoch, one panel per method (losses of different methods do not share a
     scale), the seeds as a band."""
     if "loss" not in epochs or epochs["loss"].isna().all():
         raise NoData("no loss plot: no run has written metrics.jsonl yet")
-    return _per_method(epochs, "loss", "training loss", "training loss", out, sharey=False)
+    return _per_method(epochs, "loss", "training loss", "training loss", out, sharey=False, level=level)
 
 
 def agreement(frame: pd.DataFrame, metric: str, out: Path) -> Path:
@@ -260,18 +307,18 @@ def agreement(frame: pd.DataFrame, metric: str, out: Path) -> Path:
     return _save(fig, out)
 
 
-def accuracy_vs_k(frame: pd.DataFrame, metric: str, out: Path) -> Path:
+def accuracy_vs_k(frame: pd.DataFrame, metric: str, out: Path, level: float | None = None) -> Path:
     if "k" not in frame or frame.loc[frame["k"] > 0, "k"].nunique() < 2:
         raise NoData("no accuracy vs k plot: the GPS runs share one k")
     gps = frame[frame["k"] > 0]
     scale = score(metric).scaled
     fig, ax = plt.subplots(figsize=(5, 4))
     for (method, prior, aug), group in gps.groupby(["method", "prior_label", "aug"]):
-        stats = group.groupby("k")[metric].agg(["mean", "std"]).reset_index()
+        stats = group.groupby("k")[metric].agg(["mean", "std", "count"]).reset_index()
         ax.errorbar(
             stats["k"],
             scale(stats["mean"]),
-            yerr=scale(stats["std"].fillna(0)),
+            yerr=scale(spread(stats["std"], stats["count"], level)),
             marker="o",
             capsize=2,
             label=f"{variant(method, prior)}, {aug}",
@@ -282,20 +329,50 @@ def accuracy_vs_k(frame: pd.DataFrame, metric: str, out: Path) -> Path:
     return _save(fig, out)
 
 
-def write_plots(sweep_dir: Path, metric: str) -> tuple[list[Path], list[str]]:
-    """Every plot of the sweep folder (from `load`), and a one-line note for each it has no data for."""
+def performance_profile(
+    frame: pd.DataFrame, metric: str, out: Path, comparison=None, level: float | None = None
+) -> Path:
+    """The performance profile of each side of a comparison (GPS against plain by default): the
+    fraction of runs scoring above each threshold, averaged over the cells both sides have, with
+    its stratified bootstrap band (benchmark/compare.py's `profiles`)."""
+    from benchmark.compare import Comparison, profiles
+    from benchmark.errors import ConfigError
+
+    comparison = comparison or Comparison()
+    try:
+        curves = profiles(frame, metric, comparison, level)
+    except ConfigError as why:
+        raise NoData(f"no performance profile: {why}") from None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (taus, value, low, high) in curves.items():
+        (drawn,) = ax.plot(taus, value, label=name)
+        ax.fill_between(taus, low, high, color=drawn.get_color(), alpha=0.2)
+    ax.set_xlabel(f"{_ylabel(metric)} threshold tau")
+    ax.set_ylabel("fraction of runs scoring above tau")
+    band = f"{100 * (level or 0.95):g}% stratified bootstrap band"
+    ax.set_title(f"performance profile of {comparison.sides_title} ({band})", fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def write_plots(
+    sweep_dir: Path, metric: str, level: float | None = None, comparison=None
+) -> tuple[list[Path], list[str]]:
+    """Every plot of the sweep folder (from `load`), and a one-line note for each it has no data for;
+    `level`: error bars are t intervals instead of stds; `comparison`: the profile's sides."""
     sweep_dir = Path(sweep_dir)
     runs = load(sweep_dir)
     done = runs[runs["state"] == RunState.DONE]
     epochs = load(sweep_dir, metrics=True)
     plots: list[Callable[[], Path]] = [
-        lambda: bars(done, metric, sweep_dir / f"bars-{metric}.png"),
-        lambda: gps_gain(done, metric, sweep_dir / f"gain-{metric}.png"),
-        lambda: versus_hyperparameter(done, metric, sweep_dir / f"hyper-{metric}.png"),
-        lambda: learning_curves(epochs, sweep_dir / "learning-curves.png"),
-        lambda: losses(epochs, sweep_dir / "losses.png"),
+        lambda: bars(done, metric, sweep_dir / f"bars-{metric}.png", level),
+        lambda: gps_gain(done, metric, sweep_dir / f"gain-{metric}.png", level),
+        lambda: versus_hyperparameter(done, metric, sweep_dir / f"hyper-{metric}.png", level),
+        lambda: learning_curves(epochs, sweep_dir / "learning-curves.png", level=level),
+        lambda: losses(epochs, sweep_dir / "losses.png", level),
         lambda: agreement(done, metric, sweep_dir / f"agreement-{metric}.png"),
-        lambda: accuracy_vs_k(done, metric, sweep_dir / f"k-{metric}.png"),
+        lambda: accuracy_vs_k(done, metric, sweep_dir / f"k-{metric}.png", level),
+        lambda: performance_profile(done, metric, sweep_dir / f"profile-{metric}.png", comparison, level),
     ]
     made, notes = [], []
     for plot in plots:

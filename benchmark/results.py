@@ -108,17 +108,31 @@ class Table:
     upper_bounds: set = field(default_factory=set)  # rows with runs whose prior uses labels: never the best
     col_axes: list[str] = field(default_factory=list)  # the axes a column label joins (LaTeX: one header row each)
     headers: dict = field(default_factory=dict)  # column label -> its axes' values, ("cifar10", "weak")
+    level: float | None = None  # a t interval of this level in place of ± std (benchmark/stats.py)
 
     @property
     def score(self) -> Score:
         return score(self.metric)
+
+    def bounds(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The t interval of each cell's mean at `level` (NaN below two seeds)."""
+        from benchmark.stats import LEVEL, t_half_width
+
+        half = t_half_width(self.std, self.n, LEVEL if self.level is None else self.level)
+        return self.mean - half, self.mean + half
 
     def cell(self, row, col) -> str:
         n = self.n.at[row, col]
         if pd.isna(n) or n == 0:
             return MISSING
         mean, std = self.score.text(self.mean.at[row, col]), self.score.text(self.std.at[row, col])
-        text = mean if n < 2 else f"{mean} ± {std}"
+        if n < 2:
+            text = mean
+        elif self.level is not None:
+            low, high = (bound.at[row, col] for bound in self.bounds())
+            text = f"{mean} [{self.score.text(low)}, {self.score.text(high)}]"
+        else:
+            text = f"{mean} ± {std}"
         return text + (f" (n={int(n)})" if n < self.planned_seeds else "")
 
     def best(self) -> dict:
@@ -138,8 +152,9 @@ class Table:
         split = (
             f"; rows also split by {', '.join(self.split_by)} (grid axes other than the seed)" if self.split_by else ""
         )
+        spread = "± std" if self.level is None else f"[{100 * self.level:g}% t interval of the mean]"
         seeds = (
-            f"mean ± std over seeds; n where below {self.planned_seeds}"
+            f"mean {spread} over seeds; n where below {self.planned_seeds}"
             if self.planned_seeds > 1
             else "one seed per cell; no std"
         )
@@ -166,6 +181,7 @@ def build_table(
     metric: str = "linear_acc",
     rows: list[str] | None = None,
     cols: list[str] | None = None,
+    level: float | None = None,
 ) -> Table:
     if frame.empty:
         raise ConfigError("no done runs to tabulate (see `gpsbench status`)")
@@ -198,6 +214,7 @@ def build_table(
         set(frame.loc[frame["uses_labels"], "_row"]),
         cols,
         headers,
+        level,
     )
 
 
@@ -285,6 +302,9 @@ def to_csv(table: Table) -> str:
             "n": table.n.to_numpy().ravel(),
         }
     )
+    if table.level is not None:  # the interval shown in place of the std
+        low, high = table.bounds()
+        long["low"], long["high"], long["level"] = low.to_numpy().ravel(), high.to_numpy().ravel(), table.level
     return long.to_csv(index=False)
 
 

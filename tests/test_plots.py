@@ -109,6 +109,18 @@ def test_write_plots_writes_every_plot_the_sweep_has_data_for(sweep):
         "hyper-linear_acc.png",
         "learning-curves.png",
         "losses.png",
+        "profile-linear_acc.png",
     ]
     assert notes == ["no accuracy vs k plot: the GPS runs share one k"]
     assert all(is_figure(path) for path in made)
+
+
+def test_error_bars_are_t_intervals_with_a_level(sweep):
+    """With a level the plots draw the t interval's half-width of `gpsbench table --ci`, and the gain
+    plot the paired interval of `--paired` (two seeds: t_{0.975, 1} = 12.706 x std / sqrt 2)."""
+    runs = load(sweep)
+    plain = versus(runs, "linear_acc", "lr")
+    wide = versus(runs, "linear_acc", "lr", level=0.95)
+    assert wide["std"].to_numpy() == pytest.approx(12.706205 * plain["std"].to_numpy() / 2**0.5, rel=1e-5)
+    paired = gains(runs, "linear_acc", level=0.95)  # every seed pair differs by the same: no spread
+    assert paired["gain"].tolist() == pytest.approx([5.0, -1.0] * 2) and paired["error"].abs().max() < 1e-9

@@ -89,6 +89,7 @@ IDENTITY_FIELDS = {
     "prior_args",
     "k",
     "sampling",
+    "sampling_args",  # added later: {} (every rule without settings) leaves run_id out (NEW_KEYS)
     "include_self",
     "tau",
     "tau_neighbors",
@@ -118,6 +119,7 @@ GPS_ONLY_FIELDS = {
     "prior_args",
     "neighbour_view",
     "sampling",
+    "sampling_args",  # added later: {} (every rule without settings) leaves run_id out (NEW_KEYS)
     "include_self",
     "tau",
     "tau_neighbors",
@@ -127,7 +129,15 @@ GPS_ONLY_FIELDS = {
     "refresh_from",
 }
 # added after the ids above: in run_id only when not at their default
-NEW_KEYS = {"refresh_every", "refresh_from", "positives", "neighbour_view", "online_linear", "classifier_lr"}
+NEW_KEYS = {
+    "refresh_every",
+    "refresh_from",
+    "positives",
+    "sampling_args",
+    "neighbour_view",
+    "online_linear",
+    "classifier_lr",
+}
 
 
 @pytest.mark.parametrize("values, run_id", PINNED)
@@ -170,6 +180,13 @@ def test_fixed_normalisation_changes_the_ids_of_the_data_sets_that_have_it():
     cifar = RunConfig.from_dict({"dataset": "cifar10"})
     assert "normalization" not in cifar.resolved()  # config.json stays loadable with --config
     assert cifar.run_id != RunConfig.from_dict({"dataset": "cifar100"}).run_id
+
+
+def test_rule_settings_enter_run_id_with_their_defaults_made_explicit():
+    hops = {"prior": "pixel", "k": 5, "sampling": "hops"}
+    assert RunConfig.from_dict(hops).resolved()["sampling_args"] == {"hops": 1}
+    assert RunConfig.from_dict(hops).run_id == RunConfig.from_dict({**hops, "sampling_args": {"hops": 1}}).run_id
+    assert RunConfig.from_dict(hops).run_id != RunConfig.from_dict({**hops, "sampling_args": {"hops": 2}}).run_id
 
 
 def test_data_path_enters_run_id_by_its_content(tmp_path):

@@ -14,7 +14,7 @@ from docs_tables import names, table
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
-from benchmark.neighbors import SAMPLING_RULES
+from benchmark.neighbors import SAMPLING_RULES, sampling_args
 from benchmark.pairing import build_sampler
 from benchmark.priors import PRIORS
 from benchmark.priors.simple import PixelPrior
@@ -78,13 +78,27 @@ def test_a_plain_prior_takes_no_k(monkeypatch):
     assert variant("simclr", "pixel", 5) == "SimCLR"
 
 
+REQUIRED_SETTINGS = {"kmeans-cluster": {"clusters": 4}}  # rules whose settings have no default
+
+
 @pytest.mark.parametrize("rule", SAMPLING_RULES.names())
 def test_a_rule_that_needs_a_radius_gets_tau_and_its_neighbour_columns(rule, tmp_path, one_thread):
     data = load_dataset("synthetic", data_dir=tmp_path / "data")
+    settings = REQUIRED_SETTINGS.get(rule, {})
     config = RunConfig.from_dict(
-        {"dataset": "synthetic", "prior": "pixel", "k": 2, "tau_neighbors": 7, "sampling": rule}
+        {
+            "dataset": "synthetic",
+            "prior": "pixel",
+            "k": 2,
+            "tau_neighbors": 7,
+            "sampling": rule,
+            "sampling_args": settings,
+        }
     )
     setup = build_sampler(config, data, CPU, cache_root=tmp_path, results_dir=tmp_path)
-    radius = SAMPLING_RULES.get(rule).needs_radius
-    assert (setup.report["tau"] is not None) == radius
-    assert [p.stem.rsplit("-", 1)[1] for p in (tmp_path / "neighbors").glob("*.npz")] == ["K7" if radius else "K2"]
+    found = SAMPLING_RULES.get(rule)
+    assert (setup.report["tau"] is not None) == found.needs_radius
+    # the table holds the columns the rule reads: k, tau_neighbors for a radius, a wider pool (at most N - 1)
+    wanted = min(found.columns(2, sampling_args(rule, settings)), len(data.pretrain) - 1)
+    wanted = max(wanted, 7 if found.needs_radius else 2)
+    assert [p.stem.rsplit("-", 1)[1] for p in (tmp_path / "neighbors").glob("*.npz")] == [f"K{wanted}"]

@@ -23,6 +23,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         overrides=tuple(args.assignments),
         dry_run=args.dry_run,
         retry_failed=args.retry_failed,
+        seeds_until_width=args.seeds_until_width,
     )
     return run_sweep(request)
 
@@ -119,6 +120,12 @@ def add_sweep(commands: Commands) -> None:
     )
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and its cost; start nothing")
     sweep.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    sweep.add_argument(
+        "--seeds-until-width",
+        type=float,
+        metavar="W",
+        help="add seeds to each cell until its 95%% t interval (seeds_until in the sweep file) is at most W wide",
+    )
     sweep.add_argument("--results-dir", help="results root (default: $GPSBENCH_RESULTS or ./results)")
     sweep.add_argument(
         "--set",

@@ -29,15 +29,26 @@ def cmd_table(args: argparse.Namespace) -> int:
     if args.kind == "priors":
         text = prior_table(frame, args.metric)
     else:
-        table = build_table(frame, counts, args.metric, split(args.rows), split(args.cols))
-        text = FORMATTERS[args.format](table)
+        from benchmark.compare import Comparison, Extras
+
+        extras = Extras(
+            Comparison.parse(args.compare_axis) if args.paired or args.compare_axis else None,
+            split(args.aggregate) or [] if args.aggregate is not None else None,
+            args.detect,
+            args.ci,
+        )
+        rows, cols = split(args.rows), split(args.cols)
+        table = build_table(frame, counts, args.metric, rows, cols, level=args.ci)
+        text = "\n\n".join(
+            [FORMATTERS[args.format](table)] + extras.sections(frame, counts, table, args.format, rows, cols)
+        )
         if args.save:
             from benchmark.plots import write_plots
 
             for fmt, suffix in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
                 (folder / f"table-{args.metric}.{suffix}").write_text(FORMATTERS[fmt](table) + "\n")
             written = [folder / f"table-{args.metric}.{s}" for s in ("md", "tex", "csv")]
-            plots, notes = write_plots(folder, args.metric)
+            plots, notes = write_plots(folder, args.metric, level=args.ci, comparison=extras.comparison)
             print("wrote " + ", ".join(str(p) for p in written + plots), file=sys.stderr)
             for note in notes:
                 print(f"gpsbench: note: {note}", file=sys.stderr)
@@ -75,6 +86,7 @@ def add_table(commands: Commands) -> None:
         help="priors: prior x dataset with prior_nn_agreement and the gain of GPS over plain SSL",
     )
     table.add_argument("--compare", choices=("paper",), help="add the paper's published numbers beside ours")
+    add_comparison_options(table)
     table.add_argument("--out", help="write the table to this file instead of printing it")
     table.add_argument(
         "--save",
@@ -87,3 +99,39 @@ def add_table(commands: Commands) -> None:
         help="also tabulate runs of an earlier plan of this sweep, in rows of their own (plan=earlier)",
     )
     table.set_defaults(func=cmd_table)
+
+
+def add_comparison_options(table) -> None:
+    """table's options that compare: intervals, paired differences, aggregates, seeds needed."""
+    table.add_argument(
+        "--ci",
+        nargs="?",
+        type=float,
+        const=0.95,
+        metavar="LEVEL",
+        help="t intervals of the mean over seeds (default 0.95) in place of ± std, also as the plots' error bars",
+    )
+    table.add_argument(
+        "--paired",
+        action="store_true",
+        help="add each GPS cell minus its plain twin, paired by seed, with its t interval (bold: excludes zero)",
+    )
+    table.add_argument(
+        "--compare-axis",
+        metavar="AXIS=BASE",
+        help="paired differences of each value of a grid axis against BASE instead (prior=none, positives=1)",
+    )
+    table.add_argument(
+        "--aggregate",
+        nargs="?",
+        const="",
+        metavar="AXES",
+        help="interquartile mean and probability of improvement over cells, with stratified bootstrap "
+        "intervals (of --compare-axis, else GPS vs plain); AXES (comma-separated) are kept apart",
+    )
+    table.add_argument(
+        "--detect",
+        type=float,
+        metavar="D",
+        help="add the seeds needed to detect a difference of D (points for an accuracy) with power 0.8",
+    )

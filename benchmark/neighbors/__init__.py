@@ -6,6 +6,7 @@ paired with its rule, is built above this package (benchmark/pairing.py). The na
 package's interface.
 """
 
+from benchmark.neighbors.graph_rules import candidate_report  # (and registers kmeans-cluster, louvain-community, hops)
 from benchmark.neighbors.samplers import (
     SAMPLING_RULES,
     BallSampler,
@@ -17,8 +18,11 @@ from benchmark.neighbors.samplers import (
     SamplerBuilder,
     SamplingChoice,
     SamplingRule,
+    check_sampling,
     distinct_columns,
+    resolved_sampling_args,
     rule_sampler,
+    sampling_args,
     sampling_rule,
 )
 from benchmark.neighbors.search import (
@@ -58,13 +62,17 @@ __all__ = [
     "SamplingRule",
     "adaptive_tau",
     "build_table",
+    "candidate_report",
+    "check_sampling",
     "distinct_columns",
     "faiss_exact",
     "faiss_hnsw",
     "neighbor_table",
     "prior_nn_agreement",
     "recall_at_k",
+    "resolved_sampling_args",
     "rule_sampler",
+    "sampling_args",
     "sampling_rule",
     "search_kind",
     "torch_exact",

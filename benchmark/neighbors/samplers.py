@@ -9,7 +9,7 @@ so the training step never waits on the host. A sampling rule is one function re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -54,13 +54,20 @@ class KnnUniformSampler:
         drawn = self.table[anchors[:, None], column.clamp(max=self.k - 1)]
         return torch.where(column == self.k, anchors[:, None], drawn) if self.include_self else drawn
 
+    def candidate_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """(every anchor's candidates, flat; their count per anchor), for `graph_rules.candidate_report`."""
+        table = self.table.cpu().numpy()
+        if self.include_self:
+            table = np.concatenate([table, np.arange(len(table))[:, None]], axis=1)
+        return table.ravel(), np.full(len(table), table.shape[1])
+
 
 class BallSampler:
     """`radius`: x' uniform among the neighbours within distance tau (of the k nearest); x itself
     when none is (and as one more candidate with include_self)."""
 
     def __init__(self, table: torch.Tensor, within: torch.Tensor, include_self: bool = False):
-        self.table = table.long()
+        self.table, self.within = table.long(), within
         self.cumulative = within.long().cumsum(dim=1)
         self.inside = within.sum(dim=1)
         self.include_self = include_self
@@ -72,6 +79,16 @@ class BallSampler:
         column = (self.cumulative[anchors] <= rank[:, None]).sum(dim=1)  # the (rank+1)-th column within tau
         drawn = self.table[anchors, column.clamp(max=self.table.shape[1] - 1)]
         return torch.where(rank >= inside, anchors, drawn)
+
+    def candidate_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """(candidates flat, count per anchor): the columns within tau, and x itself where none is or
+        with include_self."""
+        table, within = self.table.cpu().numpy(), self.within.cpu().numpy()
+        lists = [
+            np.append(row[mask], i) if self.include_self or not mask.any() else row[mask]
+            for i, (row, mask) in enumerate(zip(table, within))
+        ]
+        return np.concatenate(lists), np.array([len(c) for c in lists])
 
 
 class FixedSampler:
@@ -115,26 +132,54 @@ class SamplingRule:
     """How x' is drawn from the neighbour table: `build(table, dist, k, tau, include_self)` gives the
     sampler; `needs_radius`: the rule uses tau (so adaptive tau needs tau_neighbors columns);
     `distinct_positives`: with `positives: m` its sampler draws m different ones among its k (+ self)
-    candidates (`draw_distinct`), so m may not exceed them (benchmark/positives.py)."""
+    candidates (`draw_distinct`), so m may not exceed them (benchmark/positives.py). A rule with
+    settings declares their typed `params` (the config's `sampling_args`), `width(k, args)` (the table
+    columns it reads, if more than k) and the `inputs` its builder takes by keyword besides the table:
+    `args` (its params), `vectors` (the embedding the table was searched in), `seed` (the run's)."""
 
     build: SamplerBuilder
     needs_radius: bool
     distinct_positives: bool = False
+    params: type | None = None
+    width: Callable[[int, Any], int] | None = None
+    inputs: tuple[str, ...] = ()
+
+    def columns(self, k: int, args: Any) -> int:
+        return max(k, self.width(k, args)) if self.width else k
 
 
 SAMPLING_RULES: Registry[SamplingRule] = Registry("sampling rule")
 
 
 def sampling_rule(
-    name: str, needs_radius: bool, distinct_positives: bool = False
+    name: str,
+    needs_radius: bool,
+    distinct_positives: bool = False,
+    params: type | None = None,
+    width: Callable[[int, Any], int] | None = None,
+    inputs: tuple[str, ...] = (),
 ) -> Callable[[SamplerBuilder], SamplerBuilder]:
-    """Register a builder as the sampling rule `name`."""
+    """Register a builder as the sampling rule `name` (see SamplingRule for the settings)."""
 
     def add(build: SamplerBuilder) -> SamplerBuilder:
-        SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius, distinct_positives))
+        SAMPLING_RULES.register(name)(SamplingRule(build, needs_radius, distinct_positives, params, width, inputs))
         return build
 
     return add
+
+
+def sampling_args(sampling: str, values: dict) -> Any:
+    """The rule's typed settings from the config's `sampling_args` (None for a rule without any, which
+    takes none); unknown keys and bad values named."""
+    from benchmark.errors import ConfigError
+    from benchmark.params import resolve_params
+
+    rule = SAMPLING_RULES.get(sampling)
+    if rule.params is None:
+        if values:
+            raise ConfigError(f"sampling {sampling!r} takes no sampling_args, got {sorted(values)}")
+        return None
+    return resolve_params(rule.params, values, "sampling_args", f"sampling {sampling!r}")
 
 
 @sampling_rule("knn-uniform", needs_radius=False, distinct_positives=True)
@@ -161,6 +206,8 @@ class SamplingChoice(Protocol):
     @property
     def sampling(self) -> str: ...
     @property
+    def sampling_args(self) -> dict: ...
+    @property
     def k(self) -> int: ...
     @property
     def tau(self) -> float | None: ...
@@ -168,16 +215,55 @@ class SamplingChoice(Protocol):
     def tau_neighbors(self) -> int: ...
     @property
     def include_self(self) -> bool: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def seed(self) -> int: ...
 
 
 def rule_sampler(
-    choice: SamplingChoice, index: np.ndarray, dist: np.ndarray, device: torch.device
+    choice: SamplingChoice,
+    index: np.ndarray,
+    dist: np.ndarray,
+    device: torch.device,
+    vectors: torch.Tensor | None = None,
 ) -> tuple[PairSampler, float | None]:
     """The chosen sampling rule over a neighbour table, and the radius it uses (adaptive tau is
-    computed from this table's distances; None for rules without a radius)."""
+    computed from this table's distances; None for rules without a radius). `vectors`: the embedding
+    the table was searched in, for a rule that reads it (as the search saw it: unit length for cosine)."""
     rule = SAMPLING_RULES.get(choice.sampling)
     tau = None
     if rule.needs_radius:
         tau = choice.tau if choice.tau is not None else adaptive_tau(dist, choice.tau_neighbors)
     index_t, dist_t = torch.as_tensor(index, device=device), torch.as_tensor(dist, device=device)
-    return rule.build(index_t, dist_t, choice.k, tau, choice.include_self), tau
+    inputs = {"args": sampling_args(choice.sampling, choice.sampling_args), "seed": choice.seed}
+    if "vectors" in rule.inputs:
+        assert vectors is not None, f"sampling {choice.sampling!r} reads the embedding (refused with refresh_every)"
+        x = vectors.float()
+        inputs["vectors"] = (torch.nn.functional.normalize(x, dim=1) if choice.metric == "cosine" else x).cpu().numpy()
+    extra = {name: inputs[name] for name in rule.inputs}
+    return rule.build(index_t, dist_t, choice.k, tau, choice.include_self, **extra), tau
+
+
+def resolved_sampling_args(sampling: str, values: dict) -> dict:
+    """`sampling_args` with the rule's defaults made explicit, as run_id hashes them ({} for a rule
+    without settings, which new_key keeps out of run_id; as given for an unknown rule)."""
+    import dataclasses
+
+    if sampling not in SAMPLING_RULES:
+        return dict(values)
+    params = sampling_args(sampling, values)
+    return dataclasses.asdict(params) if params is not None else {}
+
+
+def check_sampling(config) -> None:
+    """The rule's `sampling_args`; a rule that reads the prior's embedding (k-means clusters) is not
+    rebuilt at a refresh (the refreshed table carries no embedding), so refresh_every must be 0."""
+    from benchmark.errors import ConfigError
+
+    sampling_args(config.sampling, config.sampling_args)
+    if config.refresh_every and "vectors" in SAMPLING_RULES.get(config.sampling).inputs:
+        raise ConfigError(
+            f"sampling {config.sampling!r} clusters the prior's embedding and is not rebuilt at a refresh; "
+            f"valid: refresh_every 0 with it, or another rule"
+        )

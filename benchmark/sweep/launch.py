@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from benchmark.errors import ConfigError
 from benchmark.manifest import MANIFEST
 from benchmark.results import sweep_table
 from benchmark.rundir import atomic_write_json, read_json
@@ -22,6 +23,8 @@ from benchmark.sweep.executors import EXECUTORS, ExecutorOptions, Launch, Progre
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.plan import Cell, Plan, expand
 from benchmark.sweep.run_views import RunView, states
+from benchmark.sweep.seeds import describe, grow
+from benchmark.sweep.seeds_rule import SeedsUntil, check_grid
 from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.summary import log_summary, summary_mode
 from benchmark.tracking import Labels
@@ -36,6 +39,7 @@ class SweepRequest:
     overrides: tuple[str, ...] = ()
     dry_run: bool = False
     retry_failed: bool = False
+    seeds_until_width: float | None = None  # overrides the sweep file's seeds_until.width (or sets one)
 
 
 @dataclass
@@ -63,11 +67,17 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     os.environ.setdefault("WANDB_SILENT", "true")  # one line per run here; W&B's own output goes to run logs
     spec = load_sweep(request.file)
+    rule = seeds_rule(spec, request.seeds_until_width)
     plan = expand(spec, request.overrides)
     executor = EXECUTORS.get(request.executor)(request.options, spec.resources)  # checks its own settings
     sweep_dir = Path(request.results_root) / spec.name
+    if rule is not None:
+        growth = grow(spec, request.overrides, sweep_dir, rule)
+        plan = growth.plan
     selection = select(plan, sweep_dir, request.retry_failed)
     print(describe_plan(plan, selection, sweep_dir, probe=request.dry_run), file=out)
+    if rule is not None:
+        print(describe(growth, rule), file=out)
     if request.dry_run:
         print(list_runs(plan, selection), file=out)
         return 0
@@ -96,6 +106,12 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
         if not executor.waits:
             print(f"submitted {len(jobs)} run(s); follow them with: gpsbench status {sweep_dir}", file=out)
             return 0
+    return finish_sweep(request, spec, plan, rule, out)
+
+
+def finish_sweep(request: SweepRequest, spec, plan, rule: SeedsUntil | None, out: TextIO) -> int:
+    """After the runs: the table, the W&B summary, what is left to resume, and another round of seeds."""
+    sweep_dir = Path(request.results_root) / spec.name
     print(sweep_table(sweep_dir), file=out)
     modes = {spec.wandb.apply(cell.config).wandb_mode or "disabled" for cell in plan.cells}
     log_summary(sweep_dir, spec.wandb, spec.name, summary_mode(modes), out)
@@ -107,7 +123,25 @@ def run_sweep(request: SweepRequest, out: TextIO | None = None) -> int:
             f"command again to resume them",
             file=out,
         )
+    if rule is not None and not (final[RunState.FAILED] or unfinished):
+        after = grow(spec, request.overrides, sweep_dir, rule)
+        if after.added:
+            print("another round: seeds to add (seeds_until)", file=out)
+            return run_sweep(request, out)
+        print(describe(after, rule), file=out)
     return 1 if final[RunState.FAILED] or unfinished else 0
+
+
+def seeds_rule(spec, width: float | None) -> SeedsUntil | None:
+    """The sweep file's seeds_until, with --seeds-until-width's width; None when neither asks."""
+    if width is None and (spec.seeds_until is None or spec.seeds_until.width is None):
+        return None
+    rule = dataclasses.replace(spec.seeds_until or SeedsUntil(), **({"width": width} if width is not None else {}))
+    rule.validate()
+    problems = check_grid(rule, spec.grid)
+    if problems:
+        raise ConfigError(f"sweep {spec.name!r}: " + "; ".join(problems))
+    return rule
 
 
 class Stopped(KeyboardInterrupt):

@@ -13,11 +13,17 @@ from benchmark import shipped
 from benchmark.config import WANDB_MODES, RunConfig
 from benchmark.errors import ConfigError, Problem, Problems, choice_error
 from benchmark.params import resolve_params
+from benchmark.sweep.seeds_rule import SeedsUntil, check_grid
 from benchmark.tracking import sweep_wandb_mode
 from benchmark.yamlfiles import load_yaml
 
-SWEEP_KEYS = ("name", "description", "include", "grid", "fixed", "per", "exclude", "resources", "wandb")
-ARG_SECTIONS = ("method_args", "aug_args", "prior_args")  # dict-valued keys; `method_args.x` names one entry
+SWEEP_KEYS = ("name", "description", "include", "grid", "fixed", "per", "exclude", "resources", "wandb", "seeds_until")
+ARG_SECTIONS = (
+    "method_args",
+    "aug_args",
+    "prior_args",
+    "sampling_args",
+)  # dict-valued keys; `method_args.x` names one entry
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -78,6 +84,7 @@ class SweepSpec:
     resources: Resources
     wandb: WandbSettings
     path: Path | None = None
+    seeds_until: SeedsUntil | None = None  # add seeds until an interval is narrow enough (benchmark/sweep/seeds.py)
 
     @property
     def axes(self) -> list[str]:
@@ -283,10 +290,23 @@ def parse_sweep(raw: Any, path: Path | None = None) -> SweepSpec:
     exclude = _parse_exclude(raw.get("exclude"), grid, problems)
     resources = _settings(Resources, raw.get("resources"), "resources", problems)
     wandb = _settings(WandbSettings, raw.get("wandb"), "wandb", problems)
+    seeds_until = None
+    if raw.get("seeds_until") is not None:
+        seeds_until = _settings(SeedsUntil, raw["seeds_until"], "seeds_until", problems)
+        if seeds_until.width is not None:
+            problems += check_grid(seeds_until, grid)
     if problems:
         raise ConfigError(format_problems(where, problems))
     return SweepSpec(
-        name=name, grid=grid, fixed=fixed, per=per, exclude=exclude, resources=resources, wandb=wandb, path=path
+        name=name,
+        grid=grid,
+        fixed=fixed,
+        per=per,
+        exclude=exclude,
+        resources=resources,
+        wandb=wandb,
+        path=path,
+        seeds_until=seeds_until,
     )
 
 
