@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from docs_tables import REPO, anchors, links, names, pages, table
 
 from benchmark.data import DATASETS
 from benchmark.methods import METHODS
+from tests.docs_tables import REPO, anchors, links, names, pages, table
 
 
 def test_the_methods_table_lists_every_registered_method():

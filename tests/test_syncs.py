@@ -7,7 +7,6 @@ CPU tests guard the GPU path.
 
 import pytest
 import torch
-from conftest import small_method_args
 
 from benchmark.assembly import PairStep, build_parts
 from benchmark.config import RunConfig
@@ -15,6 +14,7 @@ from benchmark.data import load_dataset
 from benchmark.evaluate import knn_accuracy
 from benchmark.methods import METHODS
 from benchmark.syncs import HOST_READS, record_host_syncs, summarize
+from tests.conftest import small_method_args
 
 BATCH = 32
 

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from conftest import small_method_args
 
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
@@ -14,6 +13,7 @@ from benchmark.methods import METHODS
 from benchmark.neighbors import SAMPLING_RULES
 from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.train import train_run
+from tests.conftest import small_method_args
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
 

@@ -156,7 +156,7 @@ def test_full_cifar10_archive(cifar_path, cifar_data_dir):
 
 
 def test_a_single_class_data_set_is_warned_about(tmp_path, capsys):
-    from test_data_identity import bmp
+    from tests.datasets.test_identity import bmp
 
     for split in ("train", "test"):
         (tmp_path / "one" / split / "only").mkdir(parents=True)

@@ -25,8 +25,8 @@ from benchmark.sweep.spec import load_sweep
 from gpu.check import bundle, closure, commands, offline, plan, projection, runs, steps, summary
 from gpu.check.options import CPU_SIZES, GPU_SIZES, CheckError, Sizes, parse_args, seconds
 from gpu.check.watch import SweepWatch
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CHECK_SH = REPO / "gpu" / "check.sh"
 
 

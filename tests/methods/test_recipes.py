@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from benchmark.config import RunConfig
 from benchmark.methods import METHODS
 from benchmark.optim import LARSParams, resolve_optim
 from benchmark.recipe_table import recipe_table
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CIFAR = "scripts/pretrain/cifar"
 
 # (method, value name, value, source file in solo-learn)

@@ -19,8 +19,8 @@ from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
 from benchmark.tracking import wandb_run_id
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
