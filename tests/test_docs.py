@@ -1,6 +1,6 @@
 """The docs say what the code holds: the tables of methods and datasets list exactly the registered
 ones, docs/design.md's layout names every module of the package, and no link between the pages is
-dead. (The tables of priors and sampling rules: test_self_description.py; recipes: test_recipes.py.)"""
+dead. (The tables of priors and sampling rules: test_self_description.py; recipes: methods/test_recipes.py.)"""
 
 from __future__ import annotations
 

@@ -286,7 +286,7 @@ def test_check_sh_says_what_is_missing_in_one_line(tmp_path):
 @pytest.mark.slow
 def test_the_check_runs_on_the_cpu_and_summarises(small_cifar_archive, tmp_path):
     """make gpu-check-dry at smaller sizes: the sweep's three runs train and evaluate on real CIFAR-10
-    JPEGs, the GPS run on the strong run's backbone, and the summary reads them (perf: tests/test_perf.py)."""
+    JPEGs, the GPS run on the strong run's backbone, and the summary reads them (perf: tests/perf/test_perf.py)."""
     out, work = tmp_path / "out", tmp_path / "work"
     result = _check_sh(
         *("--device", "cpu", "--steps", "sweep", "--data-path", str(small_cifar_archive)),
