@@ -108,6 +108,7 @@ def test_training_steps_never_wait_for_the_device(values, digits, one_thread):
     assert summarize(found) == {}
 
 
+@pytest.mark.compile
 @pytest.mark.parametrize("method", METHODS.names())
 def test_compiled_step_is_one_graph_and_matches_eager(method, digits):
     """torch.compile: no graph break, no recompile across steps, and the loss of the eager step."""

@@ -64,6 +64,7 @@ def test_resize_on_load(tmp_path):
     assert data.train.images.shape[1:] == (16, 16, 3) and data.test.images.shape[1:] == (16, 16, 3)
 
 
+@pytest.mark.real_data
 def test_imagefolder_archive_is_decoded_once_and_cached(small_cifar_archive, tmp_path):
     data = load_dataset("imagefolder", data_dir=tmp_path, data_path=small_cifar_archive)
     assert data.classes[:3] == ["airplane", "automobile", "bird"] and data.num_classes == 10
@@ -75,6 +76,7 @@ def test_imagefolder_archive_is_decoded_once_and_cached(small_cifar_archive, tmp
     np.testing.assert_array_equal(again.test.images, data.test.images)
 
 
+@pytest.mark.real_data
 def test_imagefolder_directory_equals_archive(small_cifar_archive, tmp_path):
     with tarfile.open(small_cifar_archive) as archive:
         archive.extractall(tmp_path / "tree", filter="data")
@@ -84,12 +86,14 @@ def test_imagefolder_directory_equals_archive(small_cifar_archive, tmp_path):
     np.testing.assert_array_equal(from_dir.test.labels, from_tar.test.labels)
 
 
+@pytest.mark.real_data
 def test_cifar10_reads_an_imagefolder_archive_in_the_data_dir(small_cifar_archive, tmp_path):
     (tmp_path / "cifar10-jpeg.tar.gz").symlink_to(small_cifar_archive)
     data = load_dataset("cifar10", data_dir=tmp_path)
     assert len(data.test) == 50 and data.classes[-1] == "truck"
 
 
+@pytest.mark.real_data
 def test_cifar10_reads_torchvision_batches(small_cifar_archive, tmp_path):
     """Write real images in torchvision's pickled batch format and read them back."""
     raw = read_imagefolder(small_cifar_archive)
@@ -147,6 +151,7 @@ def test_missing_data_says_which_files_to_put_where(name, needle, tmp_path):
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.real_data
 def test_full_cifar10_archive(cifar_path, cifar_data_dir):
     data = load_dataset("cifar10", data_dir=cifar_data_dir, data_path=cifar_path, subset=5000)
     assert (len(data.train), len(data.val), len(data.test)) == (4500, 500, 10000)

@@ -21,7 +21,7 @@ from benchmark.sweep.spec import load_sweep
 from benchmark.tracking import wandb_run_id
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def _free_port_pair() -> int:
