@@ -34,8 +34,10 @@ lint: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# the loop of a change: every test that needs none of the markers of pyproject.toml (CONTRIBUTING.md#tests)
+FAST_MARKERS := not slow and not real_data and not slurm and not wheel and not compile
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "$(FAST_MARKERS)"
 
 perf: install
 	$(BIN)/gpsbench perf $(PERF_ARGS)

@@ -3,7 +3,7 @@ executor), and submitit's preemption signal and handler.
 
 submitit exposes no public way to learn which signal it requeues on, nor to call the handler it
 installed for it, so `submitit_preemption` reads two private parts of it (named in its docstring); it
-is the only place in gps-bench that does, and tests/sweep/test_scheduler.py checks it against a real
+is the only place in gps-bench that does, and tests/test_scheduler.py checks it against a real
 submitit job, so a submitit release that changes them fails that test instead of silently losing
 preemptions.
 """

@@ -125,3 +125,20 @@ def small_method_args(method: str, width: int, **values) -> dict:
         elif type(field.default) is int and field.default >= 256:
             out[field.name] = width
     return out
+
+
+REAL_DATA_FIXTURES = {"cifar_path", "small_cifar_archive"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads the CIFAR-10 archive carries `real_data` (make test-fast leaves it out): one
+    that takes the archive's fixtures without the marker stops the collection, naming it."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("real_data") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "mark these @pytest.mark.real_data (they read the CIFAR-10 archive): " + ", ".join(unmarked)
+        )

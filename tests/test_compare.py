@@ -10,13 +10,13 @@ import math
 from pathlib import Path
 
 import pytest
-from test_results_load import config_of, manifest, write_run
 
 from benchmark import stats
 from benchmark.cli import main
 from benchmark.compare import Comparison, aggregates, difference_table, seeds_table, twins
 from benchmark.errors import ConfigError
 from benchmark.results import build_table, collect, to_csv, to_latex, to_markdown
+from tests.test_results_frame import config_of, manifest, write_run
 
 T_975_DF2 = 4.302652729749464  # printed t tables: 4.303
 # (method, aug) -> linear accuracy in % per seed 0, 1, 2: plain, then GPS (None: not done)

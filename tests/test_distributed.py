@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import small_method_args
 
 from benchmark.backbones import build_backbone
 from benchmark.methods import METHODS as REGISTRY
 from benchmark.methods import MethodContext, build_method
+from tests.conftest import small_method_args
 
 METHODS = REGISTRY.names()
 WORLD = 2

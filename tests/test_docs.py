@@ -1,16 +1,16 @@
 """The docs say what the code holds: the tables of methods and datasets list exactly the registered
 ones, docs/design.md's layout names every module of the package, and no link between the pages is
-dead. (The tables of priors and sampling rules: test_self_description.py; recipes: test_recipes.py.)"""
+dead. (The tables of priors and sampling rules: test_self_description.py; recipes: methods/test_recipes.py.)"""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from docs_tables import REPO, anchors, links, names, pages, table
 
 from benchmark.data import DATASETS
 from benchmark.methods import METHODS
+from tests.docs_tables import REPO, anchors, links, names, pages, table
 
 
 def test_the_methods_table_lists_every_registered_method():
@@ -52,3 +52,11 @@ def test_every_relative_link_points_to_a_file_and_heading_that_exist(page):
         elif anchor and (path.suffix != ".md" or anchor not in anchors(path)):
             dead.append(f"{target}: no heading #{anchor} in {path.relative_to(REPO)}")
     assert dead == []
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda path: str(path.relative_to(REPO)))
+def test_every_file_a_page_names_in_code_exists(page):
+    """A page that cites `tests/...py` or `benchmark/...py` as where something is checked or built must
+    name a file that is there (tests move with the package they mirror)."""
+    named = set(re.findall(r"`((?:tests|benchmark|gpu|tools)/[\w/.-]+\.(?:py|sh|yaml))`", page.read_text()))
+    assert sorted(path for path in named if not (REPO / path).exists()) == []

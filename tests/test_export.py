@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 import torch
-from conftest import small_method_args
 from safetensors.torch import save_file
 
 import benchmark
@@ -21,6 +20,7 @@ from benchmark.evaluate import extract_features
 from benchmark.export import export_backbone, timm_model_name
 from benchmark.priors import build_prior
 from benchmark.train import train_run
+from tests.conftest import small_method_args
 
 CPU = torch.device("cpu")
 

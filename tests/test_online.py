@@ -10,7 +10,6 @@ import json
 
 import pytest
 import torch
-from conftest import small_method_args
 
 from benchmark.assembly import PairStep, build_parts
 from benchmark.config import RunConfig
@@ -18,6 +17,7 @@ from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.online import HEAD_SEED_OFFSET, SelectionOnTest, classifier_lr
 from benchmark.train import train_run
+from tests.conftest import small_method_args
 
 
 @pytest.fixture(scope="module")

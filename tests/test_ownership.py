@@ -9,13 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import small_method_args
 
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
 from benchmark.ownership import ForeignRun
 from benchmark.rundir import RunDir
 from benchmark.train import train_run
+from tests.conftest import small_method_args
 
 
 def config(**values) -> RunConfig:

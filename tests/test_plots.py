@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_results_load import config_of, manifest, write_run
 
 from benchmark.plots import (
     NoData,
@@ -22,6 +21,7 @@ from benchmark.plots import (
     write_plots,
 )
 from benchmark.results import load
+from tests.test_results_frame import config_of, manifest, write_run
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import small_method_args
 
 from benchmark.assembly import PairStep, build_parts
 from benchmark.config import RunConfig
@@ -18,6 +17,7 @@ from benchmark.methods import METHODS
 from benchmark.methods.simclr import multi_positive_nt_xent, nt_xent_loss
 from benchmark.neighbors import BallSampler, IdentitySampler, KnnUniformSampler, distinct_columns
 from benchmark.positives import draw_positives
+from tests.conftest import small_method_args
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import re
 
 import pytest
 import torch
-from conftest import small_method_args
 
 from benchmark import progress as progress_module
 from benchmark.config import RunConfig
@@ -18,6 +17,7 @@ from benchmark.priors import build_prior, prior_embeddings
 from benchmark.progress import clock, epoch_line, progress
 from benchmark.syncs import record_host_syncs, summarize
 from benchmark.train import train_run
+from tests.conftest import small_method_args
 
 EPOCH_LINE = re.compile(
     r"^run (?P<run>[0-9a-f]{12}) epoch (?P<epoch>\d+)/(?P<epochs>\d+) loss (?P<loss>\d+\.\d{4}) "

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import small_method_args
 
 from benchmark.assembly import build_parts
 from benchmark.backbones import build_backbone
@@ -25,6 +24,7 @@ from benchmark.neighbors import build_table, prior_nn_agreement
 from benchmark.refresh import embed_for_refresh, table_overlap
 from benchmark.rundir import RunDir
 from benchmark.train import RunInterrupted, train_run
+from tests.conftest import small_method_args
 
 GPS = {"dataset": "digits", "prior": "pixel", "k": 5, "batch_size": 128, "progress": False}
 

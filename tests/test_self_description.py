@@ -9,7 +9,6 @@ import re
 import pandas as pd
 import pytest
 import torch
-from docs_tables import names, table
 
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
@@ -20,6 +19,7 @@ from benchmark.priors import PRIORS
 from benchmark.priors.simple import PixelPrior
 from benchmark.results import build_table, to_markdown, variant
 from benchmark.sweep.plan import drop_k_without_prior
+from tests.docs_tables import names, table
 
 CPU = torch.device("cpu")
 

@@ -7,7 +7,6 @@ CPU tests guard the GPU path.
 
 import pytest
 import torch
-from conftest import small_method_args
 
 from benchmark.assembly import PairStep, build_parts
 from benchmark.config import RunConfig
@@ -15,6 +14,7 @@ from benchmark.data import load_dataset
 from benchmark.evaluate import knn_accuracy
 from benchmark.methods import METHODS
 from benchmark.syncs import HOST_READS, record_host_syncs, summarize
+from tests.conftest import small_method_args
 
 BATCH = 32
 
@@ -108,6 +108,7 @@ def test_training_steps_never_wait_for_the_device(values, digits, one_thread):
     assert summarize(found) == {}
 
 
+@pytest.mark.compile
 @pytest.mark.parametrize("method", METHODS.names())
 def test_compiled_step_is_one_graph_and_matches_eager(method, digits):
     """torch.compile: no graph break, no recompile across steps, and the loss of the eager step."""

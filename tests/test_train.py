@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from conftest import small_method_args
 
 from benchmark.config import RunConfig
 from benchmark.data import load_dataset
@@ -14,6 +13,7 @@ from benchmark.methods import METHODS
 from benchmark.neighbors import SAMPLING_RULES
 from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.train import train_run
+from tests.conftest import small_method_args
 
 FAST = {"dataset": "digits", "batch_size": 128, "progress": False}
 
@@ -165,6 +165,7 @@ def test_checkpoint_backbone_loads_as_weights(tmp_path, digits):
 
 
 @pytest.mark.slow
+@pytest.mark.real_data
 def test_cifar10_subset_byol_beats_random_init(tmp_path, cifar_path, cifar_data_dir):
     """Real CIFAR-10 JPEGs, 2,000-image class-balanced subset, small CNN, BYOL's reference recipe with
     strong DA, 8 epochs (56 steps). So early, colour-invariant features do not yet beat a random

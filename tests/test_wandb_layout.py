@@ -10,7 +10,6 @@ import sys
 import textwrap
 
 import pytest
-from wandb_records import artifacts, offline_runs, run_config, run_record
 
 from benchmark.cli import main
 from benchmark.config import RunConfig
@@ -19,6 +18,7 @@ from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.summary import ARTIFACT_TYPE, JOB_TYPE, SUMMARY_DIR
 from benchmark.tracking import wandb_run_id
 from benchmark.train import RunInterrupted, train_run
+from tests.wandb_records import artifacts, offline_runs, run_config, run_record
 
 HEADS = "{proj_hidden_dim: 64, proj_output_dim: 16}"
 

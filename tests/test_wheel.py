@@ -46,6 +46,7 @@ def wheel(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.wheel
 def test_wheel_holds_the_shipped_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for kind, folder in (("sweeps", "sweeps"), ("profiles", "slurm/profiles"), ("reference", "results/reference")):
@@ -55,6 +56,7 @@ def test_wheel_holds_the_shipped_files(wheel):
 
 
 @pytest.mark.slow
+@pytest.mark.wheel
 def test_installed_command_runs_outside_the_checkout(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

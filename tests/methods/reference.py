@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 
 import torch
-from conftest import small_method_args
 
 from benchmark.backbones import SmallCNN
 from benchmark.methods import MethodContext, build_method
+from tests.conftest import small_method_args
 
 N, D = 6, 5
 TOL = dict(rel=1e-5, abs=1e-5)

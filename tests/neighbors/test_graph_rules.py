@@ -24,8 +24,7 @@ from benchmark.neighbors.graph_rules import (
     louvain_labels,
 )
 from benchmark.pairing import build_sampler
-
-from .draws import CPU, gen
+from tests.neighbors.draws import CPU, gen
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

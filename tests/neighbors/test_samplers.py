@@ -13,8 +13,7 @@ from benchmark.neighbors import (
     KnnUniformSampler,
     SameClassSampler,
 )
-
-from .draws import DRAWS, TOL, frequencies, gen
+from tests.neighbors.draws import DRAWS, TOL, frequencies, gen
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

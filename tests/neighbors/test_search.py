@@ -20,8 +20,7 @@ from benchmark.neighbors import (
     torch_exact,
 )
 from benchmark.neighbors.search import _drop_self
-
-from .draws import CPU, gen
+from tests.neighbors.draws import CPU, gen
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

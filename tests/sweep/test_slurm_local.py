@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from test_slurm_cluster import _free_port_pair
 
 from benchmark.cli import main
+from tests.conftest import REPO
+from tests.sweep.test_slurm_cluster import _free_port_pair
 
-REPO = Path(__file__).resolve().parent.parent
 UP, DOWN = REPO / "slurm/local/up.sh", REPO / "slurm/local/down.sh"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
+pytestmark = pytest.mark.slurm  # it starts and stops a localhost SLURM
 needs_slurm = pytest.mark.skipif(
     not shutil.which("slurmctld") or not shutil.which("munged"),
     reason="slurm-wlm and munge are not installed (slurm/local/up.sh installs them where apt-get may)",

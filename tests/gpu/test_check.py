@@ -25,8 +25,8 @@ from benchmark.sweep.spec import load_sweep
 from gpu.check import bundle, closure, commands, offline, plan, projection, runs, steps, summary
 from gpu.check.options import CPU_SIZES, GPU_SIZES, CheckError, Sizes, parse_args, seconds
 from gpu.check.watch import SweepWatch
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CHECK_SH = REPO / "gpu" / "check.sh"
 
 
@@ -284,9 +284,10 @@ def test_check_sh_says_what_is_missing_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.real_data
 def test_the_check_runs_on_the_cpu_and_summarises(small_cifar_archive, tmp_path):
     """make gpu-check-dry at smaller sizes: the sweep's three runs train and evaluate on real CIFAR-10
-    JPEGs, the GPS run on the strong run's backbone, and the summary reads them (perf: tests/test_perf.py)."""
+    JPEGs, the GPS run on the strong run's backbone, and the summary reads them (perf: tests/perf/test_perf.py)."""
     out, work = tmp_path / "out", tmp_path / "work"
     result = _check_sh(
         *("--device", "cpu", "--steps", "sweep", "--data-path", str(small_cifar_archive)),
@@ -352,6 +353,7 @@ def _wheel(tmp_path: Path) -> Path:
     return tmp_path / "bundle"
 
 
+@pytest.mark.wheel
 def test_a_bundle_installs_once_without_an_index_and_goes_first_on_the_path(tmp_path, monkeypatch):
     made = _wheel(tmp_path)
     (made / "requirements.txt").write_text("gpscheckprobe==1.0\n")

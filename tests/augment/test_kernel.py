@@ -111,7 +111,7 @@ def test_weak_crop_and_none_mean_the_same_for_every_method(method):
 
 def test_strong_is_each_methods_reference_pipeline():
     """solo-learn's CIFAR files below 96 px, its ImageNet-100 files from 96 px (the values are pinned
-    against their sources in tests/test_recipes.py)."""
+    against their sources in tests/methods/test_recipes.py)."""
     simclr = resolve_aug_params("strong", {}, 32, strong("simclr"))
     assert simclr.symmetric and simclr.view1.blur_p == 0.5
     assert (simclr.view1.brightness, simclr.view1.contrast, simclr.view1.saturation, simclr.view1.hue) == (

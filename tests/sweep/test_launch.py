@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import submitit
-from wandb_records import history_steps, run_record
 
 from benchmark.cli import main
 from benchmark.rundir import RunDir, read_json
@@ -21,8 +20,9 @@ from benchmark.sweep.plan import expand
 from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
 from benchmark.tracking import wandb_run_id
+from tests.conftest import REPO
+from tests.wandb_records import history_steps, run_record
 
-REPO = Path(__file__).resolve().parent.parent
 SMALL = (
     "{dataset: digits, batch_size: 128, checkpoint_every: 1, method_args: {proj_hidden_dim: 128, proj_output_dim: 32}}"
 )

@@ -25,8 +25,8 @@ from benchmark.sweep.executors import mark_submitted
 from benchmark.sweep.launch import manifest
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 EPOCH_LINE = re.compile(
     r"^run ([0-9a-f]{12}) epoch (\d)/2 loss \d+\.\d{4} lr \S+ [\d,]+ img/s eta \d+:\d\d:\d\d$", re.M
 )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,8 @@ from benchmark.sweep.executors import (
 )
 from benchmark.sweep.job import RunJob
 from benchmark.sweep.spec import Resources
+from tests.conftest import REPO
 
-TESTS = Path(__file__).resolve().parent
 UUID = "GPU-8f6b2c1e-4d3a-9b7f-0e2d-1c5a6b7d8e9f"
 MIG = "MIG-5a1b2c3d-0e1f-4a5b-8c9d-7e6f5a4b3c2d"
 
@@ -75,7 +74,7 @@ class DevicesSeen(RunJob):
 @pytest.mark.slow
 def test_local_jobs_see_the_parents_devices_not_0_to_n(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"2,{UUID}")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))  # unpickling
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))  # unpickling
     resources = Resources(gpus=1, timeout_min=20, max_attempts=1)
     executor = LocalExecutor(ExecutorOptions(poll_s=0.5), resources, devices=allocated_devices(os.environ))
     assert [str(slot) for slot in executor.slots] == ["GPU 2", f"GPU {UUID}"]

@@ -21,6 +21,7 @@ from benchmark.sweep import study as studies
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
 from benchmark.sweep.tuning import load_tune
+from tests.conftest import REPO
 
 TUNE = """
 name: t
@@ -195,7 +196,7 @@ def start_tune(path: Path, results: Path, workers: int, output: int = subprocess
         stderr=output,
         text=True,
         start_new_session=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
     )
 
 

@@ -3,16 +3,13 @@ the clear error on a machine without SLURM. (Submissions to a real SLURM: see th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from benchmark.cli import main
 from benchmark.errors import ConfigError
 from benchmark.sweep.profiles import chunks, load_profile
 from benchmark.sweep.spec import Resources
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
 
 
 def test_example_profile_gives_sbatch_parameters_with_a_time_limit(monkeypatch):

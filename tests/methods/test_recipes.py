@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_method_args
 
 from benchmark.augment import LARGE_IMAGE_SIZE, StrongRecipe, ViewPair, resolve_aug_params, run_views
 from benchmark.config import RunConfig
 from benchmark.methods import METHODS
 from benchmark.optim import LARSParams, resolve_optim
 from benchmark.recipe_table import recipe_table, views_table
+from tests.conftest import REPO, small_method_args
 
-REPO = Path(__file__).resolve().parent.parent
 CIFAR = "scripts/pretrain/cifar"
 
 # (method, value name, value, source file in solo-learn)

@@ -64,6 +64,7 @@ def test_resize_on_load(tmp_path):
     assert data.train.images.shape[1:] == (16, 16, 3) and data.test.images.shape[1:] == (16, 16, 3)
 
 
+@pytest.mark.real_data
 def test_imagefolder_archive_is_decoded_once_and_cached(small_cifar_archive, tmp_path):
     data = load_dataset("imagefolder", data_dir=tmp_path, data_path=small_cifar_archive)
     assert data.classes[:3] == ["airplane", "automobile", "bird"] and data.num_classes == 10
@@ -75,6 +76,7 @@ def test_imagefolder_archive_is_decoded_once_and_cached(small_cifar_archive, tmp
     np.testing.assert_array_equal(again.test.images, data.test.images)
 
 
+@pytest.mark.real_data
 def test_imagefolder_directory_equals_archive(small_cifar_archive, tmp_path):
     with tarfile.open(small_cifar_archive) as archive:
         archive.extractall(tmp_path / "tree", filter="data")
@@ -84,12 +86,14 @@ def test_imagefolder_directory_equals_archive(small_cifar_archive, tmp_path):
     np.testing.assert_array_equal(from_dir.test.labels, from_tar.test.labels)
 
 
+@pytest.mark.real_data
 def test_cifar10_reads_an_imagefolder_archive_in_the_data_dir(small_cifar_archive, tmp_path):
     (tmp_path / "cifar10-jpeg.tar.gz").symlink_to(small_cifar_archive)
     data = load_dataset("cifar10", data_dir=tmp_path)
     assert len(data.test) == 50 and data.classes[-1] == "truck"
 
 
+@pytest.mark.real_data
 def test_known_data_sets_use_the_references_constants_and_others_their_own(small_cifar_archive, tmp_path):
     """CIFAR-10 is normalised with solo-learn's fixed constants (solo/data/pretrain_dataloader.py), the
     same archive loaded as a custom image folder with the mean and std of its own training images."""
@@ -107,6 +111,7 @@ def test_known_data_sets_use_the_references_constants_and_others_their_own(small
     assert REFERENCE_NORMALIZATION["fgvc_aircraft"].mean == (0.485, 0.456, 0.406)  # gps-ssl: ImageNet's
 
 
+@pytest.mark.real_data
 def test_cifar10_reads_torchvision_batches(small_cifar_archive, tmp_path):
     """Write real images in torchvision's pickled batch format and read them back."""
     raw = read_imagefolder(small_cifar_archive)
@@ -164,6 +169,7 @@ def test_missing_data_says_which_files_to_put_where(name, needle, tmp_path):
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.real_data
 def test_full_cifar10_archive(cifar_path, cifar_data_dir):
     data = load_dataset("cifar10", data_dir=cifar_data_dir, data_path=cifar_path, subset=5000)
     assert (len(data.train), len(data.val), len(data.test)) == (4500, 500, 10000)
@@ -173,7 +179,7 @@ def test_full_cifar10_archive(cifar_path, cifar_data_dir):
 
 
 def test_a_single_class_data_set_is_warned_about(tmp_path, capsys):
-    from test_data_identity import bmp
+    from tests.datasets.test_identity import bmp
 
     for split in ("train", "test"):
         (tmp_path / "one" / split / "only").mkdir(parents=True)

@@ -15,8 +15,7 @@ from benchmark.data.base import Split
 from benchmark.neighbors import IdentitySampler, KnnUniformSampler, SameClassSampler
 from benchmark.pairing import build_sampler
 from benchmark.priors import build_prior, embedding_key
-
-from .draws import CPU, gen
+from tests.neighbors.draws import CPU, gen
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,8 +1,8 @@
 """The fault suite's figures as tables, for a reviewer who wants to see outcomes rather than green dots.
 
-    python tests/fault_report.py corruption   # the corruption matrix: file x damage x command, each outcome
-    python tests/fault_report.py concurrent   # two sweeps at once on one folder, three times
-    python tests/fault_report.py disk-full    # a run on a full 64 MB tmpfs, then resumed once room is freed
+    python tests/faults/report.py corruption   # the corruption matrix: file x damage x command, each outcome
+    python tests/faults/report.py concurrent   # two sweeps at once on one folder, three times
+    python tests/faults/report.py disk-full    # a run on a full 64 MB tmpfs, then resumed once room is freed
 
 Each runs the real commands, as the tests in test_corruption.py, test_concurrent_sweeps.py and
 test_disk_full.py do; where a test asserts, this prints what it saw.
@@ -22,8 +22,7 @@ import textwrap
 import time
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
-sys.path[:0] = [str(TESTS.parent), str(TESTS)]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: benchmark and tests
 
 from benchmark.cli import main  # noqa: E402
 from benchmark.rundir import RunDir  # noqa: E402
@@ -46,7 +45,7 @@ def quiet(argv: list[str]) -> tuple[int, str, str]:
 
 
 def corruption(root: Path) -> None:
-    from test_corruption import CELLS, SWEEP, TUNE, apply
+    from tests.faults.test_corruption import CELLS, SWEEP, TUNE, apply
 
     path = root / "sweep.yaml"
     path.write_text(textwrap.dedent(SWEEP))
@@ -124,7 +123,7 @@ def journal_rows(root: Path, tune: str) -> None:
 
 
 def concurrent(root: Path, trials: int) -> None:
-    from test_concurrent_sweeps import SWEEP, runs_of, start_sweep
+    from tests.faults.test_concurrent_sweeps import SWEEP, runs_of, start_sweep
 
     print("| trial | exits | runs | attempts | epochs per run | result.json rewritten |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -151,7 +150,7 @@ def concurrent(root: Path, trials: int) -> None:
 
 
 def disk_full(root: Path) -> None:
-    from test_disk_full import gpsbench
+    from tests.faults.test_disk_full import gpsbench
 
     disk = root / "disk"
     disk.mkdir()

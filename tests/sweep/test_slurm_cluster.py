@@ -13,16 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import resource
 
 from benchmark.cli import main
 from benchmark.rundir import RunDir, read_json
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
 from benchmark.tracking import wandb_run_id
+from tests.conftest import REPO, resource
 
-REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def _free_port_pair() -> int:

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_bad_input import SMALL
-from test_sweep_registry import dead_pid
 
 from benchmark.rundir import RunDir
+from tests.conftest import REPO
+from tests.faults.test_bad_input import SMALL
+from tests.sweep.test_run_views import dead_pid
 
-REPO = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, "-m", "benchmark.cli", "train", *SMALL, "--set", "checkpoint_every=1"]
 
 

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_concurrent_sweeps import start_sweep
 
 from benchmark.cli import main
 from benchmark.rundir import RunDir
 from benchmark.sweep.plan import expand
 from benchmark.sweep.run_views import JobProbe, run_state
 from benchmark.sweep.spec import load_sweep
+from tests.faults.test_concurrent_sweeps import start_sweep
 
 pytestmark = pytest.mark.slow
 

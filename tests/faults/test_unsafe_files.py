@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_bad_input import SMALL, Crafted
-from test_sweep_registry import dead_pid
 
 from benchmark.cli import main
 from benchmark.config import RunConfig
@@ -24,6 +22,8 @@ from benchmark.data.base import DataSource
 from benchmark.errors import UnsafeFile
 from benchmark.rundir import RunDir
 from benchmark.train import RunInterrupted, train_run
+from tests.faults.test_bad_input import SMALL, Crafted
+from tests.sweep.test_run_views import dead_pid
 
 HEADS = {"proj_hidden_dim": 64, "proj_output_dim": 16}
 

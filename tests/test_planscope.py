@@ -9,10 +9,9 @@ import os
 import shutil
 from pathlib import Path
 
-from test_results_load import config_of, manifest, write_run
-
 from benchmark.cli import main
 from benchmark.results import collect, load
+from tests.test_results_frame import config_of, manifest, write_run
 
 NOW = {"a00000000000": 0, "a00000000001": 1}  # run_id -> seed: the current plan, 2 epochs
 THEN = {"b00000000000": 0, "b00000000001": 1, "b00000000002": 2}  # an earlier plan: 1 epoch, a third seed

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from test_sweep_registry import dead_pid
 
 from benchmark.claim import ClaimedRunDir, RunBusy, claim, holder
 from benchmark.errors import TrainingError
@@ -21,6 +20,7 @@ from benchmark.liveness import process_start
 from benchmark.rundir import RESULT_KEYS, RunDir
 from benchmark.sweep.executors import mark_submitted
 from benchmark.sweep.job import RunJob
+from tests.sweep.test_run_views import dead_pid
 
 RACE = textwrap.dedent("""
     import sys, time

@@ -18,8 +18,8 @@ from benchmark.errors import ConfigError
 from benchmark.methods import METHODS
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep, parse_sweep
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 BASE = {"name": "t", "grid": {"method": ["simclr", "byol"], "seed": [0, 1]}, "fixed": {"dataset": "digits"}}
 
 

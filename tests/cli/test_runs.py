@@ -87,6 +87,7 @@ def test_config_file_flags_and_set_layer_in_order(tmp_path, capsys):
     assert (config.method, config.epochs, config.seed) == ("byol", 3, 7)
 
 
+@pytest.mark.compile
 def test_perf_quick_measures_side_by_side(tmp_path, capsys):
     out = tmp_path / "perf.json"
     code = main(

@@ -16,8 +16,8 @@ import pytest
 from benchmark.rundir import RunDir
 from benchmark.sweep.plan import expand
 from benchmark.sweep.spec import load_sweep
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SWEEP = """
     name: {name}
     grid: {{seed: {seeds}}}
