@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,18 @@ def load_torch(path: Path, what: str) -> Any:
                 f"without running code from them (tensors, numbers and containers only)"
             ) from None
         raise DamagedFile(path, f"not a {what} torch can read (a pickle of something else, or damaged)") from None
-    except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError) as err:
+    # what torch's unpickler raises on bytes that are not a pickle it wrote (random bytes reach all of these)
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        TypeError,
+        struct.error,
+    ) as err:
         raise DamagedFile(
             path, f"not a {what} torch can read: truncated or damaged ({type(err).__name__}: {_first_line(str(err))})"
         ) from None

@@ -178,6 +178,9 @@ def test_cifar10_subset_byol_beats_random_init(tmp_path, cifar_path, cifar_data_
     assert trained["linear_acc"] > random_init["linear_acc"] + 0.025, (trained, random_init)
 
 
+REQUIRED_SAMPLING_ARGS = {"kmeans-cluster": {"clusters": 10}}  # a rule's settings that have no default
+
+
 @pytest.mark.parametrize("sampling", SAMPLING_RULES.names())
 def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
     cfg = config(
@@ -187,6 +190,7 @@ def test_gps_run_reports_its_prior(sampling, tmp_path, digits):
         prior="pixel",
         k=5,
         sampling=sampling,
+        sampling_args=REQUIRED_SAMPLING_ARGS.get(sampling, {}),
         data_dir=str(tmp_path / "data"),
         method_args=small_heads("simclr", mask_false_negatives=True),
     )

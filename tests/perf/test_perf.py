@@ -38,6 +38,7 @@ REPORT_KEYS = {
     "versions",
     "time",
     "phase_seconds",
+    "data_pipeline_vs_dataloader_per_recipe",
 }
 
 
@@ -118,9 +119,9 @@ def test_perf_reports_phases_as_they_come_and_the_precision_check(tmp_path, caps
     sizes = PerfSizes(exact_images=200, approx_images=0, registry_seeds=1)
     out = tmp_path / "perf.json"
     report = run_perf(_small_config(tmp_path), True, 0, str(out), tmp_path, sizes, precision_steps=3, on_phase=on_phase)
-    assert seen == ["step", "precision", "knn", "registry"]
+    assert seen == ["step", "precision", "recipes", "knn", "registry"]
     assert set(report) == REPORT_KEYS | {"precision"} and json.loads(out.read_text()) == report
-    assert set(report["phase_seconds"]) == {"data", "step", "precision", "knn", "registry", "total"}
+    assert set(report["phase_seconds"]) == {"data", "step", "precision", "recipes", "knn", "registry", "total"}
     precision = report["precision"]
     assert [row["step"] for row in precision["steps"]] == [1, 2, 3]
     for row in precision["steps"]:
