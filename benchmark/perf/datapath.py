@@ -16,7 +16,7 @@ from benchmark.augment import BatchAugment, ViewPair, resolve_aug_params
 from benchmark.config import RunConfig
 from benchmark.data import DatasetSplits
 from benchmark.methods import METHODS
-from benchmark.perf.step import TwoViewDataset, _endless, _rate, torchvision_pipeline
+from benchmark.perf.step import _endless, _rate, two_view_loader
 
 
 def recipe_groups(aug: str, aug_args: dict, image_size: int) -> list[tuple[list[str], ViewPair]]:
@@ -47,18 +47,7 @@ def recipe_figures(
             positives = parts.gps.sampler(anchors, parts.generator)
             augment(parts.images[torch.cat([anchors, positives])], parts.generator)
 
-        transforms = tuple(
-            torchvision_pipeline(p, data.mean, data.std, data.image_size) for p in (pair.view1, pair.view2)
-        )
-        loader = torch.utils.data.DataLoader(
-            TwoViewDataset(data.pretrain.images, transforms),
-            batch_size=batch,
-            shuffle=True,
-            drop_last=True,
-            num_workers=workers,
-            persistent_workers=False,
-            prefetch_factor=4 if workers > 0 else None,
-        )
+        loader = two_view_loader(data, pair, batch, workers, persistent=False)
         ours = _rate(data_path, 2 * batch, device, **budget)
         theirs = _rate(_endless(loader).__next__, 2 * batch, device, **budget)
         del loader  # its workers end with their iterator, before the next recipe's start

@@ -152,17 +152,8 @@ def step_figures(
     figures["data_pipeline"] = _rate(lambda: step.views(anchors()), views, device, **budget)
     figures["sampler"] = _rate(lambda: parts.gps.sampler(fixed_anchors, parts.generator), views, device, **budget)
 
-    pipelines = (parts.augment.views.view1, parts.augment.views.view2)
-    transforms = tuple(torchvision_pipeline(p, data.mean, data.std, data.image_size) for p in pipelines)
-    loader = torch.utils.data.DataLoader(
-        TwoViewDataset(data.pretrain.images, transforms),
-        batch_size=batch,
-        shuffle=True,
-        drop_last=True,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers > 0 else None,
+    loader = two_view_loader(
+        data, parts.augment.views, batch, workers, persistent=workers > 0, pin=device.type == "cuda"
     )
     batches = _endless(loader)
 
@@ -220,6 +211,24 @@ def _compile_counts() -> dict[str, int]:
         "compiled_graphs": int(counters["stats"]["unique_graphs"]),
         "graph_breaks": int(sum(counters["graph_break"].values())),
     }
+
+
+def two_view_loader(data: DatasetSplits, views, batch: int, workers: int, persistent: bool, pin: bool = False):
+    """The reference a data path is measured against: a DataLoader applying the two pipelines of `views`
+    (a ViewPair) with torchvision on PIL images in `workers` processes."""
+    transforms = tuple(
+        torchvision_pipeline(p, data.mean, data.std, data.image_size) for p in (views.view1, views.view2)
+    )
+    return torch.utils.data.DataLoader(
+        TwoViewDataset(data.pretrain.images, transforms),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=persistent,
+        pin_memory=pin,
+        prefetch_factor=4 if workers > 0 else None,
+    )
 
 
 def _endless(loader):
